@@ -1,0 +1,212 @@
+/**
+ * The outputs contract: everything a stack exports, and the only thing infra and runbooks share.
+ *
+ * `pulumi stack output --json --show-secrets` of every stack (dev, prod, dr) and the sandbox's
+ * outputs file both parse with `StackOutputs`. Fields marked with `secret()` are Pulumi secrets on
+ * the infra side and are masked by the runbooks in every log, audit line and support bundle.
+ */
+import { z } from "zod";
+
+/** Metadata carried by schema nodes; `secret: true` marks a credential. */
+export const contractMeta = z.registry<{ secret?: boolean; description?: string }>();
+
+/** A credential: a non-empty string that must never be printed. */
+export const secret = (description: string) => {
+  const schema = z.string().min(1, "must not be empty");
+  contractMeta.add(schema, { secret: true, description });
+  return schema;
+};
+
+const port = z.number().int().min(1).max(65535);
+const host = z.string().min(1);
+const endpoint = z.object({ host, port });
+
+/** One PostgreSQL server of the pair. */
+export const PgNode = z.object({
+  /** Stable name used in messages and replication slots, e.g. `pg-a`. */
+  name: z.string().regex(/^[a-z][a-z0-9_-]*$/, "lowercase letters, digits, - and _"),
+  host,
+  port,
+  /** The role the stack was deployed with; runbooks always re-check the live role with pg_is_in_recovery(). */
+  role: z.enum(["primary", "standby"]),
+  /** Data directory on the node (local path for the sandbox, path inside the container/pod otherwise). */
+  dataDir: z.string().min(1),
+});
+export type PgNode = z.infer<typeof PgNode>;
+
+export const Database = z.object({
+  /** Application database name, e.g. `trading`. */
+  name: z.string().min(1),
+  /** Superuser-like ops role the runbooks use. */
+  user: z.string().min(1),
+  password: secret("PostgreSQL password of the ops role"),
+  primary: PgNode,
+  standby: PgNode.optional(),
+  replication: z.object({
+    /** `sync`: commits wait for the standby (RPO 0, I5); `async`: they do not. */
+    mode: z.enum(["sync", "async"]),
+    /** Physical replication slot the standby streams from. */
+    slot: z.string().min(1),
+    /** Failover refuses beyond this replay lag unless forced (I6). */
+    maxLagBytes: z.number().int().nonnegative().default(16 * 1024 * 1024),
+  }),
+  /** The endpoint applications connect to (HAProxy / a Service); it must always reach the primary. */
+  traffic: endpoint,
+});
+export type Database = z.infer<typeof Database>;
+
+export const Redis = endpoint.extend({
+  password: secret("Redis AUTH password").optional(),
+});
+
+/** The trading bot's ops API (I1, I2, I3, Z1): health, metrics, kill switch, pause, positions. */
+export const OpsApi = z.object({
+  url: z.url({ protocol: /^https?$/ }),
+  token: secret("Bearer token of the ops API"),
+});
+
+export const BackupRepository = z.object({
+  type: z.literal("s3"),
+  /** S3 endpoint host (no scheme), e.g. `s3.eu-west-1.amazonaws.com` or `localhost` for the sandbox. */
+  endpoint: host,
+  port: port.default(443),
+  region: z.string().min(1),
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "an S3 bucket name"),
+  /** Key prefix of the pgBackRest repository inside the bucket, e.g. `/pgbackrest`. */
+  prefix: z.string().startsWith("/"),
+  uriStyle: z.enum(["host", "path"]).default("host"),
+  accessKeyId: secret("S3 access key id"),
+  secretAccessKey: secret("S3 secret access key"),
+  /** CA bundle for a private endpoint's TLS certificate (sandbox). */
+  caFile: z.string().optional(),
+  /** pgBackRest stanza, e.g. `trading`. */
+  stanza: z.string().regex(/^[a-z][a-z0-9_-]*$/),
+  /** Path to the pgbackrest.conf the runbooks use on this machine. */
+  configFile: z.string().optional(),
+});
+export type BackupRepository = z.infer<typeof BackupRepository>;
+
+/** The DR site (I5, I6): where `dr activate` moves traffic to. */
+export const DrSite = z.object({
+  name: z.string().min(1),
+  region: z.string().min(1),
+  opsApi: OpsApi.optional(),
+  database: PgNode.optional(),
+  /** Route53 failover record set apps resolve. */
+  dns: z
+    .object({
+      zoneId: z.string().min(1),
+      recordName: z.string().min(1),
+      healthCheckId: z.string().optional(),
+    })
+    .optional(),
+});
+
+export const Notifications = z.object({
+  telegram: z.object({ botToken: secret("Telegram bot token"), chatId: z.string().min(1) }).optional(),
+  discord: z.object({ webhookUrl: secret("Discord webhook URL") }).optional(),
+  slack: z.object({ webhookUrl: secret("Slack webhook URL") }).optional(),
+});
+
+/** I7 backup policy; defaults are the seed's. */
+export const Retention = z.object({
+  pgFullDays: z.number().int().positive().default(30),
+  walDays: z.number().int().positive().default(7),
+  redisSnapshotHours: z.number().int().positive().default(24),
+  modelDays: z.number().int().positive().default(90),
+});
+
+/** Where and how the stack runs; runbooks pick their platform adapters from `kind`. */
+export const Platform = z.discriminatedUnion("kind", [
+  z.object({
+    kind: z.literal("sandbox"),
+    /** Root of the sandbox: data dirs, logs, pid files, this outputs file. */
+    dir: z.string().min(1),
+    /** OS user PostgreSQL runs as (it refuses root). */
+    osUser: z.string().min(1),
+    pgBinDir: z.string().min(1),
+  }),
+  z.object({
+    kind: z.literal("docker"),
+    /** Container names by role. */
+    containers: z.object({
+      primary: z.string(),
+      standby: z.string().optional(),
+      redis: z.string(),
+      api: z.string(),
+      worker: z.string().optional(),
+    }),
+  }),
+  z.object({
+    kind: z.literal("kubernetes"),
+    namespace: z.string().min(1),
+    context: z.string().optional(),
+    deployments: z.object({ api: z.string(), worker: z.string().optional() }),
+    statefulSets: z.object({ database: z.string(), redis: z.string() }),
+  }),
+]);
+export type Platform = z.infer<typeof Platform>;
+
+export const StackOutputs = z.object({
+  contractVersion: z.literal(1),
+  /** Stack name the outputs belong to (`sandbox`, `dev`, `prod`, `dr`). */
+  stack: z.string().min(1),
+  platform: Platform,
+  database: Database,
+  redis: Redis,
+  opsApi: OpsApi,
+  backup: BackupRepository,
+  dr: DrSite.optional(),
+  notifications: Notifications.default({}),
+  retention: Retention.default({ pgFullDays: 30, walDays: 7, redisSnapshotHours: 24, modelDays: 90 }),
+});
+export type StackOutputs = z.infer<typeof StackOutputs>;
+/** What a stack must export, before defaults are applied. */
+export type StackOutputsInput = z.input<typeof StackOutputs>;
+
+/**
+ * Every secret value inside parsed outputs, found by walking the schema (not by guessing from key
+ * names), so a new `secret()` field is masked without touching the runbooks.
+ */
+export function secretValues(outputs: unknown, schema: z.ZodType = StackOutputs): string[] {
+  const found: string[] = [];
+  const walk = (node: z.ZodType, value: unknown): void => {
+    if (value === undefined || value === null) return;
+    if (contractMeta.get(node)?.secret && typeof value === "string") {
+      found.push(value);
+      return;
+    }
+    const def = (node as z.ZodType & { _zod: { def: Record<string, unknown> } })._zod.def;
+    switch (def.type) {
+      case "optional":
+      case "nullable":
+      case "default":
+      case "prefault":
+        return walk(def.innerType as z.ZodType, value);
+      case "object":
+        for (const [key, child] of Object.entries(def.shape as Record<string, z.ZodType>)) {
+          walk(child, (value as Record<string, unknown>)[key]);
+        }
+        return;
+      case "union":
+        for (const option of def.options as z.ZodType[]) {
+          if (option.safeParse(value).success) return walk(option, value);
+        }
+        return;
+      case "array":
+        for (const item of value as unknown[]) walk(def.element as z.ZodType, item);
+        return;
+    }
+  };
+  walk(schema, outputs);
+  return found;
+}
+
+/** One line naming the first bad key: `database.primary.port: expected number, received string`. */
+export function describeIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return "invalid value";
+  const path = issue.path.length ? issue.path.join(".") : "(root)";
+  const more = error.issues.length > 1 ? ` (+${error.issues.length - 1} more)` : "";
+  return `${path}: ${issue.message}${more}`;
+}

@@ -1,0 +1,200 @@
+/**
+ * The step engine: runs a runbook's steps in order with everything that makes that safe at 3 a.m.
+ *
+ *  - `--dry-run` prints the numbered plan and changes nothing (no lock, no step code runs).
+ *  - destructive steps need `--yes`, or the stack name typed back on a TTY — asked before any step runs.
+ *  - mutating runbooks hold the per-stack lock for the whole run.
+ *  - every step leaves one masked audit line; a failed step stops the run with its name, the
+ *    reason and what to do next; a step whose effect is already there (`isDone`) is skipped,
+ *    so re-running after a fix resumes where it stopped.
+ */
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import type { Writable } from "node:stream";
+import { describeIssue, secretValues, type StackOutputs } from "../../contract/outputs.ts";
+import { AuditLog, operator, type AuditEntry } from "./audit.ts";
+import { ExitCode, Refusal, StepFailure, UsageError, exitCodeOf, oneLine } from "./errors.ts";
+import { StackLock } from "./lock.ts";
+import { Masker } from "./mask.ts";
+import { createProgress, type StepOutcome } from "./progress.ts";
+import type { Runbook, Step, StepContext } from "./runbook.ts";
+
+export interface RunOptions {
+  outputs: StackOutputs;
+  /** Where the stack's lock and audit.jsonl live. */
+  stateDir: string;
+  dryRun?: boolean;
+  yes?: boolean;
+  /** Progress stream (stderr by default). */
+  progressTo?: Writable & { isTTY?: boolean };
+  /** Asks the operator to type a confirmation; absent when there is no TTY. */
+  confirm?: (question: string) => Promise<string>;
+  /** Suppresses progress (for --json, where stdout must stay one document). */
+  quiet?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface StepRecord {
+  index: number;
+  name: string;
+  outcome: StepOutcome | "planned";
+  durationMs: number;
+  error?: string;
+}
+
+export interface RunResult {
+  runId: string;
+  runbook: string;
+  stack: string;
+  dryRun: boolean;
+  exitCode: ExitCode;
+  steps: StepRecord[];
+  facts: Record<string, unknown>;
+  /** The dry-run plan, as numbered lines. */
+  plan?: string[];
+  report?: { text: string; json: unknown };
+  failure?: { step?: string; message: string; next?: string };
+  auditFile: string;
+}
+
+export function stateFiles(stateDir: string) {
+  return { lock: join(stateDir, "lock"), audit: join(stateDir, "audit.jsonl") };
+}
+
+export async function runRunbook<Args>(runbook: Runbook<Args>, rawArgs: unknown, options: RunOptions): Promise<RunResult> {
+  const masker = new Masker(secretValues(options.outputs));
+  const files = stateFiles(options.stateDir);
+  const audit = new AuditLog(files.audit, masker);
+  const runId = randomUUID();
+  const base = { runId, runbook: runbook.name, stack: options.outputs.stack };
+  const result: RunResult = {
+    ...base,
+    dryRun: Boolean(options.dryRun),
+    exitCode: ExitCode.ok,
+    steps: [],
+    facts: {},
+    auditFile: files.audit,
+  };
+
+  const args = parseArgs(runbook, rawArgs);
+  const steps = runbook.steps(args, options.outputs);
+  const auditArgs = masker.value(args);
+
+  if (options.dryRun) {
+    result.plan = planLines(steps);
+    steps.forEach((step, i) =>
+      audit.write({ ...base, step: step.name, index: i + 1, args: auditArgs, result: "planned", dryRun: true }),
+    );
+    result.steps = steps.map((step, i) => ({ index: i + 1, name: step.name, outcome: "planned", durationMs: 0 }));
+    return result;
+  }
+
+  await confirmDestructive(steps, options);
+
+  const lock = runbook.mutates ? new StackLock(files.lock) : undefined;
+  lock?.acquire({ runbook: runbook.name, runId, who: operator() });
+  const releaseOnExit = () => lock?.release();
+  process.once("exit", releaseOnExit);
+  audit.write({ ...base, args: auditArgs, result: "started" });
+
+  const progress = createProgress(options.progressTo ?? process.stderr, options.quiet);
+  const signal = options.signal ?? new AbortController().signal;
+  try {
+    for (const [i, step] of steps.entries()) {
+      const index = i + 1;
+      const stepFacts: Record<string, unknown> = {};
+      const ctx: StepContext = {
+        outputs: options.outputs,
+        signal,
+        log: (line) => progress.log(masker.text(line)),
+        record: (key, value) => {
+          stepFacts[key] = value;
+          result.facts[key] = value;
+        },
+      };
+      progress.start(index, steps.length, step.name);
+      const startedAt = performance.now();
+      const { outcome, error } = await runStep(step, ctx, signal);
+      const durationMs = Math.round(performance.now() - startedAt);
+      const message = error ? masker.text(oneLine(error)) : undefined;
+      progress.end(index, steps.length, step.name, outcome, durationMs, message);
+      result.steps.push({ index, name: step.name, outcome, durationMs, error: message });
+      audit.write({
+        ...base,
+        step: step.name,
+        index,
+        args: auditArgs,
+        result: outcome,
+        durationMs,
+        error: message,
+        facts: Object.keys(stepFacts).length ? stepFacts : undefined,
+      } satisfies AuditEntry);
+
+      if (error) {
+        result.exitCode = exitCodeOf(error);
+        result.failure = { step: step.name, message: message!, next: nextAction(step, error, steps.slice(0, i)) };
+        break;
+      }
+    }
+  } finally {
+    lock?.release();
+    process.removeListener("exit", releaseOnExit);
+    audit.write({ ...base, result: "finished", exitCode: result.exitCode, facts: result.facts });
+  }
+  if (runbook.report) result.report = masker.value(runbook.report(result.facts));
+  return result;
+}
+
+/** Validates a runbook's arguments; a bad one is a usage error naming the argument. */
+export function parseArgs<Args>(runbook: Runbook<Args>, rawArgs: unknown): Args {
+  const parsed = runbook.args.safeParse(rawArgs);
+  if (!parsed.success) throw new UsageError(`${runbook.name}: ${describeIssue(parsed.error)}`);
+  return parsed.data;
+}
+
+async function runStep(step: Step, ctx: StepContext, signal: AbortSignal): Promise<{ outcome: StepOutcome; error?: unknown }> {
+  try {
+    if (signal.aborted) throw new StepFailure("interrupted before the step started", "re-run the same command to resume");
+    if (step.isDone && (await step.isDone(ctx))) return { outcome: "skipped" };
+    try {
+      await step.precondition?.(ctx);
+    } catch (error) {
+      // A precondition that cannot even be evaluated is a refusal too: nothing has been changed.
+      return { outcome: "refused", error: error instanceof Refusal ? error : new Refusal(oneLine(error)) };
+    }
+    await step.action(ctx);
+    await step.verify?.(ctx);
+    return { outcome: "ok" };
+  } catch (error) {
+    return { outcome: error instanceof Refusal ? "refused" : "failed", error };
+  }
+}
+
+function nextAction(step: Step, error: unknown, completed: Step[]): string {
+  const explicit = (error instanceof Refusal || error instanceof StepFailure ? error.next : undefined) ?? step.onFailure;
+  const undoable = completed.filter((s) => s.undo).map((s) => `${s.name} → ${s.undo!.plan}`);
+  const parts = [explicit ?? "fix the cause above, then re-run the same command: completed steps are skipped"];
+  if (undoable.length && !(error instanceof Refusal)) parts.push(`to back out instead: ${undoable.reverse().join("; ")}`);
+  return parts.join("; ");
+}
+
+function planLines(steps: Step[]): string[] {
+  return steps.flatMap((step, i) => {
+    const lines = [`${i + 1}. ${step.name}${step.destructive ? " [destructive]" : ""}`];
+    if (step.plan) lines.push(`   does: ${step.plan}`);
+    if (step.undo) lines.push(`   undo: ${step.undo.plan}`);
+    return lines;
+  });
+}
+
+async function confirmDestructive(steps: Step[], options: RunOptions): Promise<void> {
+  const destructive = steps.filter((s) => s.destructive);
+  if (!destructive.length || options.yes) return;
+  const names = destructive.map((s) => `"${s.name}"`).join(", ");
+  if (!options.confirm) {
+    throw new Refusal(`destructive step(s) ${names} need --yes`, "re-run with --yes, or with --dry-run to see the plan first");
+  }
+  const stack = options.outputs.stack;
+  const answer = await options.confirm(`This will run ${names} against stack '${stack}'. Type the stack name to go on: `);
+  if (answer.trim() !== stack) throw new Refusal("confirmation did not match the stack name; nothing was changed");
+}

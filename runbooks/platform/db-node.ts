@@ -1,0 +1,66 @@
+/**
+ * Running a command on a database node (pgBackRest, pg_ctl, pg_rewind): the one platform concern
+ * the runbooks need for PostgreSQL. One implementation per platform; runbooks never branch on it.
+ */
+import { $ } from "zx";
+import type { PgNode, StackOutputs } from "../../contract/outputs.ts";
+import { StepFailure, oneLine } from "../engine/errors.ts";
+
+export interface DbNodeShell {
+  /** Runs argv on the node as the database OS user; rejects with the command's last error line. */
+  exec(node: PgNode, argv: string[]): Promise<string>;
+}
+
+export function dbNodeShell(outputs: StackOutputs): DbNodeShell {
+  const platform = outputs.platform;
+  switch (platform.kind) {
+    case "sandbox":
+      return {
+        // PostgreSQL refuses root; its tools run as the sandbox's OS user, with the sandbox's binaries first on PATH.
+        exec: (_node, argv) => {
+          const asUser = process.getuid?.() === 0 ? ["runuser", "-u", platform.osUser, "--"] : [];
+          const env = { ...process.env, PATH: `${platform.pgBinDir}:${process.env.PATH}` };
+          return run(argv[0]!, [...asUser, ...argv], env);
+        },
+      };
+    case "docker":
+      return {
+        exec: (node, argv) => run(argv[0]!, ["docker", "exec", "-u", "postgres", containerFor(platform.containers, node), ...argv]),
+      };
+    case "kubernetes":
+      return {
+        exec: (node, argv) =>
+          run(argv[0]!, [
+            "kubectl",
+            ...(platform.context ? ["--context", platform.context] : []),
+            "-n",
+            platform.namespace,
+            "exec",
+            node.host.split(".")[0]!,
+            "--",
+            ...argv,
+          ]),
+      };
+  }
+}
+
+function containerFor(containers: { primary: string; standby?: string }, node: PgNode): string {
+  return node.role === "standby" && containers.standby ? containers.standby : containers.primary;
+}
+
+/** `tool` names the command in errors ("pgbackrest exited 56: …"), not the wrapper that ran it. */
+async function run(tool: string, argv: string[], env?: NodeJS.ProcessEnv): Promise<string> {
+  const result = await $({ quiet: true, nothrow: true, env })`${argv}`;
+  if (result.exitCode !== 0) {
+    const lastLine = (result.stderr || result.stdout).trim().split("\n").pop() ?? "";
+    throw new StepFailure(`${tool} exited ${result.exitCode}: ${oneLine(lastLine)}`);
+  }
+  return result.stdout;
+}
+
+/** pgBackRest on the primary's node, with the stack's config file and stanza. */
+export function pgbackrest(outputs: StackOutputs, shell: DbNodeShell = dbNodeShell(outputs)) {
+  const { backup, database } = outputs;
+  const base = [...(backup.configFile ? [`--config=${backup.configFile}`] : []), `--stanza=${backup.stanza}`];
+  return (command: string, ...options: string[]) => shell.exec(database.primary, ["pgbackrest", ...base, ...options, command]);
+}

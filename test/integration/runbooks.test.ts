@@ -1,0 +1,134 @@
+/**
+ * health, diagnose and backup run by the real CLI against the real sandbox of this test run
+ * (global-setup.ts): PostgreSQL primary + synchronous standby, HAProxy, Redis, s3rver + pgBackRest,
+ * the ops API.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { describe, expect, inject, it } from "vitest";
+import { secretValues } from "../../contract/outputs.ts";
+import { PgbackrestInfo } from "../../runbooks/backup.ts";
+import { HealthDocument } from "../../runbooks/health.ts";
+import { RunDocument } from "../../runbooks/engine/document.ts";
+import { loadOutputs } from "../../runbooks/outputs.ts";
+import { pgbackrest } from "../../runbooks/platform/db-node.ts";
+import { tradeops } from "../support/tradeops.ts";
+
+const outputsFile = inject("outputsFile");
+const sandboxDir = inject("sandboxDir");
+const outputs = await loadOutputs({ stack: "sandbox", outputsFile });
+const onStack = (...args: string[]) => tradeops(["--outputs", outputsFile, ...args]);
+
+async function backupLabels(): Promise<string[]> {
+  const info = PgbackrestInfo.parse(JSON.parse(await pgbackrest(outputs)("info", "--output=json")));
+  return info[0]?.backup.map((b) => b.label) ?? [];
+}
+
+describe("health (Z1, S3, C1)", () => {
+  it("Z1: health shows every component healthy with its latency and exits 0", async () => {
+    const run = await onStack("health", "--json");
+    expect(run.code, run.stderr).toBe(0);
+    const doc = HealthDocument.parse(JSON.parse(run.stdout));
+    expect(doc.report?.components.map((c) => c.component).sort()).toEqual(
+      ["backup-repository", "ops-api", "primary", "redis", "standby", "traffic"],
+    );
+    for (const component of doc.report!.components) {
+      expect(component.status, `${component.component}: ${component.detail}`).toBe("healthy");
+      expect(component.latencyMs).toBeGreaterThan(0);
+    }
+    expect(doc.report!.components.find((c) => c.component === "traffic")?.detail).toBe("routes to pg-a (writable)");
+    expect(doc.report!.components.find((c) => c.component === "standby")?.detail).toMatch(/^pg-b streaming \(sync\), replay lag/);
+  });
+
+  it("Z1: the text report is a table with a headline", async () => {
+    const run = await onStack("health");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^healthy: all 6 components healthy\nCOMPONENT\s+STATUS\s+LATENCY/);
+    expect(run.stdout).toMatch(/^standby\s+healthy\s+\d+\.\d ms/m);
+  });
+});
+
+describe("diagnose (Z5)", () => {
+  it("Z5: diagnose shows the replication state, biggest tables, Redis queues and data dir disk use", async () => {
+    const run = await onStack("diagnose", "--json");
+    expect(run.code, run.stderr).toBe(0);
+    const facts = RunDocument.parse(JSON.parse(run.stdout)).facts as Record<string, { rows: unknown[][]; note?: string }>;
+    expect(facts.replication!.rows).toContainEqual(expect.arrayContaining(["pg-b", "streaming", "sync"]));
+    expect(facts.biggestTables!.rows.map((r) => r[0])).toContain("public.kill_switch_events");
+    expect(facts.redis!.rows).toContainEqual(["queue:trade-execution", expect.any(Number)]);
+    expect(facts.timescaleChunks!.note).toBe("TimescaleDB extension not installed: no chunks to show");
+    expect(facts.disk!.rows.map((r) => r[0])).toEqual(["pg-a", "pg-b"]);
+    expect(facts.disk!.rows[0]![4]).toMatch(/ of .* \(\d+ %\)$/);
+  });
+});
+
+describe("backup (Z6, S8, I7) and the engine's safety rails", () => {
+  it("Z6: --dry-run of backup prints the plan and the repository gains nothing", async () => {
+    const before = await backupLabels();
+    const run = await onStack("backup", "--dry-run");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain("1. Check the backup repository and WAL archiving");
+    expect(run.stdout).toContain("2. Take a full backup of the primary");
+    expect(await backupLabels()).toEqual(before);
+  });
+
+  it("Z6: backup takes a full backup, the repository lists it, and the audit log has one masked line per step", async () => {
+    const before = await backupLabels();
+    const run = await onStack("backup", "--json");
+    expect(run.code, run.stderr).toBe(0);
+    const doc = RunDocument.parse(JSON.parse(run.stdout));
+    const after = await backupLabels();
+    expect(after).toHaveLength(before.length + 1);
+    expect(doc.facts.backup).toMatchObject({ label: after.at(-1), type: "full" });
+
+    const audit = readFileSync(join(sandboxDir, "audit.jsonl"), "utf8");
+    const lines = audit.trim().split("\n").map((l) => JSON.parse(l)).filter((l) => l.runId === doc.runId);
+    expect(lines.map((l) => [l.step ?? null, l.result])).toEqual([
+      [null, "started"],
+      ["Check the backup repository and WAL archiving", "ok"],
+      ["Take a full backup of the primary", "ok"],
+      ["Verify the new backup is in the repository", "ok"],
+      [null, "finished"],
+    ]);
+    for (const secret of secretValues(outputs)) expect(audit).not.toContain(secret);
+  });
+
+  it("a second runbook started while one holds the stack lock exits 3", async () => {
+    const first = onStack("backup", "--type", "incr");
+    const lock = join(sandboxDir, "lock");
+    for (let i = 0; i < 200 && !existsSync(lock); i++) await sleep(25);
+    expect(existsSync(lock)).toBe(true);
+    const second = await onStack("backup");
+    expect(second.code).toBe(3);
+    expect(second.stderr).toMatch(/^tradeops: refused: stack is locked by runbook 'backup' \(pid \d+/);
+    expect((await first).code).toBe(0);
+    expect(existsSync(lock)).toBe(false);
+  });
+});
+
+describe("health when a component dies", () => {
+  it("Z1: killing the standby makes health exit 1 naming it; sandbox up brings it back", async () => {
+    const standby = outputs.database.standby!;
+    const postmasterPid = Number(readFileSync(join(standby.dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+    process.kill(postmasterPid, "SIGKILL");
+
+    const run = await onStack("health", "--json");
+    expect(run.code).toBe(1);
+    const doc = HealthDocument.parse(JSON.parse(run.stdout));
+    const byName = Object.fromEntries(doc.report!.components.map((c) => [c.component, c]));
+    expect(byName.standby).toMatchObject({ status: "unhealthy", detail: expect.stringMatching(/ECONNREFUSED|connect/) });
+    // Synchronous replication: with its standby gone the primary's commits would wait forever.
+    expect(byName.primary).toMatchObject({ status: "unhealthy", detail: expect.stringMatching(/synchronous standby/) });
+    expect(doc.failure?.message).toMatch(/^unhealthy: .*standby/);
+
+    const text = await onStack("health");
+    expect(text.code).toBe(1);
+    expect(text.stderr).toMatch(/✖ health stopped at "Confirm every component is healthy": unhealthy: .*standby \(/);
+
+    const up = await tradeops(["sandbox", "up", "--dir", sandboxDir]);
+    expect(up.code, up.stderr).toBe(0);
+    const healed = await onStack("health");
+    expect(healed.code, healed.stdout).toBe(0);
+  });
+});

@@ -1,0 +1,78 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { sampleOutputs } from "../support/sample-outputs.ts";
+
+const home = mkdtempSync(join(tmpdir(), "tradeops-cli-"));
+afterAll(() => rmSync(home, { recursive: true, force: true }));
+
+function tradeops(...args: string[]) {
+  const run = spawnSync(process.execPath, ["bin/tradeops.mjs", ...args], {
+    encoding: "utf8",
+    env: { ...process.env, TRADEOPS_HOME: home, PULUMI_BIN: join(home, "no-pulumi") },
+  });
+  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+/** Bad input: a usage exit code and exactly one readable line, never a stack trace. */
+function expectOneLineError(result: ReturnType<typeof tradeops>, code: number, pattern: RegExp) {
+  expect(result.code).toBe(code);
+  const lines = result.stderr.trim().split("\n");
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(pattern);
+  expect(result.stderr).not.toMatch(/\n\s+at /);
+}
+
+describe("tradeops CLI input errors", () => {
+  it("--help lists the runbooks and exits 0", () => {
+    const result = tradeops("--help");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/health[\s\S]*diagnose[\s\S]*backup[\s\S]*sandbox/);
+  });
+
+  it("an unknown flag exits 2 with one line", () => {
+    expectOneLineError(tradeops("health", "--frobnicate"), 2, /^tradeops: unknown option '--frobnicate'/);
+  });
+
+  it("an unknown command exits 2 with one line", () => {
+    expectOneLineError(tradeops("failovr"), 2, /^tradeops: unknown command 'failovr'/);
+  });
+
+  it("a bad option value exits 2 naming it", () => {
+    expectOneLineError(tradeops("backup", "--type", "weekly"), 2, /^tradeops: option '--type <type>' argument 'weekly' is invalid/);
+    expectOneLineError(tradeops("diagnose", "--limit", "ten"), 2, /^tradeops: diagnose: limit: /);
+  });
+
+  it("a missing outputs file exits 2 and says how to get one", () => {
+    expectOneLineError(tradeops("health"), 2, /^tradeops: cannot read outputs file .*sandbox\/outputs\.json \(not found\); run `tradeops sandbox up` first$/);
+  });
+
+  it("outputs that break the contract exit 2 naming the key", () => {
+    const file = join(home, "broken.json");
+    const broken = sampleOutputs();
+    (broken.redis as { port: unknown }).port = "six";
+    writeFileSync(file, JSON.stringify(broken));
+    expectOneLineError(tradeops("health", "--outputs", file), 2, /^tradeops: outputs of .*broken\.json break the contract: redis\.port: /);
+  });
+
+  it("a stack without the pulumi CLI exits 2 and points to --outputs", () => {
+    expectOneLineError(tradeops("health", "--stack", "prod"), 2, /pulumi CLI is not installed.*--outputs FILE/);
+  });
+
+  it("--json keeps stdout one JSON document even for errors", () => {
+    const result = tradeops("health", "--json");
+    expect(result.code).toBe(2);
+    expect(JSON.parse(result.stdout)).toMatchObject({ exitCode: 2, error: expect.stringMatching(/outputs file/) });
+  });
+
+  it("--dry-run of a mutating runbook against unreachable hosts prints the plan and touches nothing", () => {
+    const file = join(home, "outputs.json");
+    writeFileSync(file, JSON.stringify(sampleOutputs({ platform: { kind: "sandbox", dir: join(home, "state"), osUser: "postgres", pgBinDir: "/usr/lib/postgresql/15/bin" } })));
+    const result = tradeops("backup", "--dry-run", "--outputs", file);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^Plan for 'backup' on stack 'unit' \(dry run: nothing will be changed\)\n1\. Check the backup repository/);
+    expect(existsSync(join(home, "state", "lock"))).toBe(false);
+  });
+});

@@ -1,0 +1,203 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { StackOutputs } from "../../contract/outputs.ts";
+import { ExitCode, Refusal, StepFailure, UsageError } from "../../runbooks/engine/errors.ts";
+import { runRunbook, stateFiles, type RunOptions } from "../../runbooks/engine/run.ts";
+import { defineRunbook, type Step } from "../../runbooks/engine/runbook.ts";
+import { SECRETS, sampleOutputs } from "../support/sample-outputs.ts";
+
+const outputs = StackOutputs.parse(sampleOutputs());
+let stateDir: string;
+let options: RunOptions;
+
+beforeEach(() => {
+  stateDir = mkdtempSync(join(tmpdir(), "tradeops-engine-"));
+  options = { outputs, stateDir, quiet: true };
+});
+afterEach(() => rmSync(stateDir, { recursive: true, force: true }));
+
+const auditLines = () =>
+  readFileSync(stateFiles(stateDir).audit, "utf8")
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line));
+
+/** A runbook over an in-memory "world", so each test can see exactly what ran. */
+function counterRunbook(steps: Step[], mutates = true) {
+  return defineRunbook({
+    name: "counter",
+    summary: "test runbook",
+    features: [],
+    mutates,
+    args: z.object({ token: z.string().optional(), count: z.number().int().default(1) }),
+    steps: () => steps,
+  });
+}
+
+describe("step engine", () => {
+  it("--dry-run prints the numbered plan, runs no step code and writes planned audit lines", async () => {
+    const ran: string[] = [];
+    const runbook = counterRunbook([
+      { name: "Stop the API", plan: "scale api to 0", action: async () => void ran.push("stop"), undo: { plan: "scale api back", run: async () => {} } },
+      { name: "Restore the database", destructive: true, precondition: async () => void ran.push("pre"), action: async () => void ran.push("restore") },
+    ]);
+    const result = await runRunbook(runbook, {}, { ...options, dryRun: true });
+    expect(ran).toEqual([]);
+    expect(result.exitCode).toBe(ExitCode.ok);
+    expect(result.plan).toEqual([
+      "1. Stop the API",
+      "   does: scale api to 0",
+      "   undo: scale api back",
+      "2. Restore the database [destructive]",
+    ]);
+    expect(auditLines().map((l) => [l.step, l.result, l.dryRun])).toEqual([
+      ["Stop the API", "planned", true],
+      ["Restore the database", "planned", true],
+    ]);
+  });
+
+  it("writes one masked audit line per step with who, duration and recorded facts", async () => {
+    const runbook = counterRunbook([
+      {
+        name: "Read the lag",
+        action: async (ctx) => {
+          ctx.log(`connecting with ${SECRETS.dbPassword}`);
+          ctx.record("standbyLagBytes", 4096);
+          ctx.record("dsn", `postgres://tradeops:${SECRETS.dbPassword}@127.0.0.1:5432/trading`);
+        },
+      },
+      { name: "Do nothing else", action: async () => {} },
+    ]);
+    const result = await runRunbook(runbook, { token: SECRETS.opsToken }, options);
+    expect(result.exitCode).toBe(ExitCode.ok);
+    const lines = auditLines();
+    const steps = lines.filter((l) => l.step);
+    expect(steps.map((l) => [l.index, l.step, l.result])).toEqual([
+      [1, "Read the lag", "ok"],
+      [2, "Do nothing else", "ok"],
+    ]);
+    expect(steps[0].facts.standbyLagBytes).toBe(4096);
+    expect(steps[0].args.token).toBe("****");
+    expect(typeof steps[0].durationMs).toBe("number");
+    expect(steps[0].who).toMatch(/@/);
+    const file = readFileSync(stateFiles(stateDir).audit, "utf8");
+    for (const secret of Object.values(SECRETS)) expect(file).not.toContain(secret);
+    expect(lines.at(-1)).toMatchObject({ result: "finished", exitCode: 0 });
+  });
+
+  it("stops at a failed step with its name, the reason and what to do next; later steps do not run", async () => {
+    const ran: string[] = [];
+    const runbook = counterRunbook([
+      { name: "Fence the old primary", action: async () => void ran.push("fence"), undo: { plan: "start it again", run: async () => {} } },
+      {
+        name: "Promote the standby",
+        action: async () => {
+          throw new StepFailure("pg_promote returned false", "check the standby log");
+        },
+      },
+      { name: "Switch traffic", action: async () => void ran.push("switch") },
+    ]);
+    const result = await runRunbook(runbook, {}, options);
+    expect(result.exitCode).toBe(ExitCode.stepFailed);
+    expect(ran).toEqual(["fence"]);
+    expect(result.failure).toEqual({
+      step: "Promote the standby",
+      message: "pg_promote returned false",
+      next: "check the standby log; to back out instead: Fence the old primary → start it again",
+    });
+    expect(auditLines().filter((l) => l.step).map((l) => l.result)).toEqual(["ok", "failed"]);
+  });
+
+  it("a failing precondition refuses with exit 3 and changes nothing", async () => {
+    let acted = false;
+    const runbook = counterRunbook([
+      {
+        name: "Promote the standby",
+        precondition: async () => {
+          throw new Refusal("standby lag 40 MB exceeds 16 MB", "wait for it to catch up or pass --max-lag");
+        },
+        action: async () => {
+          acted = true;
+        },
+      },
+    ]);
+    const result = await runRunbook(runbook, {}, options);
+    expect(result.exitCode).toBe(ExitCode.refused);
+    expect(acted).toBe(false);
+    expect(result.failure?.next).toBe("wait for it to catch up or pass --max-lag");
+  });
+
+  it("re-running after a fix resumes: steps whose effect is in place are skipped", async () => {
+    const world = { backedUp: false, restored: false, broken: true };
+    const runbook = counterRunbook([
+      { name: "Back up", isDone: async () => world.backedUp, action: async () => void (world.backedUp = true) },
+      {
+        name: "Restore",
+        isDone: async () => world.restored,
+        action: async () => {
+          if (world.broken) throw new Error("disk full");
+          world.restored = true;
+        },
+      },
+    ]);
+    expect((await runRunbook(runbook, {}, options)).exitCode).toBe(ExitCode.stepFailed);
+    world.broken = false;
+    const second = await runRunbook(runbook, {}, options);
+    expect(second.exitCode).toBe(ExitCode.ok);
+    expect(second.steps.map((s) => s.outcome)).toEqual(["skipped", "ok"]);
+  });
+
+  it("a destructive step needs --yes, or the stack name typed back", async () => {
+    let restored = 0;
+    const runbook = counterRunbook([{ name: "Restore", destructive: true, action: async () => void restored++ }]);
+    await expect(runRunbook(runbook, {}, options)).rejects.toThrow(/need --yes/);
+    await expect(runRunbook(runbook, {}, { ...options, confirm: async () => "prod" })).rejects.toThrow(/did not match/);
+    expect(restored).toBe(0);
+    expect((await runRunbook(runbook, {}, { ...options, confirm: async () => "unit" })).exitCode).toBe(0);
+    expect((await runRunbook(runbook, {}, { ...options, yes: true })).exitCode).toBe(0);
+    expect(restored).toBe(2);
+  });
+
+  it("a second mutating runbook refuses (exit 3) while the first holds the stack lock", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const slow = counterRunbook([{ name: "Hold the lock", action: async () => (started(), held) }]);
+    const first = runRunbook(slow, {}, options);
+    await running;
+    const second = runRunbook(counterRunbook([{ name: "Anything", action: async () => {} }]), {}, options);
+    await expect(second).rejects.toBeInstanceOf(Refusal);
+    await expect(second).rejects.toThrow(/locked by runbook 'counter' \(pid \d+/);
+    release();
+    expect((await first).exitCode).toBe(0);
+    // Released: the next run gets the lock.
+    expect((await runRunbook(counterRunbook([{ name: "Again", action: async () => {} }]), {}, options)).exitCode).toBe(0);
+  });
+
+  it("read-only runbooks never wait for the lock", async () => {
+    writeFileSync(stateFiles(stateDir).lock, JSON.stringify({ runbook: "failover", pid: process.pid, host: hostname() }));
+    const readOnly = counterRunbook([{ name: "Look", action: async () => {} }], false);
+    expect((await runRunbook(readOnly, {}, options)).exitCode).toBe(0);
+  });
+
+  it("a lock left by a dead process is taken over", async () => {
+    writeFileSync(
+      stateFiles(stateDir).lock,
+      JSON.stringify({ runbook: "failover", pid: 2 ** 22 + 17, host: hostname(), who: "x", since: "" }),
+    );
+    const result = await runRunbook(counterRunbook([{ name: "Go", action: async () => {} }]), {}, options);
+    expect(result.exitCode).toBe(0);
+  });
+
+  it("bad arguments are a usage error naming the argument, before anything runs", async () => {
+    const runbook = counterRunbook([{ name: "Go", action: async () => {} }]);
+    await expect(runRunbook(runbook, { count: "many" }, options)).rejects.toBeInstanceOf(UsageError);
+    await expect(runRunbook(runbook, { count: "many" }, options)).rejects.toThrow(
+      "counter: count: Invalid input: expected number, received string",
+    );
+  });
+});
