@@ -4,30 +4,22 @@
  * result is parsed with the outputs contract; a bad or missing value is a usage error naming the key.
  */
 import { readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { StackOutputs, describeIssue } from "../contract/outputs.ts";
+// The sandbox is the embedded default stack: its location is the one thing read from infra.
+import { defaultSandboxDir, repoRoot, tradeopsHome } from "../infra/sandbox/layout.ts";
 import { UsageError } from "./engine/errors.ts";
 import { pulumiStackOutputs } from "./pulumi.ts";
-
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-
-/** Local state of tradeops on this machine: the sandbox, locks and audit logs of other stacks. */
-export function tradeopsHome(): string {
-  return resolve(process.env.TRADEOPS_HOME ?? join(repoRoot, ".tradeops"));
-}
 
 export interface OutputsSource {
   stack: string;
   outputsFile?: string;
-  /** Sandbox dir for `--stack sandbox` (default `$TRADEOPS_HOME/sandbox`). */
-  sandboxDir?: string;
 }
 
 export async function loadOutputs(source: OutputsSource): Promise<StackOutputs> {
   if (source.outputsFile) return parseOutputs(readOutputsFile(source.outputsFile), source.outputsFile);
   if (source.stack === "sandbox") {
-    const file = join(source.sandboxDir ?? join(tradeopsHome(), "sandbox"), "outputs.json");
+    const file = join(defaultSandboxDir(), "outputs.json");
     return parseOutputs(readOutputsFile(file, "run `tradeops sandbox up` first"), file);
   }
   return parseOutputs(await pulumiStackOutputs(source.stack, repoRoot), `stack ${source.stack}`);

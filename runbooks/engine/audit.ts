@@ -46,7 +46,7 @@ export class AuditLog {
     readonly file: string,
     private readonly masker: Masker,
   ) {
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    mkdirSync(dirname(file), { recursive: true });
   }
 
   write(entry: AuditEntry): void {

@@ -24,7 +24,7 @@ export class StackLock {
   constructor(readonly file: string) {}
 
   acquire(holder: Omit<LockHolder, "pid" | "host" | "since">): void {
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
+    mkdirSync(dirname(this.file), { recursive: true });
     const me: LockHolder = { ...holder, pid: process.pid, host: hostname(), since: new Date().toISOString() };
     for (let attempt = 0; attempt < 2; attempt++) {
       try {

@@ -1,0 +1,51 @@
+/**
+ * What one sandbox component is: how to tell it is up, start it (and wait until it is really
+ * ready), verify it, and stop it. The `sandbox up|down|status` runbooks turn each into a step.
+ */
+import type { ComponentName, SandboxLayout } from "./layout.ts";
+import type { SandboxSecrets } from "./secrets.ts";
+
+/** What `up` works with: where everything is, the credentials, and a progress line sink. */
+export interface Sandbox {
+  layout: SandboxLayout;
+  secrets: SandboxSecrets;
+  log(line: string): void;
+}
+
+export type ComponentState = "up" | "down" | "skipped";
+
+export interface ComponentStatus {
+  name: ComponentName;
+  state: ComponentState;
+  pid?: number;
+  port?: number;
+  /** e.g. "standby, streaming, sync", or why a component is skipped. */
+  detail?: string;
+}
+
+export interface SandboxComponent {
+  name: ComponentName;
+  /** Step sentence for `up`: "Start the PostgreSQL primary pg-a". */
+  startStep(layout: SandboxLayout): string;
+  /** Step sentence for `down`; absent when there is nothing to stop (the pgBackRest stanza). */
+  stopStep?(layout: SandboxLayout): string;
+  port?(layout: SandboxLayout): number;
+  /** Where to look when it fails (named in every error and `onFailure` line). */
+  logFile(layout: SandboxLayout): string;
+  /** The live pid of the component (verified to be this sandbox's), if it has a process. */
+  pid?(layout: SandboxLayout): number | undefined;
+  /** Why the component cannot run here yet (e.g. a missing file); `up` then skips it with this line. */
+  skipReason?(layout: SandboxLayout): string | undefined;
+  /** Running and answering. */
+  isUp(layout: SandboxLayout): Promise<boolean>;
+  /** Up and configured as this `up` asks (defaults to `isUp`); true makes the step a skip. */
+  isDone?(sandbox: Sandbox): Promise<boolean>;
+  /** Starts it and returns once it is ready, or throws one line naming it with its log's tail. */
+  start(sandbox: Sandbox): Promise<void>;
+  /** Read-only proof that it does its job (a PING, a query, an HTTP 200). */
+  verify(sandbox: Sandbox): Promise<void>;
+  /** Stops it and everything it started; resolves once the processes are gone. */
+  stop?(layout: SandboxLayout, log: (line: string) => void): Promise<void>;
+  /** One phrase for `status` beyond up/down (role, replication state…). */
+  describe?(layout: SandboxLayout): Promise<string | undefined>;
+}

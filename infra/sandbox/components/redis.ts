@@ -1,0 +1,68 @@
+/**
+ * Redis 7, the queue and state store (S7, C4), on the generated redis.conf.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { Redis } from "ioredis";
+import { renderRedisConf } from "../../config-files/redis.ts";
+import type { SandboxComponent } from "../component.ts";
+import type { SandboxLayout } from "../layout.ts";
+import { assertPortFree, livePid, notReady, portOpen, spawnDaemon, stopDaemon, waitUntil } from "../processes.ts";
+
+const READY_TIMEOUT_MS = 20_000;
+
+/** One short-lived authenticated connection that fails fast instead of reconnecting forever. */
+export async function withRedis<T>(layout: SandboxLayout, password: string, use: (redis: Redis) => Promise<T>): Promise<T> {
+  const redis = new Redis({
+    host: layout.host,
+    port: layout.ports.redis,
+    password,
+    lazyConnect: true,
+    connectTimeout: 1_000,
+    commandTimeout: 2_000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  });
+  redis.on("error", () => {});
+  try {
+    await redis.connect();
+    return await use(redis);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export const redis: SandboxComponent = {
+  name: "redis",
+  startStep: () => "Start Redis 7 (AOF everysec, S7 save rules)",
+  stopStep: () => "Stop Redis",
+  port: (layout) => layout.ports.redis,
+  logFile: (layout) => layout.redis.log,
+  pid: (layout) => livePid(layout.redis.pidFile, layout.dir),
+  isUp: async (layout) => livePid(layout.redis.pidFile, layout.dir) !== undefined && (await portOpen(layout.host, layout.ports.redis)),
+
+  async start({ layout, secrets }) {
+    await assertPortFree(layout.host, layout.ports.redis, "Redis");
+    mkdirSync(layout.redis.dataDir, { recursive: true, mode: 0o700 });
+    const conf = renderRedisConf({
+      bind: layout.host,
+      port: layout.ports.redis,
+      password: secrets.redisPassword,
+      dir: layout.redis.dataDir,
+      // Keeps the sandbox marker in its environment, so a stray Redis is found by `down`.
+      setProcTitle: false,
+    });
+    // 0600: the file carries requirepass.
+    writeFileSync(layout.redis.config, conf, { mode: 0o600 });
+    spawnDaemon(layout, { name: "redis", command: "redis-server", args: [layout.redis.config], log: layout.redis.log, pidFile: layout.redis.pidFile });
+    const ready = await waitUntil(() => withRedis(layout, secrets.redisPassword, async (client) => (await client.ping()) === "PONG"), READY_TIMEOUT_MS, 100);
+    if (!ready) throw notReady("Redis", `answer PING on port ${layout.ports.redis}`, READY_TIMEOUT_MS, layout.redis.log);
+  },
+
+  async verify({ layout, secrets }) {
+    const appendonly = await withRedis(layout, secrets.redisPassword, async (client) => (await client.config("GET", "appendonly")) as string[]);
+    if (appendonly[1] !== "yes") throw new Error(`Redis runs with appendonly ${appendonly[1]}, expected yes (S7); see ${layout.redis.config}`);
+  },
+
+  stop: (layout) => stopDaemon(layout, layout.redis),
+};

@@ -1,0 +1,63 @@
+/**
+ * The sandbox's credentials: minted once with node:crypto at the first `up`, kept in
+ * `<dir>/secrets.json` (mode 0600) and reused by every later `up`, so data dirs and clients agree.
+ */
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { z } from "zod";
+import type { SandboxLayout } from "./layout.ts";
+
+/** s3rver accepts only its built-in key pair (s3rver/lib/models/account.js). */
+export const S3RVER_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } as const;
+
+const secretValue = z.string().min(16);
+export const SandboxSecrets = z.object({
+  /** The ops role `tradeops` (superuser, scram-sha-256). */
+  pgPassword: secretValue,
+  /** The `replicator` role pg-b streams as. */
+  replicatorPassword: secretValue,
+  redisPassword: secretValue,
+  opsApiToken: secretValue,
+  /** I1: forced kill-switch deactivation. */
+  killSwitchAdminKey: secretValue,
+});
+export type SandboxSecrets = z.infer<typeof SandboxSecrets>;
+
+/** URL-safe, so the values go into postgres:// and redis:// URLs and config files unquoted. */
+function mintSecret(): string {
+  return randomBytes(24).toString("base64url");
+}
+
+export function mintSecrets(): SandboxSecrets {
+  return {
+    pgPassword: mintSecret(),
+    replicatorPassword: mintSecret(),
+    redisPassword: mintSecret(),
+    opsApiToken: mintSecret(),
+    killSwitchAdminKey: mintSecret(),
+  };
+}
+
+/** The sandbox's secrets, or undefined when it was never brought up. */
+export function readSecrets(layout: SandboxLayout): SandboxSecrets | undefined {
+  if (!existsSync(layout.files.secrets)) return undefined;
+  const parsed = SandboxSecrets.safeParse(JSON.parse(readFileSync(layout.files.secrets, "utf8")));
+  if (!parsed.success) {
+    throw new Error(`${layout.files.secrets} is damaged (${parsed.error.issues[0]?.path.join(".")}); delete the sandbox with \`sandbox down --purge\``);
+  }
+  return parsed.data;
+}
+
+/**
+ * Reads the sandbox's secrets, minting and persisting them (0600) on the first call. `known`
+ * values win over minted ones: the runbook passes those its outputs were built with.
+ */
+export function loadOrMintSecrets(layout: SandboxLayout, known: Partial<SandboxSecrets> = {}): SandboxSecrets {
+  const existing = readSecrets(layout);
+  if (existing) return existing;
+  const secrets = { ...mintSecrets(), ...known };
+  mkdirSync(layout.dir, { recursive: true, mode: 0o755 });
+  writeFileSync(layout.files.secrets, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600, flag: "wx" });
+  chmodSync(layout.files.secrets, 0o600);
+  return secrets;
+}

@@ -1,0 +1,197 @@
+/**
+ * The sandbox of this run (global-setup.ts), judged by outcomes: writes through HAProxy land on
+ * the primary and reach the synchronous standby, Redis and the S3 store answer with their
+ * credentials, WAL reaches the repository, and up/down are idempotent and leave nothing behind.
+ */
+import { randomUUID } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { Agent } from "node:https";
+import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { describe, expect, inject, it } from "vitest";
+import { StackOutputs } from "../../contract/outputs.ts";
+import type { ComponentStatus } from "../../infra/sandbox/component.ts";
+import { stanzaInfo } from "../../infra/sandbox/components/backup-stanza.ts";
+import { isAlive } from "../../infra/sandbox/processes.ts";
+import { resolveSandboxLayout, sandboxProcesses } from "../../infra/sandbox/sandbox.ts";
+import { runRunbook } from "../../runbooks/engine/run.ts";
+import { sandboxDown, sandboxStackOutputs, sandboxStatus, sandboxUp } from "../../runbooks/sandbox.ts";
+
+const sandboxDir = inject("sandboxDir");
+const outputsFile = inject("outputsFile");
+const outputs = StackOutputs.parse(JSON.parse(readFileSync(outputsFile, "utf8")));
+const layout = resolveSandboxLayout({ dir: sandboxDir });
+const probeToken = randomUUID();
+
+async function withPg<T>(endpoint: { host: string; port: number }, use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({
+    host: endpoint.host,
+    port: endpoint.port,
+    user: outputs.database.user,
+    password: outputs.database.password,
+    database: outputs.database.name,
+    connectionTimeoutMillis: 3_000,
+  });
+  await client.connect();
+  try {
+    return await use(client);
+  } finally {
+    await client.end();
+  }
+}
+
+function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+const runOptions = () => ({ outputs: sandboxStackOutputs({ dir: sandboxDir }), stateDir: sandboxDir, yes: true, quiet: true });
+
+async function timed<T>(label: string, work: () => Promise<T>): Promise<T> {
+  const startedAt = performance.now();
+  const result = await work();
+  process.stderr.write(`[sandbox.test] ${label} in ${((performance.now() - startedAt) / 1000).toFixed(2)} s\n`);
+  return result;
+}
+
+describe("sandbox outputs", () => {
+  it("S1: outputs.json passes the outputs contract and, like secrets.json, is readable by its owner only", () => {
+    expect(outputs.platform).toMatchObject({ kind: "sandbox", dir: sandboxDir });
+    expect(outputs.database).toMatchObject({ name: "trading", user: "tradeops", replication: { mode: "sync", slot: "pg_b" } });
+    expect(outputs.backup).toMatchObject({ endpoint: "localhost", uriStyle: "path", stanza: "trading", prefix: "/pgbackrest" });
+    expect(statSync(outputsFile).mode & 0o777).toBe(0o600);
+    expect(statSync(layout.files.secrets).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe("PostgreSQL pair", () => {
+  it("I5: the primary accepts a write through the traffic endpoint (HAProxy → pg-a)", async () => {
+    const served = await withPg(outputs.database.traffic, async (client) => {
+      await client.query("CREATE TABLE IF NOT EXISTS sandbox_probe (token text PRIMARY KEY, at timestamptz DEFAULT now())");
+      await client.query("INSERT INTO sandbox_probe (token) VALUES ($1)", [probeToken]);
+      return (await client.query<{ port: number; recovery: boolean }>("SELECT inet_server_port() AS port, pg_is_in_recovery() AS recovery")).rows[0];
+    });
+    expect(served).toEqual({ port: outputs.database.primary.port, recovery: false });
+  });
+
+  it("I5: the standby is in recovery, streams synchronously from the primary, and sees the row", async () => {
+    const replication = await withPg(outputs.database.primary, async (client) =>
+      (await client.query("SELECT application_name, state, sync_state FROM pg_stat_replication")).rows,
+    );
+    expect(replication).toContainEqual({ application_name: "pg-b", state: "streaming", sync_state: "sync" });
+    await withPg(outputs.database.standby!, async (client) => {
+      expect((await client.query("SELECT pg_is_in_recovery() AS recovery")).rows[0].recovery).toBe(true);
+      // Sync commit waits for the standby's flush, not its replay: allow a moment to apply.
+      await expect
+        .poll(async () => (await client.query("SELECT count(*)::int AS n FROM sandbox_probe WHERE token = $1", [probeToken])).rows[0].n, { timeout: 5_000 })
+        .toBe(1);
+    });
+  });
+});
+
+describe("Redis, S3 store, pgBackRest", () => {
+  it("S7: Redis answers PING with its password and runs with appendonly yes", async () => {
+    const redis = new Redis({ host: outputs.redis.host, port: outputs.redis.port, password: outputs.redis.password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    try {
+      await redis.connect();
+      expect(await redis.ping()).toBe("PONG");
+      expect(await redis.config("GET", "appendonly")).toEqual(["appendonly", "yes"]);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it("I7: the S3 bucket is listable over TLS with the sandbox CA and holds the pgBackRest repository", async () => {
+    const { backup } = outputs;
+    const s3 = new S3Client({
+      region: backup.region,
+      endpoint: `https://${backup.endpoint}:${backup.port}`,
+      forcePathStyle: true,
+      credentials: { accessKeyId: backup.accessKeyId, secretAccessKey: backup.secretAccessKey },
+      requestHandler: { httpsAgent: new Agent({ ca: readFileSync(backup.caFile!) }) },
+    });
+    try {
+      const listing = await s3.send(new ListObjectsV2Command({ Bucket: backup.bucket, Prefix: "pgbackrest/" }));
+      expect(listing.KeyCount).toBeGreaterThan(0);
+      expect(listing.Contents?.map((object) => object.Key)).toContain("pgbackrest/archive/trading/archive.info");
+    } finally {
+      s3.destroy();
+    }
+  });
+
+  it("I7: pgbackrest info shows the stanza sound and the WAL segment of pg_switch_wal archived", async () => {
+    const switched = await withPg(outputs.database.primary, async (client) => {
+      await client.query("INSERT INTO sandbox_probe (token) VALUES ($1) ON CONFLICT DO NOTHING", [`${probeToken}-wal`]);
+      return (await client.query<{ wal: string }>("SELECT pg_walfile_name(pg_switch_wal()) AS wal")).rows[0]!.wal;
+    });
+    await expect
+      .poll(async () => {
+        const info = await stanzaInfo(layout);
+        // Status 0 ok, or 2 "no valid backups": up takes no backup (another test file may have).
+        return { sound: info?.status.code === 0 || info?.status.code === 2, archived: (info?.archive[0]?.max ?? "") >= switched };
+      }, { timeout: 15_000, interval: 250 })
+      .toEqual({ sound: true, archived: true });
+  });
+});
+
+describe("ops API and Prometheus", () => {
+  it("Z1: the ops API is ready: /health/ready answers 200 (database via HAProxy and Redis healthy)", async () => {
+    const response = await fetch(new URL("/health/ready", outputs.opsApi.url), { signal: AbortSignal.timeout(5_000) });
+    expect(response.status, await response.text()).toBe(200);
+  });
+
+  it("S4: Prometheus scrapes the ops API and loaded the S5 alert rules", async () => {
+    const prometheus = `http://${layout.host}:${layout.ports.prometheus}`;
+    await expect
+      .poll(async () => {
+        const body = (await (await fetch(`${prometheus}/api/v1/targets`)).json()) as { data: { activeTargets: Array<{ labels: { job: string }; health: string }> } };
+        return body.data.activeTargets.find((target) => target.labels.job === "ops-api")?.health;
+      }, { timeout: 20_000, interval: 500 })
+      .toBe("up");
+    expect(await (await fetch(`${prometheus}/api/v1/rules`)).text()).toContain('"LowDatabaseConnections"');
+  });
+});
+
+describe("up / status / down", () => {
+  it("S1: a second up starts nothing: every component step is skipped", async () => {
+    const result = await timed("warm (idempotent) up", () => runRunbook(sandboxUp, { dir: sandboxDir, mode: "sync" }, runOptions()));
+    expect(result.exitCode, result.failure?.message).toBe(0);
+    const componentSteps = result.steps.slice(1, -1);
+    expect(componentSteps).toHaveLength(8);
+    expect(componentSteps.filter((step) => step.outcome !== "skipped").map((step) => step.name)).toEqual([]);
+  });
+
+  it("S3: status reports every component up with its pid and port", async () => {
+    const result = await runRunbook(sandboxStatus, { dir: sandboxDir }, runOptions());
+    const components = result.facts.components as ComponentStatus[];
+    expect(components.filter((c) => c.state !== "up").map((c) => c.name)).toEqual([]);
+    for (const component of components.filter((c) => c.name !== "stanza")) {
+      expect(component.pid, component.name).toBeGreaterThan(0);
+      expect(component.port, component.name).toBeGreaterThan(0);
+    }
+    expect(result.report?.text).toMatch(/^pg-b\s+up\s+\d+\s+\d+\s+standby, streaming, sync$/m);
+  });
+
+  it("Z4: down stops every recorded process and leaves none behind; up brings the same data back", async () => {
+    const before = (await runRunbook(sandboxStatus, { dir: sandboxDir }, runOptions())).facts.components as ComponentStatus[];
+    const recordedPids = before.flatMap((c) => (c.pid ? [c.pid] : []));
+    expect(recordedPids).toHaveLength(7);
+
+    const down = await timed("down", () => runRunbook(sandboxDown, { dir: sandboxDir }, runOptions()));
+    expect(down.exitCode, down.failure?.message).toBe(0);
+    for (const pid of recordedPids) expect(isAlive(pid), `pid ${pid} still running`).toBe(false);
+    // An exited daemon stays a zombie until init reaps it; kill(pid, 0) succeeds until then.
+    await expect.poll(() => recordedPids.filter(pidExists), { timeout: 10_000, interval: 100 }).toEqual([]);
+    expect(sandboxProcesses(layout)).toEqual([]);
+
+    const up = await timed("up on existing data", () => runRunbook(sandboxUp, { dir: sandboxDir, mode: "sync" }, runOptions()));
+    expect(up.exitCode, up.failure?.message).toBe(0);
+    const rows = await withPg(outputs.database.traffic, async (client) => (await client.query("SELECT count(*)::int AS n FROM sandbox_probe WHERE token = $1", [probeToken])).rows[0].n);
+    expect(rows).toBe(1);
+  });
+});
