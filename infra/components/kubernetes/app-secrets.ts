@@ -1,0 +1,33 @@
+/**
+ * The application's credentials as one Kubernetes Secret, filled only from Pulumi secrets (S2).
+ * Pods read them through `secretKeyRef`; the values never appear in a manifest or the environment
+ * definition.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { KubernetesSite } from "./pod-defaults.ts";
+
+export interface AppSecretsArgs {
+  site: KubernetesSite;
+  /** Key → secret value, e.g. `{ DATABASE_PASSWORD: config.requireSecret(…) }`. */
+  values: Record<string, pulumi.Input<string>>;
+}
+
+export class AppSecrets extends pulumi.ComponentResource {
+  public readonly secret: k8s.core.v1.Secret;
+  public readonly secretName: pulumi.Output<string>;
+  public readonly keys: string[];
+
+  constructor(name: string, args: AppSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("tradeops:kubernetes:AppSecrets", name, {}, opts);
+    this.keys = Object.keys(args.values);
+    const stringData = Object.fromEntries(Object.entries(args.values).map(([key, value]) => [key, pulumi.secret(value)]));
+    this.secret = new k8s.core.v1.Secret(
+      name,
+      { metadata: { name, namespace: args.site.namespace, labels: { "app.kubernetes.io/part-of": "tradeops" } }, type: "Opaque", stringData },
+      { parent: this, provider: args.site.provider },
+    );
+    this.secretName = this.secret.metadata.name;
+    this.registerOutputs({ secretName: this.secretName });
+  }
+}

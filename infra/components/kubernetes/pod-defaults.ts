@@ -1,0 +1,41 @@
+/**
+ * Conventions every tradeops workload on Kubernetes follows: recommended labels, the client labels
+ * NetworkPolicies select on, limits with requests (Z7), and secret references instead of values.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { requestsFor, type WorkloadLimits } from "../../config.ts";
+
+/** What the prod and dr stacks hand every Kubernetes component. */
+export interface KubernetesSite {
+  provider: k8s.Provider;
+  namespace: pulumi.Input<string>;
+  /** For in-cluster DNS names (`<svc>.<ns>.svc.cluster.local`); the namespace's plain name. */
+  namespaceName: string;
+}
+
+/** Pods with these labels may reach PostgreSQL / Redis; the NetworkPolicies admit nothing else. */
+export const DB_CLIENT_LABEL = "tradeops.io/db-client";
+export const REDIS_CLIENT_LABEL = "tradeops.io/redis-client";
+
+export function appLabels(name: string, component: string): Record<string, string> {
+  return { "app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "tradeops", "app.kubernetes.io/component": component };
+}
+
+/** Selector labels: the name only, so adding a label never orphans pods. */
+export function selectorLabels(name: string): Record<string, string> {
+  return { "app.kubernetes.io/name": name };
+}
+
+export function resourcesFor(limits: WorkloadLimits): k8s.types.input.core.v1.ResourceRequirements {
+  return { limits: { cpu: limits.cpu, memory: limits.memory }, requests: requestsFor(limits) };
+}
+
+/** An env var read from a Secret key (the policy pack refuses secret-looking names with literal values). */
+export function fromSecret(name: string, secretName: pulumi.Input<string>, key: string): k8s.types.input.core.v1.EnvVar {
+  return { name, valueFrom: { secretKeyRef: { name: secretName, key } } };
+}
+
+export function clusterHost(service: string, site: KubernetesSite): string {
+  return `${service}.${site.namespaceName}.svc.cluster.local`;
+}

@@ -1,0 +1,308 @@
+/**
+ * The files the dev (Docker) and prod/dr (Kubernetes) stacks put next to their processes, rendered
+ * by the same generators the sandbox uses (`infra/config-files/`). This module only chooses the
+ * options a container needs (listen on the pod network, paths inside the image) and adds what the
+ * generators do not cover yet: alertmanager.yml, Grafana's datasource, the node start script.
+ */
+import { renderHaproxyCfg } from "../config-files/haproxy.ts";
+import { renderPgbackrestConf, type PgbackrestRepoOptions } from "../config-files/pgbackrest.ts";
+import { renderPgHba, renderPostgresqlConf, standardHbaRules } from "../config-files/postgresql.ts";
+import { renderAlertRules, renderPrometheusYml, type ScrapeTarget } from "../config-files/prometheus.ts";
+import { renderRedisConf } from "../config-files/redis.ts";
+
+/** Paths inside the TimescaleDB HA image (uid 1000 `postgres`, PGDATA below its home). */
+export const PG_PATHS = {
+  home: "/home/postgres/pgdata",
+  dataDir: "/home/postgres/pgdata/data",
+  passfile: "/home/postgres/pgdata/.pgpass",
+  socketDir: "/var/run/postgresql",
+  configDir: "/etc/tradeops",
+  postgresqlConf: "/etc/tradeops/postgresql.conf",
+  pgHbaConf: "/etc/tradeops/pg_hba.conf",
+  startScript: "/etc/tradeops/start-node.sh",
+  initScript: "/docker-entrypoint-initdb.d/50-tradeops.sh",
+  pgbackrestDir: "/etc/pgbackrest",
+  pgbackrestConf: "/etc/pgbackrest/pgbackrest.conf",
+  secretsDir: "/run/secrets/tradeops",
+} as const;
+export const PG_PORT = 5432;
+export const REDIS_PORT = 6379;
+export const PROMETHEUS_PORT = 9090;
+export const ALERTMANAGER_PORT = 9093;
+export const GRAFANA_PORT = 3000;
+export const PG_EXPORTER_PORT = 9187;
+
+/** Files holding credentials inside DB containers/pods; scripts read them, nothing puts them in env. */
+export const PG_SECRET_FILES = {
+  /** Also the `postgres` superuser's password at initdb (POSTGRES_PASSWORD_FILE). */
+  dbPassword: `${PG_PATHS.secretsDir}/db-password`,
+  replicationPassword: `${PG_PATHS.secretsDir}/replication-password`,
+} as const;
+
+// ---- PostgreSQL -------------------------------------------------------------------------------
+
+export interface NodeConfOptions {
+  /** Network the clients and the other node come from (pg_hba). @example "172.28.0.0/16" */
+  clientNetwork: string;
+  replicationUser: string;
+  /** application_name of the synchronous standby; unset = asynchronous (I5). */
+  synchronousStandby?: string;
+  stanza: string;
+  clusterName: string;
+  maxConnections?: number;
+}
+
+/** postgresql.conf for a node in a container: listens on the container network; WAL goes to pgBackRest (I7). */
+export function timescaleNodeConf(opts: NodeConfOptions): string {
+  return renderPostgresqlConf({
+    // Inside a container/pod; what reaches it is decided by Docker port bindings / NetworkPolicies.
+    listenAddresses: "*",
+    port: PG_PORT,
+    unixSocketDirectories: PG_PATHS.socketDir,
+    clusterName: opts.clusterName,
+    maxConnections: opts.maxConnections ?? 200,
+    synchronousStandby: opts.synchronousStandby,
+    archive: { pgbackrestConfig: PG_PATHS.pgbackrestConf, stanza: opts.stanza },
+    extra: {
+      // TimescaleDB must be preloaded too; the generator preloads only pg_stat_statements (a later line wins).
+      shared_preload_libraries: "timescaledb,pg_stat_statements",
+      // A standby bootstrapped from the repository fetches WAL it has not streamed (I5, I6).
+      restore_command: `pgbackrest --config=${PG_PATHS.pgbackrestConf} --stanza=${opts.stanza} archive-get %f "%p"`,
+      // Archive at least every minute when idle, so the DR copy is never more than a minute behind (I5 site RPO 15 min).
+      archive_timeout: 60,
+    },
+  });
+}
+
+export function timescaleHba(opts: { clientNetwork: string; replicationUser: string }): string {
+  return renderPgHba(standardHbaRules({ network: opts.clientNetwork, replicationUser: opts.replicationUser }));
+}
+
+export interface RepositoryOptions {
+  stanza: string;
+  repo: PgbackrestRepoOptions;
+  retention: { pgFullDays: number; walDays: number };
+}
+
+/**
+ * pgbackrest.conf for one node (pg1 = the local data dir; the primary is whichever node runs the
+ * command). `archive-copy` stores the WAL each backup needs inside it, so a full backup stays
+ * restorable for its 30 days even after WAL older than 7 days has been expired (I7).
+ */
+export function pgbackrestNodeConf(opts: RepositoryOptions): string {
+  const rendered = renderPgbackrestConf({
+    stanza: opts.stanza,
+    repo: opts.repo,
+    retention: opts.retention,
+    nodes: [{ path: PG_PATHS.dataDir, port: PG_PORT, socketPath: PG_PATHS.socketDir, user: "postgres" }],
+    logPath: "/tmp/pgbackrest-log",
+    lockPath: "/tmp/pgbackrest-lock",
+    spoolPath: "/tmp/pgbackrest-spool",
+  });
+  // The generator has no archive-copy option yet: append it to the stanza section (the last one).
+  return `${rendered.trimEnd()}\narchive-copy=y\n`;
+}
+
+export interface StartScriptOptions {
+  dbName: string;
+  dbUser: string;
+  replicationUser: string;
+  stanza: string;
+  /** Replication slots the primary creates at initdb, one per standby. @example ["pg_b"] */
+  standbySlots: string[];
+}
+
+/**
+ * Start script of every database node, Docker and Kubernetes alike. Existing data: start as it
+ * was (standby.signal decides the role, so a promoted node stays primary). Empty data dir, by
+ * `TRADEOPS_BOOTSTRAP`:
+ *   primary     initdb through the image's entrypoint (which runs the init script below);
+ *   standby     pg_basebackup from PRIMARY_HOST through slot SLOT_NAME, then follow it;
+ *   repository  restore the newest backup as a standby from the (replicated) pgBackRest repository,
+ *               replaying WAL from it and, when PRIMARY_HOST is set, streaming too (DR, I5/I6);
+ *   ordinal     StatefulSet: pod -0 is `primary`, the others `standby` of pod -0.
+ */
+export function nodeStartScript(opts: StartScriptOptions): string {
+  const p = PG_PATHS;
+  return `#!/bin/bash
+# Generated by tradeops (infra/components/rendered-files.ts); edits are overwritten.
+set -euo pipefail
+export PGDATA="${p.dataDir}"
+node_name="\${NODE_NAME:-$(hostname)}"
+mode="\${TRADEOPS_BOOTSTRAP:-primary}"
+start() { exec postgres -c config_file=${p.postgresqlConf} -c hba_file=${p.pgHbaConf} "$@"; }
+
+write_passfile() {
+  umask 077
+  printf '*:*:*:%s:%s\\n' "${opts.replicationUser}" "$(cat ${PG_SECRET_FILES.replicationPassword})" > ${p.passfile}
+}
+
+follow_primary() {
+  touch "$PGDATA/standby.signal"
+  {
+    echo "primary_conninfo = 'host=$PRIMARY_HOST port=\${PRIMARY_PORT:-${PG_PORT}} user=${opts.replicationUser} passfile=${p.passfile} application_name=$node_name'"
+    if [ -n "\${SLOT_NAME:-}" ]; then echo "primary_slot_name = '$SLOT_NAME'"; fi
+  } >> "$PGDATA/postgresql.auto.conf"
+}
+
+if [ "$mode" = ordinal ]; then
+  if [ "\${node_name##*-}" = 0 ]; then mode=primary; else
+    mode=standby; PRIMARY_HOST="\${PRIMARY_HOST:-\${node_name%-*}-0.\${HEADLESS_SERVICE}}"; SLOT_NAME="\${node_name//-/_}"
+  fi
+fi
+
+write_passfile
+if [ -s "$PGDATA/PG_VERSION" ]; then start "$@"; fi
+
+case "$mode" in
+  primary)
+    for entrypoint in /docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh; do
+      if [ -x "$entrypoint" ]; then
+        exec "$entrypoint" postgres -c config_file=${p.postgresqlConf} -c hba_file=${p.pgHbaConf} "$@"
+      fi
+    done
+    echo "no docker-entrypoint.sh in this image: cannot initdb" >&2; exit 1 ;;
+  standby)
+    until pg_isready -q -h "$PRIMARY_HOST" -p "\${PRIMARY_PORT:-${PG_PORT}}"; do echo "waiting for primary $PRIMARY_HOST"; sleep 2; done
+    pg_basebackup -d "host=$PRIMARY_HOST port=\${PRIMARY_PORT:-${PG_PORT}} user=${opts.replicationUser} passfile=${p.passfile}" \\
+      -D "$PGDATA" -X stream -c fast -S "$SLOT_NAME" --no-password
+    follow_primary
+    start "$@" ;;
+  repository)
+    pgbackrest --config=${p.pgbackrestConf} --stanza=${opts.stanza} --type=standby restore
+    if [ -n "\${PRIMARY_HOST:-}" ]; then
+      SLOT_NAME="\${SLOT_NAME:-}"
+      if [ -n "$SLOT_NAME" ]; then
+        pg_receivewal --create-slot --if-not-exists --slot="$SLOT_NAME" -d "host=$PRIMARY_HOST port=\${PRIMARY_PORT:-${PG_PORT}} user=${opts.replicationUser} passfile=${p.passfile}" || true
+      fi
+      follow_primary
+    fi
+    start "$@" ;;
+  *) echo "unknown TRADEOPS_BOOTSTRAP=$mode" >&2; exit 1 ;;
+esac
+`;
+}
+
+/**
+ * Runs once, at initdb of the primary (docker-entrypoint-initdb.d): the ops role, the replication
+ * role and slots, the application database with TimescaleDB, and the pgBackRest stanza.
+ */
+export function primaryInitScript(opts: StartScriptOptions): string {
+  const slots = opts.standbySlots.map((slot) => `SELECT pg_create_physical_replication_slot('${slot}') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '${slot}');`);
+  return `#!/bin/bash
+# Generated by tradeops (infra/components/rendered-files.ts); runs once, when the primary is initialised.
+set -euo pipefail
+psql -v ON_ERROR_STOP=1 --username postgres --dbname postgres \\
+  --set=db_password="$(cat ${PG_SECRET_FILES.dbPassword})" \\
+  --set=replication_password="$(cat ${PG_SECRET_FILES.replicationPassword})" <<'SQL'
+CREATE ROLE "${opts.dbUser}" LOGIN SUPERUSER PASSWORD :'db_password';
+CREATE ROLE "${opts.replicationUser}" LOGIN REPLICATION PASSWORD :'replication_password';
+CREATE DATABASE "${opts.dbName}" OWNER "${opts.dbUser}";
+${slots.join("\n")}
+SQL
+psql -v ON_ERROR_STOP=1 --username postgres --dbname "${opts.dbName}" <<'SQL'
+CREATE EXTENSION IF NOT EXISTS timescaledb;
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+SQL
+# The repository may still be starting: try for a minute, then leave it to \`tradeops backup\`'s check.
+for attempt in 1 2 3 4 5 6; do
+  if pgbackrest --config=${PG_PATHS.pgbackrestConf} --stanza=${opts.stanza} stanza-create; then exit 0; fi
+  sleep 10
+done
+echo "pgbackrest stanza-create did not succeed; WAL archiving will fail until it does" >&2
+`;
+}
+
+// ---- traffic proxy, Redis ---------------------------------------------------------------------
+
+export const TRAFFIC_PORT = 5000;
+export const HAPROXY_ADMIN_SOCKET = "/var/lib/haproxy/admin.sock";
+
+/**
+ * haproxy.cfg for the dev stack's proxy. Servers are container names: HAProxy must start even
+ * when one of them is down (after a failover the old primary may be gone), and follow their
+ * addresses through Docker's DNS. The generator has no option for that yet, so its output gets a
+ * `resolvers` section and a second `default-server` line (HAProxy merges default-server lines).
+ */
+export function trafficProxyCfg(servers: Array<{ name: string; host: string; enabled: boolean }>): string {
+  const rendered = renderHaproxyCfg({
+    bind: { host: "0.0.0.0", port: TRAFFIC_PORT },
+    servers: servers.map((server) => ({ ...server, port: PG_PORT })),
+    statsSocket: HAPROXY_ADMIN_SOCKET,
+  });
+  const lines = rendered.split("\n");
+  const defaults = lines.indexOf("defaults");
+  const defaultServer = lines.findIndex((line) => line.trimStart().startsWith("default-server "));
+  if (defaults < 0 || defaultServer < 0) throw new Error("haproxy.cfg generator output changed: no defaults/default-server line");
+  lines.splice(defaultServer + 1, 0, "    default-server init-addr last,libc,none resolvers docker");
+  lines.splice(defaults, 0, "resolvers docker", "    nameserver dns 127.0.0.11:53", "    hold valid 5s", "");
+  return lines.join("\n");
+}
+
+export function redisNodeConf(opts: { password: string; maxmemory: string; maxmemoryPolicy: string }): string {
+  // Listens on the container network; Docker port bindings / NetworkPolicies decide who reaches it.
+  return renderRedisConf({ bind: "0.0.0.0", port: REDIS_PORT, password: opts.password, dir: "/data", maxmemory: opts.maxmemory, maxmemoryPolicy: opts.maxmemoryPolicy });
+}
+
+// ---- Prometheus, Alertmanager, Grafana --------------------------------------------------------
+
+export const PROMETHEUS_FILES = { config: "/etc/prometheus/prometheus.yml", rules: "/etc/prometheus/rules.yml" } as const;
+
+export function prometheusFiles(opts: { apiTarget: string; alertmanager: string; extraTargets: ScrapeTarget[] }): { config: string; rules: string } {
+  return {
+    config: renderPrometheusYml({
+      opsApiTarget: opts.apiTarget,
+      selfTarget: `localhost:${PROMETHEUS_PORT}`,
+      ruleFiles: [PROMETHEUS_FILES.rules],
+      alertmanagers: [opts.alertmanager],
+      extraTargets: opts.extraTargets,
+    }),
+    rules: renderAlertRules(),
+  };
+}
+
+export interface AlertReceivers {
+  telegram?: { botToken: string; chatId: string };
+  slack?: { webhookUrl: string };
+  discord?: { webhookUrl: string };
+}
+
+/**
+ * alertmanager.yml (I8 channels: Telegram and Slack; Z3 Discord). It carries credentials, so the
+ * stacks keep it in a Kubernetes Secret / a secret upload, never a ConfigMap.
+ */
+export function alertmanagerYml(receivers: AlertReceivers): string {
+  const q = (value: string) => JSON.stringify(value);
+  const lines = [
+    "# Generated by tradeops (infra/components/rendered-files.ts); edits are overwritten.",
+    "route:",
+    '  receiver: "tradeops"',
+    '  group_by: ["alertname", "severity"]',
+    "  group_wait: 30s",
+    "  group_interval: 5m",
+    "  repeat_interval: 4h",
+    "receivers:",
+    '  - name: "tradeops"',
+  ];
+  if (receivers.telegram) {
+    const chatId = Number(receivers.telegram.chatId);
+    lines.push("    telegram_configs:", `      - bot_token: ${q(receivers.telegram.botToken)}`, `        chat_id: ${Number.isFinite(chatId) ? chatId : q(receivers.telegram.chatId)}`, "        send_resolved: true");
+  }
+  if (receivers.slack) lines.push("    slack_configs:", `      - api_url: ${q(receivers.slack.webhookUrl)}`, "        send_resolved: true");
+  if (receivers.discord) lines.push("    discord_configs:", `      - webhook_url: ${q(receivers.discord.webhookUrl)}`, "        send_resolved: true");
+  return [...lines, ""].join("\n");
+}
+
+export function grafanaDatasourceYml(prometheusUrl: string): string {
+  return [
+    "# Generated by tradeops (infra/components/rendered-files.ts).",
+    "apiVersion: 1",
+    "datasources:",
+    '  - name: "Prometheus"',
+    '    type: "prometheus"',
+    '    access: "proxy"',
+    `    url: ${JSON.stringify(prometheusUrl)}`,
+    "    isDefault: true",
+    "",
+  ].join("\n");
+}

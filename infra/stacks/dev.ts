@@ -1,0 +1,220 @@
+/**
+ * Stack `dev`: the whole platform on one Docker host (S1), every port on 127.0.0.1 unless the
+ * stack's `bindAddress` says otherwise. Start order follows Z4: object store → database pair →
+ * traffic proxy and Redis → API and worker; observability alongside.
+ */
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { secretOf, type DevConfig } from "../config.ts";
+import { DockerApp } from "../components/docker/app.ts";
+import type { DockerSite } from "../components/docker/container-defaults.ts";
+import { DockerObjectStore, OBJECT_STORE } from "../components/docker/object-store.ts";
+import { DockerObservability } from "../components/docker/observability.ts";
+import { DockerRedis } from "../components/docker/redis.ts";
+import { DockerTimescalePair } from "../components/docker/timescale.ts";
+import { DockerTrafficProxy } from "../components/docker/traffic-proxy.ts";
+import { PG_PATHS } from "../components/rendered-files.ts";
+import { alertReceiversOf, notificationsOf, type StackExports } from "./exports.ts";
+
+/** Host ports: the sandbox's offsets from a base port, so `dev` and `sandbox` never collide. */
+export function devHostPorts(base: number) {
+  return {
+    pgA: base + 1,
+    pgB: base + 2,
+    traffic: base + 3,
+    redis: base + 4,
+    s3: base + 5,
+    api: base + 6,
+    prometheus: base + 7,
+    alertmanager: base + 8,
+    grafana: base + 9,
+  };
+}
+
+export const PGBACKREST_PREFIX = "/pgbackrest";
+
+/** Where tradeops keeps local state: the same place the runbooks use ($TRADEOPS_HOME, default `<repo>/.tradeops`). */
+function tradeopsHome(): string {
+  return resolve(process.env.TRADEOPS_HOME ?? join(dirname(fileURLToPath(import.meta.url)), "..", "..", ".tradeops"));
+}
+
+export function devStack(config: DevConfig): StackExports {
+  const stack = pulumi.getStack();
+  const ports = devHostPorts(config.hostPortBase);
+  const secrets = {
+    dbPassword: secretOf(config.dbPassword),
+    replicationPassword: secretOf(config.replicationPassword),
+    redisPassword: secretOf(config.redisPassword),
+    jwtSecret: secretOf(config.jwtSecret),
+    opsApiToken: secretOf(config.opsApiToken),
+    grafanaAdminPassword: secretOf(config.grafanaAdminPassword),
+    s3AccessKey: secretOf(config.s3AccessKey),
+    s3SecretKey: secretOf(config.s3SecretKey),
+  };
+
+  const site = createSite();
+  const store = new DockerObjectStore("s3", {
+    site,
+    image: config.objectStoreImage,
+    clientImage: config.objectStoreClientImage,
+    certImage: config.certImage,
+    limits: config.resources.objectStore,
+    bucket: config.backupBucketName,
+    accessKey: secrets.s3AccessKey,
+    secretKey: secrets.s3SecretKey,
+    hostPort: ports.s3,
+    certificateDir: config.certificateDir ?? join(tradeopsHome(), "stacks", stack, "s3-certs"),
+  });
+  const timescale = new DockerTimescalePair("timescale", {
+    site,
+    image: config.timescaleImage,
+    limits: config.resources.timescale,
+    dbName: config.dbName,
+    dbUser: config.dbUser,
+    dbPassword: secrets.dbPassword,
+    replicationUser: config.replicationUser,
+    replicationPassword: secrets.replicationPassword,
+    replicationMode: config.replicationMode,
+    hostPorts: { primary: ports.pgA, standby: ports.pgB },
+    clientNetwork: config.networkSubnet,
+    stanza: config.stanza,
+    repository: pulumi.all([secrets.s3AccessKey, secrets.s3SecretKey]).apply(([key, keySecret]) => ({
+      endpoint: OBJECT_STORE.alias,
+      port: OBJECT_STORE.port,
+      bucket: config.backupBucketName,
+      region: OBJECT_STORE.region,
+      path: PGBACKREST_PREFIX,
+      uriStyle: "path" as const,
+      key,
+      keySecret,
+      caFile: OBJECT_STORE.caFile,
+    })),
+    retention: config.retention,
+    certificateDir: store.certificateDir,
+    after: [store.bucketReady],
+  });
+  const traffic = new DockerTrafficProxy("traffic", {
+    site,
+    image: config.haproxyImage,
+    limits: config.resources.proxy,
+    servers: [
+      { name: timescale.primary.name, enabled: true },
+      { name: timescale.standby.name, enabled: false },
+    ],
+    hostPort: ports.traffic,
+    dependsOn: [timescale.primary.container, timescale.standby.container],
+  });
+  const redis = new DockerRedis("redis", {
+    site,
+    image: config.redisImage,
+    limits: config.resources.redis,
+    password: secrets.redisPassword,
+    maxmemory: config.redisMaxMemory,
+    maxmemoryPolicy: config.redisMaxMemoryPolicy,
+    hostPort: ports.redis,
+  });
+  const appEnv = {
+    DATABASE_HOST: traffic.internalHost,
+    DATABASE_PORT: String(traffic.internalPort),
+    DATABASE_NAME: config.dbName,
+    DATABASE_USER: config.dbUser,
+    REDIS_HOST: redis.internalHost,
+    REDIS_PORT: String(redis.internalPort),
+    PORT: String(config.apiPort),
+  };
+  const appSecrets = {
+    DATABASE_PASSWORD: secrets.dbPassword,
+    REDIS_PASSWORD: secrets.redisPassword,
+    JWT_SECRET: secrets.jwtSecret,
+    OPS_API_TOKEN: secrets.opsApiToken,
+  };
+  const api = new DockerApp("api", {
+    site,
+    role: "api",
+    image: config.apiImage,
+    limits: config.resources.api,
+    env: appEnv,
+    secretFiles: appSecrets,
+    containerPort: config.apiPort,
+    hostPort: ports.api,
+    dependsOn: [traffic.container, redis.container],
+  });
+  const worker = new DockerApp("worker", {
+    site,
+    role: "worker",
+    image: config.workerImage,
+    limits: config.resources.worker,
+    env: appEnv,
+    secretFiles: appSecrets,
+    dependsOn: [traffic.container, redis.container],
+  });
+  new DockerObservability("observability", {
+    site,
+    images: { prometheus: config.prometheusImage, alertmanager: config.alertmanagerImage, grafana: config.grafanaImage, pgExporter: config.pgExporterImage },
+    resources: config.resources,
+    apiTarget: `api:${config.apiPort}`,
+    database: { host: traffic.internalHost, port: traffic.internalPort, name: config.dbName, user: config.dbUser, password: secrets.dbPassword },
+    grafanaAdminPassword: secrets.grafanaAdminPassword,
+    receivers: pulumi.secret(alertReceiversOf(config)),
+    hostPorts: { prometheus: ports.prometheus, alertmanager: ports.alertmanager, grafana: ports.grafana },
+  });
+
+  // Runbooks run on the Docker host: a wildcard bind is still reached on loopback.
+  const host = config.bindAddress === "0.0.0.0" ? "127.0.0.1" : config.bindAddress;
+  const pgNode = (node: typeof timescale.primary) => ({ name: node.name, host, port: node.hostPort, role: node.role, dataDir: PG_PATHS.dataDir });
+  return {
+    contractVersion: 1,
+    stack,
+    platform: {
+      kind: "docker",
+      containers: {
+        primary: timescale.primary.container.name,
+        standby: timescale.standby.container.name,
+        redis: redis.container.name,
+        api: api.container.name,
+        worker: worker.container.name,
+      },
+    },
+    database: {
+      name: config.dbName,
+      user: config.dbUser,
+      password: secrets.dbPassword,
+      primary: pgNode(timescale.primary),
+      standby: pgNode(timescale.standby),
+      replication: { mode: config.replicationMode, slot: timescale.replicationSlot },
+      traffic: { host, port: ports.traffic },
+    },
+    redis: { host, port: ports.redis, password: secrets.redisPassword },
+    opsApi: { url: `http://${host}:${ports.api}`, token: secrets.opsApiToken },
+    backup: {
+      type: "s3",
+      // The certificate names `localhost` too, for pgBackRest or the AWS SDK run on the host.
+      endpoint: "localhost",
+      port: ports.s3,
+      region: OBJECT_STORE.region,
+      bucket: config.backupBucketName,
+      prefix: PGBACKREST_PREFIX,
+      uriStyle: "path",
+      accessKeyId: secrets.s3AccessKey,
+      secretAccessKey: secrets.s3SecretKey,
+      caFile: store.caFile,
+      stanza: config.stanza,
+      // Runbooks run pgBackRest inside the database containers (docker exec), with this file.
+      configFile: PG_PATHS.pgbackrestConf,
+    },
+    notifications: notificationsOf(config),
+    retention: config.retention,
+  };
+
+  function createSite(): DockerSite {
+    const provider = new docker.Provider("docker", config.dockerHost ? { host: config.dockerHost } : {});
+    const network = new docker.Network(
+      "network",
+      { name: `${pulumi.getProject()}-${stack}`, driver: "bridge", ipamConfigs: [{ subnet: config.networkSubnet }] },
+      { provider },
+    );
+    return { provider, networkName: network.name, namePrefix: `${pulumi.getProject()}-${stack}`, bindAddress: config.bindAddress };
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * Stack `dr`: the DR site (I5, I6) on its own Kubernetes cluster, following prod through a
+ * StackReference. A TimescaleDB standby restored from the replicated pgBackRest repository
+ * (streaming too, when a network path to the primary exists), Redis, the API at the pilot-light
+ * replica count (0 until `dr activate`), and the SECONDARY half of the failover record.
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import type { StackOutputs } from "../../contract/outputs.ts";
+import { secretOf, type DrConfig } from "../config.ts";
+import { FailoverRecord } from "../components/aws/failover-record.ts";
+import { AppSecrets } from "../components/kubernetes/app-secrets.ts";
+import { KubernetesApp } from "../components/kubernetes/app.ts";
+import { BackupSchedule } from "../components/kubernetes/backup-schedule.ts";
+import { DataNetworkPolicies } from "../components/kubernetes/network-policies.ts";
+import { KubernetesRedis, REDIS_NAME } from "../components/kubernetes/redis.ts";
+import { KubernetesTimescale, TIMESCALE_NAME } from "../components/kubernetes/timescale.ts";
+import { PG_PATHS, PG_PORT } from "../components/rendered-files.ts";
+import { notificationsOf, type StackExports } from "./exports.ts";
+import { DR_SITE_NAME, PGBACKREST_PREFIX, appEnvironment, createKubernetesSite } from "./prod.ts";
+
+export const DR_SLOT = "timescale_dr";
+
+export function drStack(config: DrConfig): StackExports {
+  const stack = pulumi.getStack();
+  const prod = new pulumi.StackReference("prod", { name: config.prodStack });
+  const fromProd = <K extends keyof StackOutputs>(key: K) => prod.requireOutput(key) as pulumi.Output<StackOutputs[K]>;
+  const prodDatabase = fromProd("database");
+  const prodBackup = fromProd("backup");
+  const prodDr = fromProd("dr");
+  // Credentials the restored database and the clients share with prod: prod's, unless set here.
+  const secrets = {
+    dbPassword: config.dbPassword ? secretOf(config.dbPassword) : pulumi.secret(prodDatabase.password),
+    replicationPassword: secretOf(config.replicationPassword),
+    redisPassword: config.redisPassword ? secretOf(config.redisPassword) : pulumi.secret(fromProd("redis").apply((redis) => redis.password ?? "")),
+    jwtSecret: secretOf(config.jwtSecret),
+    opsApiToken: config.opsApiToken ? secretOf(config.opsApiToken) : pulumi.secret(fromProd("opsApi").token),
+    s3AccessKeyId: pulumi.secret(prodBackup.accessKeyId),
+    s3SecretAccessKey: pulumi.secret(prodBackup.secretAccessKey),
+  };
+  const dns = prodDr.apply((dr) => {
+    if (!dr?.dns) throw new Error(`stack ${config.prodStack} exports no dr.dns: deploy prod with dnsZoneId/dnsRecordName first`);
+    return dr.dns;
+  });
+
+  const awsDr = new aws.Provider("aws-dr", { region: config.region as aws.Region });
+  const site = createKubernetesSite(config, "kubernetes-dr");
+  const s3Endpoint = `s3.${config.region}.amazonaws.com`;
+  const streaming = config.standbyMode === "streaming";
+
+  // ---- the standby (I6 "verify DB sync"): restored from the replica bucket, then following prod
+  const timescale = new KubernetesTimescale("timescale", {
+    site,
+    image: config.timescaleImage,
+    exporterImage: config.pgExporterImage,
+    limits: config.resources.timescale,
+    storageSize: config.pgStorageSize,
+    storageClass: config.storageClass,
+    replicas: 1,
+    dbName: config.dbName,
+    dbUser: config.dbUser,
+    dbPassword: secrets.dbPassword,
+    replicationUser: config.replicationUser,
+    replicationPassword: secrets.replicationPassword,
+    replicationMode: "async",
+    clientNetwork: config.podNetworkCidr,
+    stanza: config.stanza,
+    repository: pulumi.all([secrets.s3AccessKeyId, secrets.s3SecretAccessKey]).apply(([key, keySecret]) => ({
+      endpoint: s3Endpoint,
+      bucket: config.backupBucketName,
+      region: config.region,
+      path: PGBACKREST_PREFIX,
+      uriStyle: "host" as const,
+      key,
+      keySecret,
+    })),
+    retention: config.retention,
+    bootstrap: "repository",
+    ...(streaming ? { primaryHost: config.primaryHost, slotName: DR_SLOT } : {}),
+  });
+  const redis = new KubernetesRedis("redis", {
+    site,
+    image: config.redisImage,
+    limits: config.resources.redis,
+    password: secrets.redisPassword,
+    maxmemory: config.redisMaxMemory,
+    maxmemoryPolicy: config.redisMaxMemoryPolicy,
+    storageSize: config.redisStorageSize,
+    storageClass: config.storageClass,
+  });
+
+  // ---- the application at pilot light (I5: DR activation scales it up)
+  const appSecrets = new AppSecrets("app-secrets", {
+    site,
+    values: { DATABASE_PASSWORD: secrets.dbPassword, REDIS_PASSWORD: secrets.redisPassword, JWT_SECRET: secrets.jwtSecret, OPS_API_TOKEN: secrets.opsApiToken },
+  });
+  const { env, secretEnv } = appEnvironment(config, timescale.readWriteHost, redis.host, redis.port);
+  const api = new KubernetesApp("api", {
+    site,
+    appName: "api",
+    image: config.apiImage,
+    replicas: config.drApiReplicas,
+    limits: config.resources.api,
+    port: config.apiPort,
+    env,
+    secretEnv,
+    secretName: appSecrets.secretName,
+    ingress: { hostnames: [config.apiHostname, dns.recordName], tlsSecretName: config.tlsSecretName, className: config.ingressClassName },
+  });
+  new KubernetesApp("worker", {
+    site,
+    appName: "worker",
+    image: config.workerImage,
+    replicas: config.workerReplicas,
+    limits: config.resources.worker,
+    port: config.apiPort,
+    env,
+    secretEnv,
+    secretName: appSecrets.secretName,
+  });
+  new DataNetworkPolicies("data-access", { site, databaseApp: TIMESCALE_NAME, redisApp: REDIS_NAME });
+  // After activation this site is the primary and must back itself up; until then the jobs are suspended.
+  new BackupSchedule("backup-schedule", {
+    site,
+    stanza: config.stanza,
+    databaseApp: TIMESCALE_NAME,
+    redisHost: redis.host,
+    redisPasswordSecret: { name: redis.secret.metadata.name, key: "password" },
+    bucket: config.backupBucketName,
+    region: config.region,
+    writerAccessKeyId: secrets.s3AccessKeyId,
+    writerSecretAccessKey: secrets.s3SecretAccessKey,
+    images: { kubectl: config.kubectlImage, redis: config.redisImage, awsCli: config.awsCliImage },
+    limits: config.resources.backupJob,
+    suspend: true,
+  });
+  new FailoverRecord("api-secondary", {
+    provider: awsDr,
+    zoneId: dns.zoneId,
+    recordName: dns.recordName,
+    failover: "SECONDARY",
+    target: api.loadBalancerHostname!,
+    siteHostname: config.apiHostname,
+  });
+
+  const drNode = { name: timescale.podNames[0]!, host: timescale.podHosts[0]!, port: PG_PORT, role: "standby" as const, dataDir: PG_PATHS.dataDir };
+  const opsApi = { url: `https://${config.apiHostname}`, token: secrets.opsApiToken };
+  return {
+    contractVersion: 1,
+    stack,
+    platform: {
+      kind: "kubernetes",
+      namespace: config.namespace,
+      ...(config.kubeContext ? { context: config.kubeContext } : {}),
+      deployments: { api: "api", worker: "worker" },
+      statefulSets: { database: TIMESCALE_NAME, redis: REDIS_NAME },
+    },
+    // This site's own database: its one node is a standby until `dr activate` promotes it (runbooks re-check the live role).
+    database: {
+      name: config.dbName,
+      user: config.dbUser,
+      password: secrets.dbPassword,
+      primary: drNode,
+      replication: { mode: "async", slot: DR_SLOT, maxLagBytes: 16 * 1024 * 1024 },
+      traffic: { host: timescale.readWriteHost, port: PG_PORT },
+    },
+    redis: { host: redis.host, port: redis.port, password: secrets.redisPassword },
+    opsApi,
+    backup: {
+      type: "s3",
+      endpoint: s3Endpoint,
+      port: 443,
+      region: config.region,
+      bucket: config.backupBucketName,
+      prefix: PGBACKREST_PREFIX,
+      uriStyle: "host",
+      accessKeyId: secrets.s3AccessKeyId,
+      secretAccessKey: secrets.s3SecretAccessKey,
+      stanza: config.stanza,
+      configFile: PG_PATHS.pgbackrestConf,
+    },
+    // The DR half of the contract: where `dr activate` moves traffic to.
+    dr: {
+      name: DR_SITE_NAME,
+      region: config.region,
+      opsApi,
+      database: drNode,
+      dns: pulumi.all([dns]).apply(([d]) => ({ zoneId: d.zoneId, recordName: d.recordName, ...(d.healthCheckId ? { healthCheckId: d.healthCheckId } : {}) })),
+    },
+    notifications: notificationsOf(config),
+    retention: config.retention,
+  };
+}

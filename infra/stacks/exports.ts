@@ -1,0 +1,40 @@
+/**
+ * What a stack program returns: the outputs contract with Pulumi values inside. `pulumi stack
+ * output --json --show-secrets` of the stack is then exactly a contract document.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import type { StackOutputsInput } from "../../contract/outputs.ts";
+
+/** T, with an Output/Promise allowed at every level. */
+export type DeepInput<T> = T extends string | number | boolean | undefined | null
+  ? pulumi.Input<T>
+  : T extends Array<infer Item>
+    ? pulumi.Input<Array<DeepInput<Item>>>
+    : pulumi.Input<{ [K in keyof T]: DeepInput<T[K]> }>;
+
+export type StackExports = { [K in keyof StackOutputsInput]: DeepInput<StackOutputsInput[K]> };
+
+/** Notification targets (Z3, I8) from config; secrets stay secrets. */
+export function notificationsOf(config: {
+  telegramBotToken?: string;
+  telegramChatId?: string;
+  slackWebhookUrl?: string;
+  discordWebhookUrl?: string;
+}): StackExports["notifications"] {
+  return {
+    ...(config.telegramBotToken && config.telegramChatId
+      ? { telegram: { botToken: pulumi.secret(config.telegramBotToken), chatId: config.telegramChatId } }
+      : {}),
+    ...(config.slackWebhookUrl ? { slack: { webhookUrl: pulumi.secret(config.slackWebhookUrl) } } : {}),
+    ...(config.discordWebhookUrl ? { discord: { webhookUrl: pulumi.secret(config.discordWebhookUrl) } } : {}),
+  };
+}
+
+/** The same targets as Alertmanager receivers. */
+export function alertReceiversOf(config: Parameters<typeof notificationsOf>[0]) {
+  return {
+    ...(config.telegramBotToken && config.telegramChatId ? { telegram: { botToken: config.telegramBotToken, chatId: config.telegramChatId } } : {}),
+    ...(config.slackWebhookUrl ? { slack: { webhookUrl: config.slackWebhookUrl } } : {}),
+    ...(config.discordWebhookUrl ? { discord: { webhookUrl: config.discordWebhookUrl } } : {}),
+  };
+}
