@@ -89,10 +89,15 @@ export async function runRunbook<Args>(runbook: Runbook<Args>, rawArgs: unknown,
     return result;
   }
 
-  await confirmDestructive(steps, options);
-
   const lock = runbook.mutates ? new StackLock(files.lock) : undefined;
-  lock?.acquire({ runbook: runbook.name, runId, who: operator() });
+  try {
+    await confirmDestructive(steps, options);
+    lock?.acquire({ runbook: runbook.name, runId, who: operator() });
+  } catch (error) {
+    // Refused before any step: still on the record (who tried what, and why it was refused).
+    audit.write({ ...base, args: auditArgs, result: "refused", error: masker.text(oneLine(error)), exitCode: exitCodeOf(error) });
+    throw error;
+  }
   const releaseOnExit = () => lock?.release();
   process.once("exit", releaseOnExit);
   audit.write({ ...base, args: auditArgs, result: "started" });

@@ -172,6 +172,9 @@ describe("step engine", () => {
     const second = runRunbook(counterRunbook([{ name: "Anything", action: async () => {} }]), {}, options);
     await expect(second).rejects.toBeInstanceOf(Refusal);
     await expect(second).rejects.toThrow(/locked by runbook 'counter' \(pid \d+/);
+    expect(auditLines().filter((l) => l.result === "refused")).toEqual([
+      expect.objectContaining({ runbook: "counter", exitCode: 3, error: expect.stringMatching(/^stack is locked by runbook 'counter'/) }),
+    ]);
     release();
     expect((await first).exitCode).toBe(0);
     // Released: the next run gets the lock.
