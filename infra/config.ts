@@ -122,7 +122,8 @@ const common = {
   /** I7; the contract's defaults (30 d full, 7 d WAL, 24 h Redis, 90 d models). */
   retention: z.preprocess(numbersIn, z.strictObject(Retention.shape)).prefault({}),
   telegramBotToken: secretString.optional(),
-  telegramChatId: z.string().min(1).optional(),
+  /** Alertmanager takes a numeric chat id only (a channel @name is refused there). @example "-1001234567890" */
+  telegramChatId: z.string().regex(/^-?\d+$/, "a numeric Telegram chat id, e.g. -1001234567890").optional(),
   slackWebhookUrl: secretString.optional(),
   discordWebhookUrl: secretString.optional(),
 };

@@ -1,9 +1,11 @@
 /**
  * The files the dev (Docker) and prod/dr (Kubernetes) stacks put next to their processes, rendered
  * by the same generators the sandbox uses (`infra/config-files/`). This module only chooses the
- * options a container needs (listen on the pod network, paths inside the image) and adds what the
- * generators do not cover yet: alertmanager.yml, Grafana's datasource, the node start script.
+ * options a container needs (listen on the pod network, paths inside the image, TimescaleDB, Docker's
+ * DNS) and adds what only a container needs: the node start script and the primary's init script.
  */
+import { renderAlertmanagerYml, type AlertReceivers } from "../config-files/alertmanager.ts";
+import { renderGrafanaDatasourceYml } from "../config-files/grafana.ts";
 import { renderHaproxyCfg } from "../config-files/haproxy.ts";
 import { renderPgbackrestConf, type PgbackrestRepoOptions } from "../config-files/pgbackrest.ts";
 import { renderPgHba, renderPostgresqlConf, standardHbaRules } from "../config-files/postgresql.ts";
@@ -63,9 +65,8 @@ export function timescaleNodeConf(opts: NodeConfOptions): string {
     maxConnections: opts.maxConnections ?? 200,
     synchronousStandby: opts.synchronousStandby,
     archive: { pgbackrestConfig: PG_PATHS.pgbackrestConf, stanza: opts.stanza },
+    sharedPreloadLibraries: ["timescaledb", "pg_stat_statements"],
     extra: {
-      // TimescaleDB must be preloaded too; the generator preloads only pg_stat_statements (a later line wins).
-      shared_preload_libraries: "timescaledb,pg_stat_statements",
       // A standby bootstrapped from the repository fetches WAL it has not streamed (I5, I6).
       restore_command: `pgbackrest --config=${PG_PATHS.pgbackrestConf} --stanza=${opts.stanza} archive-get %f "%p"`,
       // Archive at least every minute when idle, so the DR copy is never more than a minute behind (I5 site RPO 15 min).
@@ -86,11 +87,12 @@ export interface RepositoryOptions {
 
 /**
  * pgbackrest.conf for one node (pg1 = the local data dir; the primary is whichever node runs the
- * command). `archive-copy` stores the WAL each backup needs inside it, so a full backup stays
- * restorable for its 30 days even after WAL older than 7 days has been expired (I7).
+ * command). `archive-copy` also stores the WAL each backup needs inside the backup, so each of the
+ * 30 days of full backups restores from its own files even if the WAL archive is damaged (I7).
+ * (Expiring WAL after 7 backups never removes what a kept backup needs to be consistent.)
  */
 export function pgbackrestNodeConf(opts: RepositoryOptions): string {
-  const rendered = renderPgbackrestConf({
+  return renderPgbackrestConf({
     stanza: opts.stanza,
     repo: opts.repo,
     retention: opts.retention,
@@ -98,9 +100,8 @@ export function pgbackrestNodeConf(opts: RepositoryOptions): string {
     logPath: "/tmp/pgbackrest-log",
     lockPath: "/tmp/pgbackrest-lock",
     spoolPath: "/tmp/pgbackrest-spool",
+    archiveCopy: true,
   });
-  // The generator has no archive-copy option yet: append it to the stanza section (the last one).
-  return `${rendered.trimEnd()}\narchive-copy=y\n`;
 }
 
 export interface StartScriptOptions {
@@ -218,25 +219,21 @@ echo "pgbackrest stanza-create did not succeed; WAL archiving will fail until it
 export const TRAFFIC_PORT = 5000;
 export const HAPROXY_ADMIN_SOCKET = "/var/lib/haproxy/admin.sock";
 
+/** Docker's embedded DNS server, inside every container on a user-defined network. */
+const DOCKER_DNS = "127.0.0.11:53";
+
 /**
  * haproxy.cfg for the dev stack's proxy. Servers are container names: HAProxy must start even
  * when one of them is down (after a failover the old primary may be gone), and follow their
- * addresses through Docker's DNS. The generator has no option for that yet, so its output gets a
- * `resolvers` section and a second `default-server` line (HAProxy merges default-server lines).
+ * addresses through Docker's DNS.
  */
 export function trafficProxyCfg(servers: Array<{ name: string; host: string; enabled: boolean }>): string {
-  const rendered = renderHaproxyCfg({
+  return renderHaproxyCfg({
     bind: { host: "0.0.0.0", port: TRAFFIC_PORT },
     servers: servers.map((server) => ({ ...server, port: PG_PORT })),
     statsSocket: HAPROXY_ADMIN_SOCKET,
+    dnsResolution: { name: "docker", nameservers: [DOCKER_DNS] },
   });
-  const lines = rendered.split("\n");
-  const defaults = lines.indexOf("defaults");
-  const defaultServer = lines.findIndex((line) => line.trimStart().startsWith("default-server "));
-  if (defaults < 0 || defaultServer < 0) throw new Error("haproxy.cfg generator output changed: no defaults/default-server line");
-  lines.splice(defaultServer + 1, 0, "    default-server init-addr last,libc,none resolvers docker");
-  lines.splice(defaults, 0, "resolvers docker", "    nameserver dns 127.0.0.11:53", "    hold valid 5s", "");
-  return lines.join("\n");
 }
 
 export function redisNodeConf(opts: { password: string; maxmemory: string; maxmemoryPolicy: string }): string {
@@ -261,48 +258,16 @@ export function prometheusFiles(opts: { apiTarget: string; alertmanager: string;
   };
 }
 
-export interface AlertReceivers {
-  telegram?: { botToken: string; chatId: string };
-  slack?: { webhookUrl: string };
-  discord?: { webhookUrl: string };
-}
+export type { AlertReceivers };
 
 /**
  * alertmanager.yml (I8 channels: Telegram and Slack; Z3 Discord). It carries credentials, so the
  * stacks keep it in a Kubernetes Secret / a secret upload, never a ConfigMap.
  */
 export function alertmanagerYml(receivers: AlertReceivers): string {
-  const q = (value: string) => JSON.stringify(value);
-  const lines = [
-    "# Generated by tradeops (infra/components/rendered-files.ts); edits are overwritten.",
-    "route:",
-    '  receiver: "tradeops"',
-    '  group_by: ["alertname", "severity"]',
-    "  group_wait: 30s",
-    "  group_interval: 5m",
-    "  repeat_interval: 4h",
-    "receivers:",
-    '  - name: "tradeops"',
-  ];
-  if (receivers.telegram) {
-    const chatId = Number(receivers.telegram.chatId);
-    lines.push("    telegram_configs:", `      - bot_token: ${q(receivers.telegram.botToken)}`, `        chat_id: ${Number.isFinite(chatId) ? chatId : q(receivers.telegram.chatId)}`, "        send_resolved: true");
-  }
-  if (receivers.slack) lines.push("    slack_configs:", `      - api_url: ${q(receivers.slack.webhookUrl)}`, "        send_resolved: true");
-  if (receivers.discord) lines.push("    discord_configs:", `      - webhook_url: ${q(receivers.discord.webhookUrl)}`, "        send_resolved: true");
-  return [...lines, ""].join("\n");
+  return renderAlertmanagerYml({ receivers });
 }
 
 export function grafanaDatasourceYml(prometheusUrl: string): string {
-  return [
-    "# Generated by tradeops (infra/components/rendered-files.ts).",
-    "apiVersion: 1",
-    "datasources:",
-    '  - name: "Prometheus"',
-    '    type: "prometheus"',
-    '    access: "proxy"',
-    `    url: ${JSON.stringify(prometheusUrl)}`,
-    "    isDefault: true",
-    "",
-  ].join("\n");
+  return renderGrafanaDatasourceYml({ prometheusUrl });
 }

@@ -27,9 +27,13 @@ export interface PgbackrestRepoOptions {
 
 /** I7: full backups kept 30 days, WAL kept 7 days (see `renderRetention`). */
 export interface PgbackrestRetention {
-  /** @default 30 */
+  /** `repo1-retention-full` with `repo1-retention-full-type=time`: days a full backup is kept. @default 30 */
   pgFullDays?: number;
-  /** @default 7 */
+  /**
+   * `repo1-retention-archive` with `repo1-retention-archive-type=full`: WAL is kept for this many
+   * of the newest full backups, i.e. days of point-in-time recovery with one full backup a day.
+   * @default 7
+   */
   walDays?: number;
 }
 
@@ -63,6 +67,14 @@ export interface PgbackrestConfOptions {
   spoolPath?: string;
   /** @default "info" */
   logLevelFile?: "off" | "error" | "warn" | "info" | "detail" | "debug";
+  /**
+   * `archive-copy`: each backup also stores the WAL it needs to be consistent, so it restores
+   * from its own files even if that part of the WAL archive is lost or damaged (I7). Retention
+   * alone never expires that WAL before its backup; this is a second copy, at the cost of space.
+   * @default unset — pgBackRest's own default (`n`); the line is left out
+   * @example true
+   */
+  archiveCopy?: boolean;
 }
 
 type Entry = [string, string | number | boolean | undefined];
@@ -76,6 +88,7 @@ export function renderPgbackrestConf(opts: PgbackrestConfOptions): string {
     ["compress-type", compressType],
     ["process-max", opts.processMax ?? 2],
     ["start-fast", true],
+    ["archive-copy", opts.archiveCopy],
     // archive-push 23–35 ms synchronously (field notes): no spool queue to lose on a crash.
     ["archive-async", false],
     ["log-path", opts.logPath ?? "/var/log/pgbackrest"],

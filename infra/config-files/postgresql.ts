@@ -44,6 +44,13 @@ export interface PostgresqlConfOptions {
   logMinDurationStatementMs?: number;
   /** @default "%m [%p] %q%u@%d " */
   logLinePrefix?: string;
+  /**
+   * Libraries loaded at server start. The list replaces the default, so keep `pg_stat_statements`
+   * in it: S13's slow-statement view needs it (and `pg_stat_statements.track` is always rendered).
+   * @default ["pg_stat_statements"]
+   * @example ["timescaledb", "pg_stat_statements"] (a TimescaleDB node)
+   */
+  sharedPreloadLibraries?: string[];
   /** Anything else, rendered as `key = value` after the settings above (a later line wins). */
   extra?: Record<string, string | number | boolean>;
 }
@@ -111,7 +118,7 @@ function archiveSettings(archive: PgArchiveOptions | false): Array<[string, Sett
 function observabilitySettings(opts: PostgresqlConfOptions): Array<[string, Setting]> {
   return [
     // S13: slow statements come from pg_stat_statements; it must be preloaded at server start.
-    ["shared_preload_libraries", "pg_stat_statements"],
+    ["shared_preload_libraries", (opts.sharedPreloadLibraries ?? ["pg_stat_statements"]).join(",")],
     ["pg_stat_statements.track", "all"],
     ["log_min_duration_statement", opts.logMinDurationStatementMs ?? 1000],
     ["log_line_prefix", opts.logLinePrefix ?? "%m [%p] %q%u@%d "],

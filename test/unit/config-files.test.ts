@@ -1,6 +1,7 @@
 /**
  * The config-file generators, checked by the programs that read the files (haproxy -c, promtool,
- * pgbackrest's option parser, redis-server itself) plus the security-relevant lines.
+ * amtool, pgbackrest's option parser, redis-server itself) plus the security-relevant lines.
+ * Grafana's datasource file has no offline checker here: it is parsed as YAML and its fields checked.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -8,8 +9,11 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { load as parseYaml } from "js-yaml";
 import { afterAll, describe, expect, it } from "vitest";
-import { POSTGRES_BACKEND, renderHaproxyCfg } from "../../infra/config-files/haproxy.ts";
+import { renderAlertmanagerYml, type AlertmanagerYmlOptions } from "../../infra/config-files/alertmanager.ts";
+import { renderGrafanaDatasourceYml } from "../../infra/config-files/grafana.ts";
+import { POSTGRES_BACKEND, renderHaproxyCfg, type HaproxyCfgOptions } from "../../infra/config-files/haproxy.ts";
 import { renderPgbackrestConf, type PgbackrestConfOptions } from "../../infra/config-files/pgbackrest.ts";
 import { renderPgHba, renderPostgresqlConf, standardHbaRules } from "../../infra/config-files/postgresql.ts";
 import { alertRules, renderAlertRules, renderPrometheusYml } from "../../infra/config-files/prometheus.ts";
@@ -120,6 +124,14 @@ describe("postgresql.conf and pg_hba.conf", () => {
     expect(lines).toEqual(expect.arrayContaining(["shared_preload_libraries = 'pg_stat_statements'", "log_min_duration_statement = 250"]));
   });
 
+  it("S13: shared_preload_libraries is rendered once, from sharedPreloadLibraries (a TimescaleDB node preloads both)", () => {
+    const preloads = (conf: string) => settingsOf(conf).filter((line) => line.startsWith("shared_preload_libraries "));
+    expect(preloads(renderPostgresqlConf(base))).toEqual(["shared_preload_libraries = 'pg_stat_statements'"]);
+    expect(preloads(renderPostgresqlConf({ ...base, sharedPreloadLibraries: ["timescaledb", "pg_stat_statements"] }))).toEqual([
+      "shared_preload_libraries = 'timescaledb,pg_stat_statements'",
+    ]);
+  });
+
   it("S2: PostgreSQL listens on loopback by default and pg_hba has no trust rule", () => {
     expect(settingsOf(renderPostgresqlConf(base))).toContain("listen_addresses = '127.0.0.1'");
     const hba = renderPgHba(standardHbaRules({ replicationUser: "replicator" }));
@@ -158,6 +170,31 @@ describe("pgbackrest.conf", () => {
     const rejected = check("pgbackrest", [`--config=${writeTemp("bad.conf", bad)}`, "--stanza=trading", "--log-level-file=off", "backup"]);
     expect(rejected.output).toMatch(optionError);
   });
+
+  /** The value pgbackrest itself reads for an option from the file (`help` prints `current: …` when one is set). */
+  const currentValue = (file: string, command: string, option: string): string | undefined => {
+    const result = check("pgbackrest", [`--config=${file}`, "--stanza=trading", "--log-level-file=off", "--log-level-console=off", "help", command, option]);
+    expect(result.code, result.output).toBe(0);
+    return /^current: (.*)$/m.exec(result.output)?.[1];
+  };
+
+  it("I7: archiveCopy makes pgbackrest copy each backup's WAL into it (archive-copy); unset leaves pgBackRest's default", () => {
+    const withCopy = renderPgbackrestConf(options({ archiveCopy: true }));
+    expect(settingsOf(withCopy)).toContain("archive-copy=y");
+    expect(currentValue(writeTemp("archive-copy.conf", withCopy), "backup", "archive-copy")).toBe("true");
+    expect(currentValue(writeTemp("archive-copy-off.conf", renderPgbackrestConf(options({ archiveCopy: false }))), "backup", "archive-copy")).toBe("false");
+    const unset = renderPgbackrestConf(options());
+    expect(unset).not.toMatch(/archive-copy/);
+    expect(currentValue(writeTemp("archive-copy-unset.conf", unset), "backup", "archive-copy")).toBeUndefined();
+  });
+
+  it("I7: retention.walDays is pgBackRest's repo1-retention-archive, counted in full backups, as pgbackrest reads it", () => {
+    const file = writeTemp("retention.conf", renderPgbackrestConf(options({ retention: { pgFullDays: 14, walDays: 5 } })));
+    expect(currentValue(file, "expire", "repo1-retention-archive")).toBe("5");
+    expect(currentValue(file, "expire", "repo1-retention-archive-type")).toBe("full");
+    expect(currentValue(file, "expire", "repo1-retention-full")).toBe("14");
+    expect(currentValue(file, "expire", "repo1-retention-full-type")).toBe("time");
+  });
 });
 
 describe("haproxy.cfg", () => {
@@ -184,6 +221,36 @@ describe("haproxy.cfg", () => {
     expect(cfg).toMatch(/bind 127\.0\.0\.1:15403/);
     expect(cfg).toMatch(/timeout client 30m/);
     expect(() => renderHaproxyCfg({ bind: { host: "127.0.0.1", port: 1 }, servers: [], statsSocket: "/s" })).toThrow(/enabled server/);
+  });
+
+  // Servers named like containers that are not there (yet): `.invalid` never resolves (RFC 2606).
+  const byName: HaproxyCfgOptions = {
+    bind: { host: "127.0.0.1", port: 15403 },
+    servers: [
+      { name: "pg-a", host: "pg-a.tradeops.invalid", port: 5432, enabled: true },
+      { name: "pg-b", host: "pg-b.tradeops.invalid", port: 5432, enabled: false },
+    ],
+    statsSocket: join(workDir, "haproxy.sock"),
+  };
+
+  it("I5: with dnsResolution haproxy -c accepts servers whose names do not resolve yet; without it the same file is refused", () => {
+    const resolving = renderHaproxyCfg({ ...byName, dnsResolution: { name: "docker", nameservers: ["127.0.0.11:53"] } });
+    const accepted = check("haproxy", ["-c", "-f", writeTemp("haproxy-dns.cfg", resolving)]);
+    expect(accepted.output).toMatch(/valid/i);
+    expect(accepted.code).toBe(0);
+    const refused = check("haproxy", ["-c", "-f", writeTemp("haproxy-no-dns.cfg", renderHaproxyCfg(byName))]);
+    expect(refused.output).toMatch(/could not resolve address 'pg-a\.tradeops\.invalid'/);
+    expect(refused.code).not.toBe(0);
+  });
+
+  it("I5: dnsResolution renders a resolvers section and one default-server line naming it, with init-addr ending in none", () => {
+    const resolving = renderHaproxyCfg({ ...byName, dnsResolution: { nameservers: ["10.0.0.2:53", "10.0.0.3:53"], holdValid: "10s" } });
+    expect(resolving).toMatch(/^resolvers dns\n {4}nameserver dns1 10\.0\.0\.2:53\n {4}nameserver dns2 10\.0\.0\.3:53\n {4}hold valid 10s\n/m);
+    const defaultServers = resolving.split("\n").filter((line) => line.trimStart().startsWith("default-server "));
+    expect(defaultServers).toEqual(["    default-server inter 2s fall 3 rise 2 on-marked-down shutdown-sessions init-addr last,libc,none resolvers dns"]);
+    expect(check("haproxy", ["-c", "-f", writeTemp("haproxy-dns2.cfg", resolving)]).code).toBe(0);
+    expect(cfg).not.toMatch(/resolvers|init-addr/); // unset: addresses resolved once, as the sandbox wants
+    expect(() => renderHaproxyCfg({ ...byName, dnsResolution: { nameservers: [] } })).toThrow(/nameserver/);
   });
 });
 
@@ -236,5 +303,72 @@ describe("prometheus.yml and alert rules", () => {
     const result = check("promtool", ["test", "rules", test]);
     expect(result.output).toMatch(/SUCCESS/);
     expect(result.code).toBe(0);
+  });
+});
+
+describe("alertmanager.yml", () => {
+  const telegram = { botToken: "123456:unit-Test-token", chatId: "-1001234567890" };
+  const slack = { webhookUrl: "https://hooks.slack.example/services/T0/B0/unit" };
+  const discord = { webhookUrl: "https://discord.example/api/webhooks/1/unit" };
+
+  function amtoolCheck(name: string, yml: string) {
+    return check("amtool", ["check-config", writeTemp(name, yml)]);
+  }
+
+  type ParsedAlertmanager = {
+    route: { receiver: string; group_by: string[]; group_wait: string; repeat_interval: string };
+    receivers: Array<{ name: string; telegram_configs?: Array<Record<string, unknown>>; slack_configs?: Array<Record<string, unknown>>; discord_configs?: Array<Record<string, unknown>> }>;
+  };
+  const parsed = (opts: AlertmanagerYmlOptions) => parseYaml(renderAlertmanagerYml(opts)) as ParsedAlertmanager;
+
+  it("I8: amtool check-config accepts alertmanager.yml with the Telegram and Slack receivers", () => {
+    const result = amtoolCheck("alertmanager.yml", renderAlertmanagerYml({ receivers: { telegram, slack } }));
+    expect(result.output).toMatch(/SUCCESS/);
+    expect(result.output).toMatch(/1 receivers/);
+    expect(result.code).toBe(0);
+    const [receiver] = parsed({ receivers: { telegram, slack } }).receivers;
+    expect(receiver!.telegram_configs).toEqual([{ bot_token: telegram.botToken, chat_id: -1001234567890, send_resolved: true }]);
+    expect(receiver!.slack_configs).toEqual([{ api_url: slack.webhookUrl, send_resolved: true }]);
+    expect(receiver!.discord_configs).toBeUndefined();
+  });
+
+  it("Z3: amtool check-config accepts the Discord receiver alongside I8's channels", () => {
+    const result = amtoolCheck("alertmanager-discord.yml", renderAlertmanagerYml({ receivers: { telegram, slack, discord } }));
+    expect(result.output).toMatch(/SUCCESS/);
+    expect(result.code).toBe(0);
+    expect(parsed({ receivers: { discord } }).receivers[0]!.discord_configs).toEqual([{ webhook_url: discord.webhookUrl, send_resolved: true }]);
+  });
+
+  it("I8: a Telegram chat id that is not numeric is refused at render time, since amtool refuses it too", () => {
+    expect(() => renderAlertmanagerYml({ receivers: { telegram: { ...telegram, chatId: "@tradeops_alerts" } } })).toThrow(/Telegram chat id "@tradeops_alerts" is not numeric/);
+    expect(() => renderAlertmanagerYml({ receivers: { telegram: { ...telegram, chatId: "" } } })).toThrow(/not numeric/);
+    const quoted = renderAlertmanagerYml({ receivers: { telegram } }).replace("chat_id: -1001234567890", 'chat_id: "@tradeops_alerts"');
+    expect(amtoolCheck("alertmanager-bad-chat.yml", quoted).code).not.toBe(0);
+    expect(parsed({ receivers: { telegram: { ...telegram, chatId: -42 } } }).receivers[0]!.telegram_configs![0]!.chat_id).toBe(-42);
+  });
+
+  it("I8: grouping, intervals and send_resolved are options; with no channel set the file is still valid", () => {
+    const opts: AlertmanagerYmlOptions = { receivers: {}, receiverName: "ops", groupBy: ["alertname"], groupWait: "10s", repeatInterval: "1h", sendResolved: false };
+    const result = amtoolCheck("alertmanager-options.yml", renderAlertmanagerYml(opts));
+    expect(result.output).toMatch(/SUCCESS/);
+    expect(result.code).toBe(0);
+    expect(parsed(opts).route).toMatchObject({ receiver: "ops", group_by: ["alertname"], group_wait: "10s", repeat_interval: "1h" });
+    expect(parsed({ ...opts, receivers: { slack } }).receivers[0]!.slack_configs![0]!.send_resolved).toBe(false);
+    expect(parsed({ receivers: {} }).route).toMatchObject({ receiver: "tradeops", group_by: ["alertname", "severity"], group_wait: "30s", repeat_interval: "4h" });
+  });
+});
+
+describe("Grafana datasource provisioning", () => {
+  it("S4: Prometheus is provisioned as Grafana's default datasource, proxied through Grafana's server", () => {
+    const provisioned = parseYaml(renderGrafanaDatasourceYml({ prometheusUrl: "http://prometheus:9090" })) as { apiVersion: number; datasources: unknown[] };
+    expect(provisioned.apiVersion).toBe(1);
+    expect(provisioned.datasources).toEqual([{ name: "Prometheus", type: "prometheus", access: "proxy", url: "http://prometheus:9090", isDefault: true }]);
+  });
+
+  it("S4: a stable uid and another name are options, for dashboards that reference the datasource", () => {
+    const provisioned = parseYaml(renderGrafanaDatasourceYml({ prometheusUrl: "http://127.0.0.1:15407", name: "Prometheus (sandbox)", uid: "prometheus" })) as { datasources: unknown[] };
+    expect(provisioned.datasources).toEqual([
+      { name: "Prometheus (sandbox)", uid: "prometheus", type: "prometheus", access: "proxy", url: "http://127.0.0.1:15407", isDefault: true },
+    ]);
   });
 });
