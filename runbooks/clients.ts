@@ -41,14 +41,18 @@ export async function withPg<T>(
 }
 
 /** Opens a Redis connection that fails fast instead of queueing or reconnecting forever. */
-export async function withRedis<T>(outputs: StackOutputs, use: (redis: Redis) => Promise<T>): Promise<T> {
+export async function withRedis<T>(
+  outputs: StackOutputs,
+  use: (redis: Redis) => Promise<T>,
+  options: { connectTimeoutMs?: number; commandTimeoutMs?: number } = {},
+): Promise<T> {
   const redis = new Redis({
     host: outputs.redis.host,
     port: outputs.redis.port,
     password: outputs.redis.password,
     lazyConnect: true,
-    connectTimeout: CONNECT_TIMEOUT_MS,
-    commandTimeout: CONNECT_TIMEOUT_MS,
+    connectTimeout: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+    commandTimeout: options.commandTimeoutMs ?? CONNECT_TIMEOUT_MS,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
     retryStrategy: () => null,

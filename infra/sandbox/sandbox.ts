@@ -19,7 +19,7 @@ import { pgStandby } from "./components/pg-standby.ts";
 import { prometheus } from "./components/prometheus.ts";
 import { redis } from "./components/redis.ts";
 import { s3Store } from "./components/s3-store.ts";
-import { defaultSandboxDir, sandboxLayout, type SandboxLayout, type SandboxLayoutOptions } from "./layout.ts";
+import { COMPONENT_NAMES, defaultSandboxDir, sandboxLayout, type ComponentName, type SandboxLayout, type SandboxLayoutOptions } from "./layout.ts";
 import { sandboxOutputs } from "./outputs.ts";
 import { chownToOsUser, markedProcesses, run, stopAll } from "./processes.ts";
 import { loadOrMintSecrets, readSecrets } from "./secrets.ts";
@@ -156,10 +156,23 @@ export async function sandboxStatus(layout: SandboxLayout): Promise<ComponentSta
 
 /** Brings every component up; already running ones are left alone. Returns what it started. */
 export async function upSandbox(opts: SandboxOptions = {}, log: (line: string) => void = () => {}): Promise<string[]> {
+  return upComponents(COMPONENT_NAMES, opts, log);
+}
+
+/**
+ * Brings the named components up, in start order whatever the order of `names`; already running
+ * ones are left alone. Returns what it started. Dependencies are not added: name them (pg-a
+ * archives into s3 through the stanza; without them every stop of pg-a waits out archive-push).
+ */
+export async function upComponents(
+  names: readonly ComponentName[],
+  opts: SandboxOptions = {},
+  log: (line: string) => void = () => {},
+): Promise<string[]> {
   const sandbox = openSandbox(opts, log);
   await prepareSandbox(sandbox);
   const started: string[] = [];
-  for (const component of SANDBOX_COMPONENTS) {
+  for (const component of SANDBOX_COMPONENTS.filter(({ name }) => names.includes(name))) {
     const skipReason = component.skipReason?.(sandbox.layout);
     if (skipReason) {
       log(`${component.name}: ${skipReason}`);

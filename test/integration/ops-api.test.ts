@@ -1,11 +1,12 @@
 /**
- * The reference ops API against a real PostgreSQL 15 and a real Redis, started here in a temp dir
- * (until the sandbox can start them for us) and killed by PID afterwards, even when a test fails.
+ * The reference ops API against a real PostgreSQL 15 and a real Redis: the sandbox's own pg-a and
+ * Redis, started by its component code in a sandbox of this file's own (these tests stop and freeze
+ * them, so never the shared one of global-setup.ts), and stopped by PID through `downSandbox`
+ * afterwards, even when a test fails.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer, type Socket } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -13,6 +14,12 @@ import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import type { StackOutputs } from "../../contract/outputs.ts";
+import type { Sandbox } from "../../infra/sandbox/component.ts";
+import { pgPrimary } from "../../infra/sandbox/components/pg-primary.ts";
+import { pgStandby } from "../../infra/sandbox/components/pg-standby.ts";
+import { redis as redisServer } from "../../infra/sandbox/components/redis.ts";
+import { repoRoot, type ComponentName } from "../../infra/sandbox/layout.ts";
 import {
   CircuitBreakerStatus,
   KillSwitchActivated,
@@ -25,16 +32,20 @@ import {
   TradingStatus,
 } from "../../infra/sandbox/ops-api/protocol.ts";
 import { type OpsApi, type OpsApiConfig, startOpsApi } from "../../infra/sandbox/ops-api/server.ts";
+import { sandboxOutputs } from "../../infra/sandbox/outputs.ts";
+import { sandboxEnv, waitUntil } from "../../infra/sandbox/processes.ts";
+import { downSandbox, openSandbox, upComponents, type SandboxOptions } from "../../infra/sandbox/sandbox.ts";
+import { INTEGRATION_BASE_PORT } from "./global-setup.ts";
 
 const run = promisify(execFile);
-const PG_BIN = "/usr/lib/postgresql/15/bin";
-const REPO_ROOT = join(import.meta.dirname, "..", "..");
 
-const secret = () => randomBytes(18).toString("base64url");
-const TOKEN = secret();
-const ADMIN_KEY = secret();
-const PG_PASSWORD = secret();
-const REDIS_PASSWORD = secret();
+/** Above the shared sandbox's ports (its base + 1 … + 7), so the two never meet. */
+const BASE_PORT = INTEGRATION_BASE_PORT + 10;
+/**
+ * pg-a archives its WAL into the S3 store through the stanza: without them every stop of pg-a
+ * waits out archive-push retries (3.3 s measured, against 0.2 s).
+ */
+const COMPONENTS: ComponentName[] = ["s3", "pg-a", "stanza", "redis"];
 
 /** Every log line any ops API wrote during the run, and every confirmation code it issued. */
 const logLines: string[] = [];
@@ -42,25 +53,26 @@ const issuedCodes: string[] = [];
 /** Figures quoted in reports; printed at the end. */
 const measured: Record<string, string> = {};
 
-let dir: string;
-let pgPort: number;
-let redisPort: number;
-let redisServer: ChildProcess | undefined;
+let dir: string | undefined;
+let sandbox: Sandbox;
+let outputs: StackOutputs;
+let token: string;
+let adminKey: string;
 let api: OpsApi;
 let redis: Redis;
 let db: pg.Pool;
-const extraPids: number[] = [];
 
-const databaseUrl = (database = "trading", port = pgPort) =>
-  `postgresql://ops:${PG_PASSWORD}@127.0.0.1:${port}/${database}`;
-const redisUrl = () => `redis://:${REDIS_PASSWORD}@127.0.0.1:${redisPort}`;
+const sandboxLog = (line: string) => process.stderr.write(`[ops-api.test] ${line}\n`);
+const databaseUrl = (database = outputs.database.name, port = outputs.database.primary.port) =>
+  `postgresql://${outputs.database.user}:${outputs.database.password}@${outputs.database.primary.host}:${port}/${database}`;
+const redisUrl = () => `redis://:${outputs.redis.password}@${outputs.redis.host}:${outputs.redis.port}`;
 const apiConfig = (overrides: Partial<OpsApiConfig> = {}): OpsApiConfig => ({
   host: "127.0.0.1",
   port: 0,
   databaseUrl: databaseUrl(),
   redisUrl: redisUrl(),
-  token: TOKEN,
-  killSwitchAdminKey: ADMIN_KEY,
+  token,
+  killSwitchAdminKey: adminKey,
   version: "test",
   logSink: (line) => logLines.push(line),
   ...overrides,
@@ -68,14 +80,13 @@ const apiConfig = (overrides: Partial<OpsApiConfig> = {}): OpsApiConfig => ({
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "tradeops-ops-api-"));
-  chownToPostgres(dir);
-  [pgPort, redisPort] = await freePortPair();
-  await initPostgres(join(dir, "pg"));
-  await startPostgres(join(dir, "pg"), pgPort);
-  redisServer = await startRedis();
-  db = new pg.Pool({ connectionString: databaseUrl("postgres"), max: 2 });
-  await db.query("CREATE DATABASE trading");
-  await db.end();
+  // async: pg-b joins for one test only, and must never hold pg-a's commits.
+  const options: SandboxOptions = { dir, basePort: BASE_PORT, mode: "async" };
+  sandbox = openSandbox(options, sandboxLog);
+  outputs = sandboxOutputs(sandbox.layout, sandbox.secrets);
+  token = sandbox.secrets.opsApiToken;
+  adminKey = sandbox.secrets.killSwitchAdminKey;
+  await upComponents(COMPONENTS, options, sandboxLog);
   db = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
   redis = new Redis(redisUrl(), { maxRetriesPerRequest: 1 }).on("error", () => undefined);
   api = await startOpsApi(apiConfig());
@@ -85,9 +96,12 @@ afterAll(async () => {
   await api?.close().catch(() => undefined);
   await db?.end().catch(() => undefined);
   redis?.disconnect();
-  if (!dir) return;
-  for (const pid of [...extraPids, postmasterPid(join(dir, "pg")), redisServer?.pid]) await killAndWait(pid);
-  rmSync(dir, { recursive: true, force: true });
+  try {
+    // By PID in reverse start order, then every process carrying the sandbox's marker (spawnOpsApi's too).
+    if (sandbox) await downSandbox(sandbox.layout, {}, sandboxLog);
+  } finally {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
   console.table(measured);
 });
 
@@ -190,16 +204,16 @@ describe("reference ops API", () => {
   });
 
   test("I1: force-deactivate refuses a wrong admin key and accepts the right one", async () => {
-    const notActive = await call("POST", "/api/kill-switch/force-deactivate", { admin_key: ADMIN_KEY });
+    const notActive = await call("POST", "/api/kill-switch/force-deactivate", { admin_key: adminKey });
     expect(notActive.status).toBe(409);
 
     const activation = await call("POST", "/api/kill-switch", { reason: "force drill" });
     issuedCodes.push(KillSwitchActivated.parse(activation.body).confirmation_code);
-    expect((await call("POST", "/api/kill-switch/force-deactivate", { admin_key: `${ADMIN_KEY}x` })).status).toBe(403);
-    expect((await call("POST", "/api/kill-switch/force-deactivate", { admin_key: TOKEN })).status).toBe(403);
+    expect((await call("POST", "/api/kill-switch/force-deactivate", { admin_key: `${adminKey}x` })).status).toBe(403);
+    expect((await call("POST", "/api/kill-switch/force-deactivate", { admin_key: token })).status).toBe(403);
     expect((await call("GET", "/api/kill-switch/status")).body).toMatchObject({ active: true });
 
-    const forced = await call("POST", "/api/kill-switch/force-deactivate", { admin_key: ADMIN_KEY });
+    const forced = await call("POST", "/api/kill-switch/force-deactivate", { admin_key: adminKey });
     expect(forced.status).toBe(200);
     expect(KillSwitchDeactivated.parse(forced.body).deactivated_by).toBe("admin_key");
     expect((await call("GET", "/api/kill-switch/status")).body).toEqual({ active: false });
@@ -225,7 +239,7 @@ describe("reference ops API", () => {
     expect(byCode.status).toBe(403);
     expect(byCode.body.error).toMatch(/force-deactivate/);
 
-    expect((await call("POST", "/api/kill-switch/force-deactivate", { admin_key: ADMIN_KEY })).status).toBe(200);
+    expect((await call("POST", "/api/kill-switch/force-deactivate", { admin_key: adminKey })).status).toBe(200);
     expect((await call("GET", "/api/kill-switch/status")).body).toEqual({ active: false });
     expect((await call("POST", "/api/trading/resume")).status).toBe(200);
   });
@@ -316,7 +330,7 @@ describe("reference ops API", () => {
   });
 
   test("Z1: /health/ready answers 503 naming redis within 2 s when Redis is stopped, and recovers", async () => {
-    await killAndWait(redisServer?.pid);
+    await redisServer.stop!(sandbox.layout, sandboxLog);
     try {
       const started = performance.now();
       const { status, body } = await call("GET", "/health/ready", undefined, null);
@@ -327,19 +341,19 @@ describe("reference ops API", () => {
       expect(report.components.redis.error).toBeTruthy();
       expect(report.components.database.status).toBe("healthy");
       expect(elapsed).toBeLessThan(2_000);
-      measured["/health/ready with Redis killed, ms"] = elapsed.toFixed(1);
+      measured["/health/ready with Redis stopped, ms"] = elapsed.toFixed(1);
 
       const breakerStarted = performance.now();
       const breaker = await call("GET", "/api/circuit-breaker/status");
       expect(breaker.status).toBe(503);
       expect(breaker.body.error).toMatch(/redis/);
-      measured["/api/circuit-breaker/status with Redis killed, ms"] = (performance.now() - breakerStarted).toFixed(1);
+      measured["/api/circuit-breaker/status with Redis stopped, ms"] = (performance.now() - breakerStarted).toFixed(1);
       expect((await call("GET", "/health", undefined, null)).status).toBe(200);
       expect((await call("GET", "/api/trading/status")).status).toBe(200);
       // prom-client spells NaN "Nan"; Prometheus parses either.
       expect((await scrape()).text).toMatch(/^tradeops_queue_length\{queue="trade-execution"\} nan$/im);
     } finally {
-      redisServer = await startRedis();
+      await redisServer.start(sandbox);
     }
     const restarted = performance.now();
     await waitFor(async () => (await call("GET", "/health/ready", undefined, null)).status === 200, 10_000);
@@ -348,7 +362,7 @@ describe("reference ops API", () => {
   });
 
   test("Z1: a frozen Redis (SIGSTOP) turns /health/ready into a 503 after the 1 s probe limit instead of a hang", async () => {
-    const pid = redisServer!.pid!;
+    const pid = redisServer.pid!(sandbox.layout)!;
     process.kill(pid, "SIGSTOP");
     try {
       const started = performance.now();
@@ -367,11 +381,11 @@ describe("reference ops API", () => {
   test("Z1: an API started while PostgreSQL is down serves /health, answers 503, and creates its schema once it is back", async () => {
     await db.query("CREATE DATABASE late_schema");
     await db.end();
-    await killAndWait(postmasterPid(join(dir, "pg")));
+    await pgPrimary.stop!(sandbox.layout, sandboxLog);
 
     const lateApi = await startOpsApi(apiConfig({ databaseUrl: databaseUrl("late_schema") }));
     const postgresBack = async () => {
-      if (!postmasterPid(join(dir, "pg"))) await startPostgres(join(dir, "pg"), pgPort);
+      if (!(await pgPrimary.isUp(sandbox.layout))) await pgPrimary.start(sandbox);
     };
     try {
       expect((await call("GET", "/health", undefined, null, lateApi)).status).toBe(200);
@@ -383,7 +397,7 @@ describe("reference ops API", () => {
       expect(ReadyReport.parse(ready.body).components.redis.status).toBe("healthy");
       expect(elapsed).toBeLessThan(2_000);
       measured["/health/ready with PostgreSQL stopped, ms"] = elapsed.toFixed(1);
-      const tradingStatus = await call("GET", "/api/trading/status", undefined, TOKEN, lateApi);
+      const tradingStatus = await call("GET", "/api/trading/status", undefined, token, lateApi);
       expect(tradingStatus.status).toBe(503);
       expect(tradingStatus.body.error).toMatch(/database/);
 
@@ -391,7 +405,7 @@ describe("reference ops API", () => {
       const restarted = performance.now();
       await waitFor(async () => (await call("GET", "/health/ready", undefined, null, lateApi)).status === 200, 10_000);
       measured["ready again after PostgreSQL restart, ms"] = (performance.now() - restarted).toFixed(0);
-      expect((await call("GET", "/api/trading/status", undefined, TOKEN, lateApi)).body).toMatchObject({ paused: false });
+      expect((await call("GET", "/api/trading/status", undefined, token, lateApi)).body).toMatchObject({ paused: false });
 
       const late = new pg.Pool({ connectionString: databaseUrl("late_schema"), max: 1 });
       const { rows } = await late.query("SELECT count(*)::int AS tables FROM pg_tables WHERE tablename IN ('kill_switch_events', 'trading_state', 'positions')");
@@ -408,15 +422,10 @@ describe("reference ops API", () => {
   });
 
   test("Z1: /health/ready answers 503 when the database it reaches is a read-only standby", async () => {
-    const standbyDir = join(dir, "standby");
-    const standbyPort = pgPort + 2;
-    await run("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_basebackup`, "-h", "127.0.0.1", "-p", String(pgPort), "-U", "ops", "-D", standbyDir, "-R", "-X", "stream", "-c", "fast"], {
-      env: { ...process.env, PGPASSWORD: PG_PASSWORD },
-    });
-    await startPostgres(standbyDir, standbyPort);
-    extraPids.push(postmasterPid(standbyDir)!);
+    // pg_basebackup from pg-a, streaming; `downSandbox` stops it with the rest.
+    await pgStandby.start(sandbox);
 
-    const standbyApi = await startOpsApi(apiConfig({ databaseUrl: databaseUrl("trading", standbyPort) }));
+    const standbyApi = await startOpsApi(apiConfig({ databaseUrl: databaseUrl("trading", outputs.database.standby!.port) }));
     try {
       const { status, body } = await call("GET", "/health/ready", undefined, null, standbyApi);
       expect(status).toBe(503);
@@ -424,7 +433,7 @@ describe("reference ops API", () => {
         status: "unhealthy",
         error: expect.stringMatching(/read-only/),
       });
-      expect((await call("POST", "/api/trading/pause", { reason: "on a standby" }, TOKEN, standbyApi)).status).toBe(503);
+      expect((await call("POST", "/api/trading/pause", { reason: "on a standby" }, token, standbyApi)).status).toBe(503);
     } finally {
       await standbyApi.close();
     }
@@ -440,7 +449,7 @@ describe("reference ops API", () => {
     const body = JSON.stringify({ reason: "drain drill" });
     const inFlight = await rawConnection(port);
     inFlight.socket.write(
-      `POST /api/trading/pause HTTP/1.1\r\nHost: ops\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 10)}`,
+      `POST /api/trading/pause HTTP/1.1\r\nHost: ops\r\nAuthorization: Bearer ${token}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 10)}`,
     );
     // New: its headers complete only after the signal.
     const late = await rawConnection(port);
@@ -469,12 +478,12 @@ describe("reference ops API", () => {
     expect(badPort.lines[0]).toMatchObject({ level: "error", variables: ["OPS_API_PORT"] });
     expect(String(badPort.lines[0]!.msg)).toContain("OPS_API_PORT");
 
-    const sameKey = spawnOpsApi({ KILL_SWITCH_ADMIN_KEY: TOKEN, DATABASE_URL: undefined });
+    const sameKey = spawnOpsApi({ KILL_SWITCH_ADMIN_KEY: token, DATABASE_URL: undefined });
     expect(await sameKey.exitCode).toBe(2);
     expect(sameKey.lines).toHaveLength(1);
     expect(sameKey.lines[0]!.variables).toEqual(["DATABASE_URL"]);
 
-    const sameSecrets = spawnOpsApi({ KILL_SWITCH_ADMIN_KEY: TOKEN });
+    const sameSecrets = spawnOpsApi({ KILL_SWITCH_ADMIN_KEY: token });
     expect(await sameSecrets.exitCode).toBe(2);
     expect(sameSecrets.lines[0]!.variables).toEqual(["KILL_SWITCH_ADMIN_KEY"]);
 
@@ -486,13 +495,13 @@ describe("reference ops API", () => {
   test("Z3, T2: no log line carries the token, the admin key, a password or a confirmation code", () => {
     expect(logLines.length).toBeGreaterThan(20);
     const everything = logLines.join("\n");
-    for (const value of [TOKEN, ADMIN_KEY, PG_PASSWORD, REDIS_PASSWORD, ...issuedCodes]) {
+    for (const value of [token, adminKey, outputs.database.password, outputs.redis.password, ...issuedCodes]) {
       expect(everything).not.toContain(value);
     }
     for (const line of logLines) {
       expect(JSON.parse(line)).toMatchObject({ time: expect.any(String), level: expect.any(String), msg: expect.any(String) });
     }
-    expect(everything).toContain(`postgresql://ops:***@127.0.0.1:${pgPort}/trading`);
+    expect(everything).toContain(`postgresql://tradeops:***@127.0.0.1:${outputs.database.primary.port}/trading`);
   });
 });
 
@@ -504,10 +513,10 @@ interface Answer {
   body: any;
 }
 
-async function call(method: string, path: string, body?: unknown, token: string | null = TOKEN, target: OpsApi = api): Promise<Answer> {
+async function call(method: string, path: string, body?: unknown, bearer: string | null = token, target: OpsApi = api): Promise<Answer> {
   const response = await fetch(`${target.url}${path}`, {
     method,
-    headers: token === null ? {} : { authorization: `Bearer ${token}` },
+    headers: bearer === null ? {} : { authorization: `Bearer ${bearer}` },
     body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
   });
   return { status: response.status, body: await response.json() };
@@ -546,21 +555,21 @@ interface OpsApiProcess {
   waitForLine(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
 }
 
+/** Carries the sandbox's marker: `downSandbox` in afterAll stops any one still running. */
 function spawnOpsApi(env: Record<string, string | undefined>): OpsApiProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", "infra/sandbox/ops-api/main.ts"], {
-    cwd: REPO_ROOT,
+  const child = spawn(process.execPath, ["--import", "tsx", sandbox.layout.opsApi.main], {
+    cwd: repoRoot,
     env: {
-      PATH: process.env.PATH,
+      ...sandboxEnv(sandbox.layout),
       OPS_API_PORT: "0",
       DATABASE_URL: databaseUrl(),
       REDIS_URL: redisUrl(),
-      OPS_API_TOKEN: TOKEN,
-      KILL_SWITCH_ADMIN_KEY: ADMIN_KEY,
+      OPS_API_TOKEN: token,
+      KILL_SWITCH_ADMIN_KEY: adminKey,
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  extraPids.push(child.pid!);
   const lines: Record<string, unknown>[] = [];
   const waiters = new Set<() => void>();
   let pending = "";
@@ -596,97 +605,13 @@ function spawnOpsApi(env: Record<string, string | undefined>): OpsApiProcess {
   return { process: child, lines, exitCode, waitForLine };
 }
 
-// ---- Throwaway PostgreSQL 15 and Redis --------------------------------------------------------
-
-async function initPostgres(dataDir: string): Promise<void> {
-  const passwordFile = join(dir, "pg-password");
-  writeFileSync(passwordFile, PG_PASSWORD, { mode: 0o600 });
-  chownToPostgres(passwordFile);
-  await asPostgres(`${PG_BIN}/initdb`, "-D", dataDir, "-U", "ops", "--pwfile", passwordFile, "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8");
-  rmSync(passwordFile);
-}
-
-async function startPostgres(dataDir: string, port: number): Promise<void> {
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`;
-  await asPostgres(`${PG_BIN}/pg_ctl`, "-D", dataDir, "-o", options, "-l", `${dataDir}.log`, "-w", "start");
-}
-
-function postmasterPid(dataDir: string): number | undefined {
-  const pidFile = join(dataDir, "postmaster.pid");
-  return existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").split("\n")[0]) : undefined;
-}
-
-async function startRedis(): Promise<ChildProcess> {
-  const redisDir = join(dir, "redis");
-  mkdirSync(redisDir, { recursive: true });
-  const server = spawn(
-    "/usr/bin/redis-server",
-    ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", redisDir, "--requirepass", REDIS_PASSWORD],
-    { stdio: "ignore" },
-  );
-  const probe = new Redis(redisUrl(), { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on("error", () => undefined);
-  await waitFor(async () => (await probe.connect().then(() => true, () => false)) && (await probe.ping()) === "PONG", 5_000);
-  probe.disconnect();
-  return server;
-}
-
-const asPostgres = (command: string, ...args: string[]) => run("runuser", ["-u", "postgres", "--", command, ...args]);
-
-/** SIGKILL for Redis (an outage), SIGINT = fast shutdown for PostgreSQL; then wait for the PID to be gone. */
-async function killAndWait(pid: number | undefined): Promise<void> {
-  if (!pid || !alive(pid)) return;
-  const isRedis = pid === redisServer?.pid;
-  process.kill(pid, isRedis ? "SIGKILL" : "SIGINT");
-  for (let waited = 0; alive(pid) && waited < 10_000; waited += 50) await sleep(50);
-  if (alive(pid)) process.kill(pid, "SIGKILL");
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+// ---- Waiting and figures ----------------------------------------------------------------------
 
 async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await condition().catch(() => false)) return;
-    await sleep(50);
-  }
-  throw new Error(`condition not met within ${timeoutMs} ms`);
-}
-
-/** Two consecutive free ports in 25900-25999 (PostgreSQL, Redis); the standby takes PostgreSQL's + 2. */
-async function freePortPair(): Promise<[number, number]> {
-  for (let attempt = 0; attempt < 50; attempt += 1) {
-    const base = 25_900 + 3 * Math.floor(Math.random() * 33);
-    const free = await Promise.all([base, base + 1, base + 2].map(portIsFree));
-    if (free.every(Boolean)) return [base, base + 1];
-  }
-  throw new Error("no free ports in 25900-25999");
-}
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.once("error", () => resolve(false));
-    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
-  });
+  if (!(await waitUntil(condition, timeoutMs, 50))) throw new Error(`condition not met within ${timeoutMs} ms`);
 }
 
 function percentile(values: number[], p: number): string {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!.toFixed(2);
-}
-
-/** PostgreSQL refuses to run as root: its files belong to the `postgres` OS user. */
-function chownToPostgres(path: string): void {
-  const entry = readFileSync("/etc/passwd", "utf8").split("\n").find((line) => line.startsWith("postgres:"));
-  if (!entry) throw new Error("no postgres OS user in /etc/passwd");
-  const [, , uid, gid] = entry.split(":");
-  chownSync(path, Number(uid), Number(gid));
 }

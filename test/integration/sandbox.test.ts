@@ -7,14 +7,13 @@ import { randomUUID } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { Agent } from "node:https";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
-import { Redis } from "ioredis";
-import pg from "pg";
 import { describe, expect, inject, it } from "vitest";
 import { StackOutputs } from "../../contract/outputs.ts";
 import type { ComponentStatus } from "../../infra/sandbox/component.ts";
 import { stanzaInfo } from "../../infra/sandbox/components/backup-stanza.ts";
 import { isAlive } from "../../infra/sandbox/processes.ts";
 import { resolveSandboxLayout, sandboxProcesses } from "../../infra/sandbox/sandbox.ts";
+import { withPg, withRedis } from "../../runbooks/clients.ts";
 import { runRunbook } from "../../runbooks/engine/run.ts";
 import { sandboxDown, sandboxStackOutputs, sandboxStatus, sandboxUp } from "../../runbooks/sandbox.ts";
 
@@ -23,23 +22,6 @@ const outputsFile = inject("outputsFile");
 const outputs = StackOutputs.parse(JSON.parse(readFileSync(outputsFile, "utf8")));
 const layout = resolveSandboxLayout({ dir: sandboxDir });
 const probeToken = randomUUID();
-
-async function withPg<T>(endpoint: { host: string; port: number }, use: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({
-    host: endpoint.host,
-    port: endpoint.port,
-    user: outputs.database.user,
-    password: outputs.database.password,
-    database: outputs.database.name,
-    connectionTimeoutMillis: 3_000,
-  });
-  await client.connect();
-  try {
-    return await use(client);
-  } finally {
-    await client.end();
-  }
-}
 
 function pidExists(pid: number): boolean {
   try {
@@ -71,7 +53,7 @@ describe("sandbox outputs", () => {
 
 describe("PostgreSQL pair", () => {
   it("I5: the primary accepts a write through the traffic endpoint (HAProxy → pg-a)", async () => {
-    const served = await withPg(outputs.database.traffic, async (client) => {
+    const served = await withPg(outputs, outputs.database.traffic, async (client) => {
       await client.query("CREATE TABLE IF NOT EXISTS sandbox_probe (token text PRIMARY KEY, at timestamptz DEFAULT now())");
       await client.query("INSERT INTO sandbox_probe (token) VALUES ($1)", [probeToken]);
       return (await client.query<{ port: number; recovery: boolean }>("SELECT inet_server_port() AS port, pg_is_in_recovery() AS recovery")).rows[0];
@@ -80,11 +62,11 @@ describe("PostgreSQL pair", () => {
   });
 
   it("I5: the standby is in recovery, streams synchronously from the primary, and sees the row", async () => {
-    const replication = await withPg(outputs.database.primary, async (client) =>
+    const replication = await withPg(outputs, outputs.database.primary, async (client) =>
       (await client.query("SELECT application_name, state, sync_state FROM pg_stat_replication")).rows,
     );
     expect(replication).toContainEqual({ application_name: "pg-b", state: "streaming", sync_state: "sync" });
-    await withPg(outputs.database.standby!, async (client) => {
+    await withPg(outputs, outputs.database.standby!, async (client) => {
       expect((await client.query("SELECT pg_is_in_recovery() AS recovery")).rows[0].recovery).toBe(true);
       // Sync commit waits for the standby's flush, not its replay: allow a moment to apply.
       await expect
@@ -96,14 +78,10 @@ describe("PostgreSQL pair", () => {
 
 describe("Redis, S3 store, pgBackRest", () => {
   it("S7: Redis answers PING with its password and runs with appendonly yes", async () => {
-    const redis = new Redis({ host: outputs.redis.host, port: outputs.redis.port, password: outputs.redis.password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    try {
-      await redis.connect();
+    await withRedis(outputs, async (redis) => {
       expect(await redis.ping()).toBe("PONG");
       expect(await redis.config("GET", "appendonly")).toEqual(["appendonly", "yes"]);
-    } finally {
-      redis.disconnect();
-    }
+    });
   });
 
   it("I7: the S3 bucket is listable over TLS with the sandbox CA and holds the pgBackRest repository", async () => {
@@ -125,7 +103,7 @@ describe("Redis, S3 store, pgBackRest", () => {
   });
 
   it("I7: pgbackrest info shows the stanza sound and the WAL segment of pg_switch_wal archived", async () => {
-    const switched = await withPg(outputs.database.primary, async (client) => {
+    const switched = await withPg(outputs, outputs.database.primary, async (client) => {
       await client.query("INSERT INTO sandbox_probe (token) VALUES ($1) ON CONFLICT DO NOTHING", [`${probeToken}-wal`]);
       return (await client.query<{ wal: string }>("SELECT pg_walfile_name(pg_switch_wal()) AS wal")).rows[0]!.wal;
     });
@@ -191,7 +169,7 @@ describe("up / status / down", () => {
 
     const up = await timed("up on existing data", () => runRunbook(sandboxUp, { dir: sandboxDir, mode: "sync" }, runOptions()));
     expect(up.exitCode, up.failure?.message).toBe(0);
-    const rows = await withPg(outputs.database.traffic, async (client) => (await client.query("SELECT count(*)::int AS n FROM sandbox_probe WHERE token = $1", [probeToken])).rows[0].n);
+    const rows = await withPg(outputs, outputs.database.traffic, async (client) => (await client.query("SELECT count(*)::int AS n FROM sandbox_probe WHERE token = $1", [probeToken])).rows[0].n);
     expect(rows).toBe(1);
   });
 });

@@ -2,23 +2,10 @@
  * pg-a, the PostgreSQL primary: initdb with data checksums, the ops role `tradeops` (superuser,
  * scram), the `replicator` role, the `trading` database with pg_stat_statements (S13).
  */
-import { mkdirSync, renameSync, rmSync } from "node:fs";
-import { dirname } from "node:path";
 import type { Sandbox, SandboxComponent } from "../component.ts";
 import type { SandboxLayout } from "../layout.ts";
-import { asOsUser, assertPortFree, chownToOsUser, runOrThrow } from "../processes.ts";
-import {
-  inRecovery,
-  isInitialised,
-  isUp,
-  partialDir,
-  pgBin,
-  postmasterPid,
-  psql,
-  startCluster,
-  stopCluster,
-  writePgConfig,
-} from "./postgres.ts";
+import { asOsUser, runOrThrow } from "../processes.ts";
+import { inRecovery, isInitialised, isUp, pgBin, postmasterPid, psql, startNode, stopCluster } from "./postgres.ts";
 
 const node = (layout: SandboxLayout) => layout.pg["pg-a"];
 
@@ -33,10 +20,10 @@ export const pgPrimary: SandboxComponent = {
 
   async start(sandbox) {
     const { layout } = sandbox;
-    await assertPortFree(layout.host, node(layout).port, "pg-a");
-    if (!isInitialised(node(layout))) await initPrimary(sandbox);
-    writePgConfig(layout, node(layout), synchronousStandbyAtStart(layout));
-    await startCluster(layout, node(layout), sandbox.log);
+    await startNode(sandbox, node(layout), {
+      create: (dataDir) => initPrimary(sandbox, dataDir),
+      synchronousStandby: synchronousStandbyAtStart(layout),
+    });
     if ((await inRecovery(layout, node(layout))) === false) await bootstrapRoles(sandbox);
   },
 
@@ -63,18 +50,13 @@ function synchronousStandbyAtStart(layout: SandboxLayout): string | undefined {
   return layout.mode === "sync" && isInitialised(layout.pg["pg-b"]) ? "pg-b" : undefined;
 }
 
-async function initPrimary({ layout, log }: Sandbox): Promise<void> {
-  const partial = partialDir(node(layout));
-  rmSync(partial, { recursive: true, force: true });
-  mkdirSync(partial, { recursive: true, mode: 0o700 });
-  chownToOsUser(layout, dirname(partial), partial);
+async function initPrimary({ layout, log }: Sandbox, dataDir: string): Promise<void> {
   log(`initdb ${node(layout).dataDir} (data checksums on)`);
   const initdb = asOsUser(layout, pgBin(layout, "initdb"), [
-    "-D", partial, "--data-checksums", "--encoding=UTF8", "--locale=C",
+    "-D", dataDir, "--data-checksums", "--encoding=UTF8", "--locale=C",
     "--auth-local=peer", "--auth-host=scram-sha-256", `--username=${layout.osUser}`,
   ]);
   await runOrThrow(layout, initdb, { what: "initdb of pg-a", timeoutMs: 120_000 });
-  renameSync(partial, node(layout).dataDir);
 }
 
 /**

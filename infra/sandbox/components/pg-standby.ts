@@ -2,22 +2,19 @@
  * pg-b, the streaming standby: a physical slot on pg-a, `pg_basebackup -R -X stream -c fast`
  * as `replicator` with application_name `pg-b`, then synchronous (default, I5 RPO 0) or async.
  */
-import { mkdirSync, renameSync, rmSync } from "node:fs";
 import { synchronousStandbyNames } from "../../config-files/postgresql.ts";
 import type { Sandbox, SandboxComponent } from "../component.ts";
 import type { SandboxLayout } from "../layout.ts";
-import { asOsUser, assertPortFree, chownToOsUser, runOrThrow, waitUntil } from "../processes.ts";
+import { asOsUser, runOrThrow, waitUntil } from "../processes.ts";
 import {
   inRecovery,
-  isInitialised,
   isUp,
-  partialDir,
   pgBin,
   postmasterPid,
   psql,
   reloadCluster,
   replicationState,
-  startCluster,
+  startNode,
   stopCluster,
   writePgConfig,
 } from "./postgres.ts";
@@ -45,10 +42,7 @@ export const pgStandby: SandboxComponent = {
   async start(sandbox) {
     const { layout } = sandbox;
     if (!(await isUp(layout, standby(layout)))) {
-      await assertPortFree(layout.host, standby(layout).port, "pg-b");
-      if (!isInitialised(standby(layout))) await cloneFromPrimary(sandbox);
-      writePgConfig(layout, standby(layout));
-      await startCluster(layout, standby(layout), sandbox.log);
+      await startNode(sandbox, standby(layout), { create: (dataDir) => cloneFromPrimary(sandbox, dataDir) });
     }
     await waitForStreaming(sandbox);
     await applyReplicationMode(sandbox);
@@ -80,26 +74,21 @@ async function replicationModeOf(layout: SandboxLayout): Promise<"sync" | "async
   return replication.syncState === "sync" ? "sync" : replication.syncState === "async" ? "async" : undefined;
 }
 
-async function cloneFromPrimary({ layout, secrets, log }: Sandbox): Promise<void> {
+async function cloneFromPrimary({ layout, secrets, log }: Sandbox, dataDir: string): Promise<void> {
   const slot = layout.replicationSlot;
   await psql(
     layout,
     primary(layout),
     `SELECT pg_create_physical_replication_slot('${slot}') WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '${slot}')`,
   );
-  const partial = partialDir(standby(layout));
-  rmSync(partial, { recursive: true, force: true });
-  mkdirSync(partial, { recursive: true, mode: 0o700 });
-  chownToOsUser(layout, partial);
   const conninfo = `host=${layout.host} port=${primary(layout).port} user=${layout.database.replicationUser} application_name=pg-b`;
   log(`pg_basebackup from pg-a into ${standby(layout).dataDir} (slot ${slot})`);
   const basebackup = asOsUser(layout, pgBin(layout, "pg_basebackup"), [
-    "-D", partial, "-R", "-X", "stream", "-c", "fast", "-S", slot, "-d", conninfo,
+    "-D", dataDir, "-R", "-X", "stream", "-c", "fast", "-S", slot, "-d", conninfo,
   ]);
   // The password travels in the environment, never on the command line; -R writes it into
   // primary_conninfo (postgresql.auto.conf, inside the 0700 data dir) with the slot name.
   await runOrThrow(layout, basebackup, { what: "pg_basebackup of pg-b", env: { PGPASSWORD: secrets.replicatorPassword }, timeoutMs: 300_000 });
-  renameSync(partial, standby(layout).dataDir);
 }
 
 async function waitForStreaming({ layout }: Sandbox): Promise<void> {

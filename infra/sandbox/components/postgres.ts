@@ -2,12 +2,14 @@
  * What both PostgreSQL nodes share: rendering their config, pg_ctl start/stop as the OS user,
  * psql over the unix socket (peer auth, so no password on any command line), role checks.
  */
-import { closeSync, existsSync, openSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { renderPgHba, renderPostgresqlConf, standardHbaRules } from "../../config-files/postgresql.ts";
+import type { Sandbox } from "../component.ts";
 import type { PgNodeLayout, SandboxLayout } from "../layout.ts";
 import {
   asOsUser,
+  assertPortFree,
   belongsToSandbox,
   chownToOsUser,
   isAlive,
@@ -34,8 +36,30 @@ export function isInitialised(node: PgNodeLayout): boolean {
   return existsSync(join(node.dataDir, "PG_VERSION"));
 }
 
-export function partialDir(node: PgNodeLayout): string {
-  return `${node.dataDir}.partial`;
+/**
+ * Starts one node: refuses a port another process holds, creates its data dir on the first start
+ * (`create` fills it: initdb on pg-a, pg_basebackup on pg-b), renders its config, then pg_ctl start.
+ */
+export async function startNode(
+  sandbox: Sandbox,
+  node: PgNodeLayout,
+  opts: { create: (dataDir: string) => Promise<void>; synchronousStandby?: string },
+): Promise<void> {
+  const { layout } = sandbox;
+  await assertPortFree(layout.host, node.port, node.name);
+  if (!isInitialised(node)) await createDataDir(layout, node, opts.create);
+  writePgConfig(layout, node, opts.synchronousStandby);
+  await startCluster(layout, node, sandbox.log);
+}
+
+/** `fill` writes into an empty `<dir>.partial` (0700, the OS user's); it becomes the data dir only when `fill` succeeds. */
+async function createDataDir(layout: SandboxLayout, node: PgNodeLayout, fill: (dataDir: string) => Promise<void>): Promise<void> {
+  const partial = `${node.dataDir}.partial`;
+  rmSync(partial, { recursive: true, force: true });
+  mkdirSync(partial, { recursive: true, mode: 0o700 });
+  chownToOsUser(layout, dirname(partial), partial);
+  await fill(partial);
+  renameSync(partial, node.dataDir);
 }
 
 /** Writes a file the server reads, owned by its OS user, 0600 (pg_hba and conf hold no secret, but the data dir is 0700 anyway). */

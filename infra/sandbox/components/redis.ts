@@ -2,34 +2,21 @@
  * Redis 7, the queue and state store (S7, C4), on the generated redis.conf.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import { withRedis } from "../../../runbooks/clients.ts";
 import { renderRedisConf } from "../../config-files/redis.ts";
-import type { SandboxComponent } from "../component.ts";
-import type { SandboxLayout } from "../layout.ts";
+import type { Sandbox, SandboxComponent } from "../component.ts";
+import { sandboxOutputs } from "../outputs.ts";
 import { assertPortFree, livePid, notReady, portOpen, spawnDaemon, stopDaemon, waitUntil } from "../processes.ts";
 
 const READY_TIMEOUT_MS = 20_000;
 
-/** One short-lived authenticated connection that fails fast instead of reconnecting forever. */
-export async function withRedis<T>(layout: SandboxLayout, password: string, use: (redis: Redis) => Promise<T>): Promise<T> {
-  const redis = new Redis({
-    host: layout.host,
-    port: layout.ports.redis,
-    password,
-    lazyConnect: true,
-    connectTimeout: 1_000,
-    commandTimeout: 2_000,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-  });
-  redis.on("error", () => {});
-  try {
-    await redis.connect();
-    return await use(redis);
-  } finally {
-    redis.disconnect();
-  }
+/**
+ * Through the runbooks' own client, so what `up` verifies is what `health` will reach. Shorter
+ * timeouts than theirs: the readiness wait retries, and one stuck attempt must not eat 3 s of it.
+ */
+function withSandboxRedis<T>({ layout, secrets }: Sandbox, use: (redis: Redis) => Promise<T>): Promise<T> {
+  return withRedis(sandboxOutputs(layout, secrets), use, { connectTimeoutMs: 1_000, commandTimeoutMs: 2_000 });
 }
 
 export const redis: SandboxComponent = {
@@ -41,7 +28,8 @@ export const redis: SandboxComponent = {
   pid: (layout) => livePid(layout.redis.pidFile, layout.dir),
   isUp: async (layout) => livePid(layout.redis.pidFile, layout.dir) !== undefined && (await portOpen(layout.host, layout.ports.redis)),
 
-  async start({ layout, secrets }) {
+  async start(sandbox) {
+    const { layout, secrets } = sandbox;
     await assertPortFree(layout.host, layout.ports.redis, "Redis");
     mkdirSync(layout.redis.dataDir, { recursive: true, mode: 0o700 });
     const conf = renderRedisConf({
@@ -55,12 +43,13 @@ export const redis: SandboxComponent = {
     // 0600: the file carries requirepass.
     writeFileSync(layout.redis.config, conf, { mode: 0o600 });
     spawnDaemon(layout, { name: "redis", command: "redis-server", args: [layout.redis.config], log: layout.redis.log, pidFile: layout.redis.pidFile });
-    const ready = await waitUntil(() => withRedis(layout, secrets.redisPassword, async (client) => (await client.ping()) === "PONG"), READY_TIMEOUT_MS, 100);
+    const ready = await waitUntil(() => withSandboxRedis(sandbox, async (client) => (await client.ping()) === "PONG"), READY_TIMEOUT_MS, 100);
     if (!ready) throw notReady("Redis", `answer PING on port ${layout.ports.redis}`, READY_TIMEOUT_MS, layout.redis.log);
   },
 
-  async verify({ layout, secrets }) {
-    const appendonly = await withRedis(layout, secrets.redisPassword, async (client) => (await client.config("GET", "appendonly")) as string[]);
+  async verify(sandbox) {
+    const { layout } = sandbox;
+    const appendonly = await withSandboxRedis(sandbox, async (client) => (await client.config("GET", "appendonly")) as string[]);
     if (appendonly[1] !== "yes") throw new Error(`Redis runs with appendonly ${appendonly[1]}, expected yes (S7); see ${layout.redis.config}`);
   },
 
