@@ -25,6 +25,7 @@ import {
 import { loadOrMintSecrets, mintSecrets, readSecrets } from "../infra/sandbox/secrets.ts";
 import { StepFailure, UsageError, oneLine } from "./engine/errors.ts";
 import { defineRunbook, type Step, type StepContext } from "./engine/runbook.ts";
+import { table } from "./format.ts";
 
 export const SandboxArgs = z.object({
   /** @default `$TRADEOPS_HOME/sandbox` */
@@ -123,13 +124,7 @@ function startStep(layout: SandboxLayout, component: SandboxComponent, sandboxFo
   return {
     name: component.startStep(layout),
     async isDone(ctx) {
-      const skipReason = component.skipReason?.(layout);
-      if (skipReason) {
-        ctx.log(skipReason);
-        return true;
-      }
-      const sandbox = sandboxFor(ctx);
-      return component.isDone ? component.isDone(sandbox) : component.isUp(layout);
+      return component.isDone ? component.isDone(sandboxFor(ctx)) : component.isUp(layout);
     },
     async action(ctx) {
       await component.start(sandboxFor(ctx));
@@ -213,7 +208,7 @@ export const sandboxStatus = defineRunbook<SandboxArgs>({
   report: statusReport,
 });
 
-/** `requireUp`: fail naming every component that is down (skipped ones, e.g. a missing ops API, pass). */
+/** `requireUp`: fail naming every component that is down. */
 function statusStep(layout: SandboxLayout, name: string, opts: { requireUp: boolean }): Step {
   return {
     name,
@@ -232,12 +227,7 @@ function statusStep(layout: SandboxLayout, name: string, opts: { requireUp: bool
 function statusReport(facts: Record<string, unknown>): { text: string; json: unknown } {
   const components = (facts.components ?? []) as ComponentStatus[];
   const rows = components.map((c) => [c.name, c.state, c.pid ? String(c.pid) : "-", c.port ? String(c.port) : "-", c.detail ?? ""]);
-  const text = components.length ? renderTable(["component", "state", "pid", "port", "detail"], rows) : "no component status was taken";
+  const text = components.length ? table(["COMPONENT", "STATE", "PID", "PORT", "DETAIL"], rows) : "no component status was taken";
   return { text: `${facts.sandboxDir ? `sandbox ${facts.sandboxDir}\n` : ""}${text}`, json: { dir: facts.sandboxDir, components } };
 }
 
-function renderTable(header: string[], rows: string[][]): string {
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd();
-  return [line(header), ...rows.map(line)].join("\n");
-}

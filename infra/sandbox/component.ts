@@ -12,14 +12,14 @@ export interface Sandbox {
   log(line: string): void;
 }
 
-export type ComponentState = "up" | "down" | "skipped";
+export type ComponentState = "up" | "down";
 
 export interface ComponentStatus {
   name: ComponentName;
   state: ComponentState;
   pid?: number;
   port?: number;
-  /** e.g. "standby, streaming, sync", or why a component is skipped. */
+  /** e.g. "standby, streaming, sync". */
   detail?: string;
 }
 
@@ -34,8 +34,6 @@ export interface SandboxComponent {
   logFile(layout: SandboxLayout): string;
   /** The live pid of the component (verified to be this sandbox's), if it has a process. */
   pid?(layout: SandboxLayout): number | undefined;
-  /** Why the component cannot run here yet (e.g. a missing file); `up` then skips it with this line. */
-  skipReason?(layout: SandboxLayout): string | undefined;
   /** Running and answering. */
   isUp(layout: SandboxLayout): Promise<boolean>;
   /** Up and configured as this `up` asks (defaults to `isUp`); true makes the step a skip. */

@@ -138,8 +138,6 @@ function assertSocketPathFits(layout: SandboxLayout): void {
 
 export async function componentStatus(layout: SandboxLayout, component: SandboxComponent): Promise<ComponentStatus> {
   const base = { name: component.name, port: component.port?.(layout) };
-  const skipReason = component.skipReason?.(layout);
-  if (skipReason) return { ...base, state: "skipped", detail: skipReason };
   const up = await component.isUp(layout);
   const detail = up ? await component.describe?.(layout).catch(() => undefined) : undefined;
   return { ...base, state: up ? "up" : "down", pid: component.pid?.(layout), detail };
@@ -173,11 +171,6 @@ export async function upComponents(
   await prepareSandbox(sandbox);
   const started: string[] = [];
   for (const component of SANDBOX_COMPONENTS.filter(({ name }) => names.includes(name))) {
-    const skipReason = component.skipReason?.(sandbox.layout);
-    if (skipReason) {
-      log(`${component.name}: ${skipReason}`);
-      continue;
-    }
     if (await (component.isDone ?? ((s: Sandbox) => component.isUp(s.layout)))(sandbox)) continue;
     await component.start(sandbox);
     await component.verify(sandbox);

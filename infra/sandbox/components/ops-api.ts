@@ -2,8 +2,6 @@
  * The reference ops API (infra/sandbox/ops-api/main.ts): the trading bot's health, metrics,
  * kill switch and positions, connected to PostgreSQL through HAProxy and to Redis.
  */
-import { existsSync } from "node:fs";
-import { relative } from "node:path";
 import type { SandboxComponent } from "../component.ts";
 import { repoRoot, type SandboxLayout } from "../layout.ts";
 import { assertPortFree, httpStatus, livePid, notReady, spawnDaemon, stopDaemon, waitUntil } from "../processes.ts";
@@ -19,8 +17,6 @@ export const opsApi: SandboxComponent = {
   port: (layout) => layout.ports.opsApi,
   logFile: (layout) => layout.opsApi.log,
   pid: (layout) => livePid(layout.opsApi.pidFile, layout.dir),
-  skipReason: (layout) =>
-    existsSync(layout.opsApi.main) ? undefined : `skipped: ${relative(repoRoot, layout.opsApi.main)} does not exist yet`,
   isUp: async (layout) => livePid(layout.opsApi.pidFile, layout.dir) !== undefined && (await httpStatus(`${baseUrl(layout)}/health`)) === 200,
 
   async start({ layout, secrets }) {
