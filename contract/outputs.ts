@@ -47,6 +47,9 @@ export const Database = z.object({
     mode: z.enum(["sync", "async"]),
     /** Physical replication slot the standby streams from. */
     slot: z.string().min(1),
+    /** Role the standby connects as (pg_basebackup, rejoining an old primary after failback). */
+    user: z.string().min(1).optional(),
+    password: secret("PostgreSQL replication password").optional(),
     /** Failover refuses beyond this replay lag unless forced (I6). */
     maxLagBytes: z.number().int().nonnegative().default(16 * 1024 * 1024),
   }),
@@ -63,6 +66,8 @@ export const Redis = endpoint.extend({
 export const OpsApi = z.object({
   url: z.url({ protocol: /^https?$/ }),
   token: secret("Bearer token of the ops API"),
+  /** Lifts a kill switch without its confirmation code (I1 forced deactivation). */
+  killSwitchAdminKey: secret("Kill-switch admin key").optional(),
 });
 
 export const BackupRepository = z.object({
@@ -149,8 +154,8 @@ export type Platform = z.infer<typeof Platform>;
 
 export const StackOutputs = z.object({
   contractVersion: z.literal(1),
-  /** Stack name the outputs belong to (`sandbox`, `dev`, `prod`, `dr`). */
-  stack: z.string().min(1),
+  /** Stack name the outputs belong to (`sandbox`, `dev`, `prod`, `dr`); it names a local state dir, so no paths. */
+  stack: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "a stack name: letters, digits, '.', '_' and '-'"),
   platform: Platform,
   database: Database,
   redis: Redis,

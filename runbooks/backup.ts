@@ -29,6 +29,8 @@ export const PgbackrestInfo = z.array(
 );
 export type BackupSet = z.infer<typeof PgbackrestInfo>[number]["backup"][number];
 
+const BACKUP_TYPE_NAMES = { full: "a full", diff: "a differential", incr: "an incremental" } as const;
+
 export const backup = defineRunbook({
   name: "backup",
   summary: "Take a pgBackRest backup of the primary into the S3 repository and verify it",
@@ -58,7 +60,7 @@ export const backup = defineRunbook({
         },
       },
       {
-        name: `Take a ${type} backup of the primary`,
+        name: `Take ${BACKUP_TYPE_NAMES[type]} backup of the primary`,
         plan: `pgbackrest backup --type=${type} (start-fast checkpoint; expires backups beyond ${outputs.retention.pgFullDays}-day retention)`,
         action: async () => {
           await pgbackrestOn("backup", `--type=${type}`);

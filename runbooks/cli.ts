@@ -5,7 +5,7 @@
  * Exit codes: 0 ok, 1 a step failed, 2 usage or input error, 3 refused by a precondition.
  */
 import { createInterface } from "node:readline/promises";
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { StackOutputs } from "../contract/outputs.ts";
 import { ExitCode, Refusal, StepFailure, UsageError, exitCodeOf, oneLine } from "./engine/errors.ts";
 import type { RunResult } from "./engine/run.ts";
@@ -47,7 +47,10 @@ export function buildProgram(run: (invocation: Invocation, flags: GlobalFlags, o
     const command = commandArgs.at(-1) as Command;
     return run(invocation, command.optsWithGlobals<GlobalFlags>(), command.opts());
   };
-  const int = (value: string) => (/^\d+$/.test(value) ? Number(value) : Number.NaN);
+  const int = (value: string) => {
+    if (!/^\d+$/.test(value)) throw new InvalidArgumentError("expected a whole number.");
+    return Number(value);
+  };
 
   program
     .command("health")

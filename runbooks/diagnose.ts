@@ -40,8 +40,10 @@ export const diagnose = defineRunbook({
   ],
   report: (facts) => {
     const views = Object.values(facts) as View[];
+    // Cells are cut for the screen only after masking (facts are masked as recorded): a cut secret stays hidden.
+    const fit = (rows: View["rows"]) => rows.map((row) => row.map((cell) => (String(cell).length > 80 ? `${String(cell).slice(0, 79)}…` : cell)));
     const text = views
-      .map((v) => [`== ${v.title}`, v.note, v.rows.length ? table(v.header, v.rows) : v.note ? "" : "(none)"].filter(Boolean).join("\n"))
+      .map((v) => [`== ${v.title}`, v.note, v.rows.length ? table(v.header, fit(v.rows)) : v.note ? "" : "(none)"].filter(Boolean).join("\n"))
       .join("\n\n");
     return { text, json: facts };
   },
@@ -66,7 +68,7 @@ async function activeQueries(outputs: StackOutputs, limit: number): Promise<View
   const { rows } = await onPrimary(outputs, (c) =>
     c.query(
       `select pid, usename, state, coalesce(wait_event_type || ':' || wait_event, '') as waiting,
-              round(extract(epoch from now() - query_start)::numeric, 1) as seconds, left(regexp_replace(query, '\\s+', ' ', 'g'), 80) as query
+              round(extract(epoch from now() - query_start)::numeric, 1) as seconds, regexp_replace(left(query, 4000), '\\s+', ' ', 'g') as query
          from pg_stat_activity
         where state <> 'idle' and pid <> pg_backend_pid() and backend_type = 'client backend'
         order by query_start nulls last limit $1`,

@@ -1,10 +1,15 @@
 /**
  * The audit log: one JSON line per step (and per run start/end), appended to `audit.jsonl` in the
  * stack's state dir. Lines are masked before they are written; the file is created 0600.
+ *
+ * A run that changes something must be on the record, so its audit log is required: a write that
+ * fails stops the run before any step. Read-only and dry runs are recorded when the state dir
+ * exists, and never create it (a `--dir` typo must not leave a directory behind).
  */
-import { appendFileSync, mkdirSync } from "node:fs";
+import { appendFileSync, existsSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
 import { dirname } from "node:path";
+import { UsageError } from "./errors.ts";
 import type { Masker } from "./mask.ts";
 
 export type AuditResult = "started" | "planned" | "ok" | "skipped" | "refused" | "failed" | "finished";
@@ -45,12 +50,17 @@ export class AuditLog {
   constructor(
     readonly file: string,
     private readonly masker: Masker,
-  ) {
-    mkdirSync(dirname(file), { recursive: true });
-  }
+    /** Required (a mutating run): failures throw. Otherwise best effort, only into an existing dir. */
+    private readonly required: boolean,
+  ) {}
 
   write(entry: AuditEntry): void {
+    if (!this.required && !existsSync(dirname(this.file))) return;
     const line = { time: new Date().toISOString(), who: this.who, pid: process.pid, ...this.masker.value(entry) };
-    appendFileSync(this.file, `${JSON.stringify(line)}\n`, { mode: 0o600 });
+    try {
+      appendFileSync(this.file, `${JSON.stringify(line)}\n`, { mode: 0o600 });
+    } catch (error) {
+      if (this.required) throw new UsageError(`cannot write the audit log ${this.file} (${(error as NodeJS.ErrnoException).code})`);
+    }
   }
 }

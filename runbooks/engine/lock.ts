@@ -4,9 +4,8 @@
  * is taken over, the way PostgreSQL treats a leftover postmaster.pid — so a crashed run never
  * blocks the next one, and a live one can never be overrun.
  */
-import { mkdirSync, openSync, readFileSync, unlinkSync, writeSync, closeSync } from "node:fs";
+import { openSync, readFileSync, unlinkSync, writeSync, closeSync } from "node:fs";
 import { hostname } from "node:os";
-import { dirname } from "node:path";
 import { Refusal } from "./errors.ts";
 
 export interface LockHolder {
@@ -24,7 +23,6 @@ export class StackLock {
   constructor(readonly file: string) {}
 
   acquire(holder: Omit<LockHolder, "pid" | "host" | "since">): void {
-    mkdirSync(dirname(this.file), { recursive: true });
     const me: LockHolder = { ...holder, pid: process.pid, host: hostname(), since: new Date().toISOString() };
     for (let attempt = 0; attempt < 2; attempt++) {
       try {

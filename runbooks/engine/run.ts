@@ -9,6 +9,7 @@
  *    so re-running after a fix resumes where it stopped.
  */
 import { randomUUID } from "node:crypto";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
 import { describeIssue, secretValues, type StackOutputs } from "../../contract/outputs.ts";
@@ -64,7 +65,8 @@ export function stateFiles(stateDir: string) {
 export async function runRunbook<Args>(runbook: Runbook<Args>, rawArgs: unknown, options: RunOptions): Promise<RunResult> {
   const masker = new Masker(secretValues(options.outputs));
   const files = stateFiles(options.stateDir);
-  const audit = new AuditLog(files.audit, masker);
+  const changesSomething = runbook.mutates && !options.dryRun;
+  const audit = new AuditLog(files.audit, masker, changesSomething);
   const runId = randomUUID();
   const base = { runId, runbook: runbook.name, stack: options.outputs.stack };
   const result: RunResult = {
@@ -81,7 +83,7 @@ export async function runRunbook<Args>(runbook: Runbook<Args>, rawArgs: unknown,
   const auditArgs = masker.value(args);
 
   if (options.dryRun) {
-    result.plan = planLines(steps);
+    result.plan = planLines(steps).map((line) => masker.text(line));
     steps.forEach((step, i) =>
       audit.write({ ...base, step: step.name, index: i + 1, args: auditArgs, result: "planned", dryRun: true }),
     );
@@ -89,6 +91,7 @@ export async function runRunbook<Args>(runbook: Runbook<Args>, rawArgs: unknown,
     return result;
   }
 
+  if (changesSomething) ensureStateDir(options.stateDir);
   const lock = runbook.mutates ? new StackLock(files.lock) : undefined;
   try {
     await confirmDestructive(steps, options);
@@ -112,9 +115,9 @@ export async function runRunbook<Args>(runbook: Runbook<Args>, rawArgs: unknown,
         outputs: options.outputs,
         signal,
         log: (line) => progress.log(masker.text(line)),
+        // Masked as recorded: facts reach the report, --json and the audit line.
         record: (key, value) => {
-          stepFacts[key] = value;
-          result.facts[key] = value;
+          stepFacts[key] = result.facts[key] = masker.value(value);
         },
       };
       progress.start(index, steps.length, step.name);
@@ -181,6 +184,15 @@ function nextAction(step: Step, error: unknown, completed: Step[]): string {
   const parts = [explicit ?? "fix the cause above, then re-run the same command: completed steps are skipped"];
   if (undoable.length && !(error instanceof Refusal)) parts.push(`to back out instead: ${undoable.reverse().join("; ")}`);
   return parts.join("; ");
+}
+
+/** The lock and the audit log live here; a path that cannot be a directory is a usage error. */
+function ensureStateDir(stateDir: string): void {
+  try {
+    mkdirSync(stateDir, { recursive: true });
+  } catch (error) {
+    throw new UsageError(`cannot use ${stateDir} as the stack's state dir (${(error as NodeJS.ErrnoException).code})`);
+  }
 }
 
 function planLines(steps: Step[]): string[] {

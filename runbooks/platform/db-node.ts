@@ -9,7 +9,12 @@ import { StepFailure, oneLine } from "../engine/errors.ts";
 export interface DbNodeShell {
   /** Runs argv on the node as the database OS user; rejects with the command's last error line. */
   exec(node: PgNode, argv: string[]): Promise<string>;
+  /** The port PostgreSQL listens on as seen from the node itself (outputs carry the client-side one). */
+  pgPort(node: PgNode): number;
 }
+
+/** PostgreSQL's port inside a container or pod. */
+const PG_CONTAINER_PORT = 5432;
 
 export function dbNodeShell(outputs: StackOutputs): DbNodeShell {
   const platform = outputs.platform;
@@ -22,10 +27,12 @@ export function dbNodeShell(outputs: StackOutputs): DbNodeShell {
           const env = { ...process.env, PATH: `${platform.pgBinDir}:${process.env.PATH}` };
           return run(argv[0]!, [...asUser, ...argv], env);
         },
+        pgPort: (node) => node.port,
       };
     case "docker":
       return {
         exec: (node, argv) => run(argv[0]!, ["docker", "exec", "-u", "postgres", containerFor(platform.containers, node), ...argv]),
+        pgPort: () => PG_CONTAINER_PORT,
       };
     case "kubernetes":
       return {
@@ -40,6 +47,7 @@ export function dbNodeShell(outputs: StackOutputs): DbNodeShell {
             "--",
             ...argv,
           ]),
+        pgPort: () => PG_CONTAINER_PORT,
       };
   }
 }
@@ -58,9 +66,22 @@ async function run(tool: string, argv: string[], env?: NodeJS.ProcessEnv): Promi
   return result.stdout;
 }
 
-/** pgBackRest on the primary's node, with the stack's config file and stanza. */
+/**
+ * pgBackRest on the primary's node, with the stack's config file and stanza. Where the primary and
+ * the repository are is taken from the outputs, not trusted to the config file: a config that
+ * points elsewhere can then never back up (or restore) another cluster in this stack's name.
+ */
 export function pgbackrest(outputs: StackOutputs, shell: DbNodeShell = dbNodeShell(outputs)) {
   const { backup, database } = outputs;
-  const base = [...(backup.configFile ? [`--config=${backup.configFile}`] : []), `--stanza=${backup.stanza}`];
+  const base = [
+    ...(backup.configFile ? [`--config=${backup.configFile}`] : []),
+    `--stanza=${backup.stanza}`,
+    `--pg1-port=${shell.pgPort(database.primary)}`,
+    `--repo1-s3-endpoint=${backup.endpoint}`,
+    `--repo1-storage-port=${backup.port}`,
+    `--repo1-s3-bucket=${backup.bucket}`,
+    `--repo1-s3-region=${backup.region}`,
+    `--repo1-path=${backup.prefix}`,
+  ];
   return (command: string, ...options: string[]) => shell.exec(database.primary, ["pgbackrest", ...base, ...options, command]);
 }

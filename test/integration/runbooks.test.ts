@@ -3,7 +3,7 @@
  * (global-setup.ts): PostgreSQL primary + synchronous standby, HAProxy, Redis, s3rver + pgBackRest,
  * the ops API.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, inject, it } from "vitest";
@@ -11,6 +11,7 @@ import { secretValues } from "../../contract/outputs.ts";
 import { PgbackrestInfo } from "../../runbooks/backup.ts";
 import { HealthDocument } from "../../runbooks/health.ts";
 import { RunDocument } from "../../runbooks/engine/document.ts";
+import { withPg } from "../../runbooks/clients.ts";
 import { loadOutputs } from "../../runbooks/outputs.ts";
 import { pgbackrest } from "../../runbooks/platform/db-node.ts";
 import { tradeops } from "../support/tradeops.ts";
@@ -91,7 +92,21 @@ describe("backup (Z6, S8, I7) and the engine's safety rails", () => {
       ["Verify the new backup is in the repository", "ok"],
       [null, "finished"],
     ]);
-    for (const secret of secretValues(outputs)) expect(audit).not.toContain(secret);
+    const secrets = secretValues(outputs);
+    expect(secrets.length).toBeGreaterThanOrEqual(6);
+    for (const secret of secrets) expect(audit).not.toContain(secret);
+  });
+
+  it("Z6: backup refuses (exit 3) when the outputs name a repository that does not answer, and takes nothing", async () => {
+    const before = await backupLabels();
+    const elsewhere = join(sandboxDir, "outputs-elsewhere.json");
+    const doc = JSON.parse(readFileSync(outputsFile, "utf8"));
+    doc.backup.port = 1; // nothing listens there: the config file's own endpoint must not be used instead
+    writeFileSync(elsewhere, JSON.stringify(doc), { mode: 0o600 });
+    const run = await tradeops(["--outputs", elsewhere, "backup"]);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toMatch(/stopped at "Check the backup repository and WAL archiving": pgbackrest check failed/);
+    expect(await backupLabels()).toEqual(before);
   });
 
   it("a second runbook started while one holds the stack lock exits 3", async () => {
@@ -104,6 +119,30 @@ describe("backup (Z6, S8, I7) and the engine's safety rails", () => {
     expect(second.stderr).toMatch(/^tradeops: refused: stack is locked by runbook 'backup' \(pid \d+/);
     expect((await first).code).toBe(0);
     expect(existsSync(lock)).toBe(false);
+  });
+});
+
+describe("secrets never leak", () => {
+  it("a secret inside a running query is masked in diagnose's report, --json and the audit log", async () => {
+    const token = outputs.opsApi.token;
+    const adminKey = outputs.opsApi.killSwitchAdminKey!;
+    expect(adminKey).toBeTruthy();
+    // A query text carrying credentials (it happens: a bad app logs them in SQL comments).
+    const slowQuery = withPg(outputs, outputs.database.traffic, (c) => c.query(`select pg_sleep(4), '${token}', '${adminKey}'`));
+    await sleep(500);
+    const json = await onStack("diagnose", "--json");
+    const text = await onStack("diagnose");
+    await slowQuery;
+    expect(json.code).toBe(0);
+    const activeQueries = (RunDocument.parse(JSON.parse(json.stdout)).facts.activeQueries as { rows: string[][] }).rows;
+    expect(activeQueries.map((r) => r.at(-1))).toContainEqual(expect.stringMatching(/pg_sleep\(4\), '\*\*\*\*', '\*\*\*\*'/));
+    expect(text.stdout).toMatch(/pg_sleep\(4\), '\*\*\*\*'/);
+    const audit = readFileSync(join(sandboxDir, "audit.jsonl"), "utf8");
+    for (const output of [json.stdout, json.stderr, text.stdout, text.stderr, audit]) {
+      expect(output).not.toContain(token);
+      expect(output).not.toContain(adminKey);
+      expect(output).not.toContain(token.slice(0, 12));
+    }
   });
 });
 

@@ -42,7 +42,8 @@ describe("tradeops CLI input errors", () => {
 
   it("a bad option value exits 2 naming it", () => {
     expectOneLineError(tradeops("backup", "--type", "weekly"), 2, /^tradeops: option '--type <type>' argument 'weekly' is invalid/);
-    expectOneLineError(tradeops("diagnose", "--limit", "ten"), 2, /^tradeops: diagnose: limit: /);
+    expectOneLineError(tradeops("diagnose", "--limit", "ten"), 2, /^tradeops: option '--limit <rows>' argument 'ten' is invalid\. expected a whole number\.$/);
+    expectOneLineError(tradeops("diagnose", "--limit", "0"), 2, /^tradeops: diagnose: limit: Too small: expected number to be >=1$/);
   });
 
   it("a missing outputs file exits 2 and says how to get one", () => {
@@ -73,6 +74,6 @@ describe("tradeops CLI input errors", () => {
     const result = tradeops("backup", "--dry-run", "--outputs", file);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^Plan for 'backup' on stack 'unit' \(dry run: nothing will be changed\)\n1\. Check the backup repository/);
-    expect(existsSync(join(home, "state", "lock"))).toBe(false);
+    expect(existsSync(join(home, "state"))).toBe(false);
   });
 });

@@ -61,6 +61,12 @@ describe("outputs contract", () => {
     expect(errorLine(sampleOutputs({ contractVersion: 2 as never }))).toBe("contractVersion: Invalid input: expected 1");
   });
 
+  it("refuses a stack name that could escape the state dir", () => {
+    expect(errorLine(sampleOutputs({ stack: "../../tmp/elsewhere" }))).toBe(
+      "stack: a stack name: letters, digits, '.', '_' and '-'",
+    );
+  });
+
   it("counts further problems after the first", () => {
     const input = sampleOutputs();
     input.redis.port = 0;

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -57,6 +57,31 @@ describe("step engine", () => {
       ["Stop the API", "planned", true],
       ["Restore the database", "planned", true],
     ]);
+  });
+
+  it("a dry run or a read-only run never creates the state dir", async () => {
+    const missing = join(stateDir, "typo", "sandbox");
+    const runbook = counterRunbook([{ name: "Look", action: async () => {} }]);
+    expect((await runRunbook(runbook, {}, { ...options, stateDir: missing, dryRun: true })).exitCode).toBe(0);
+    expect((await runRunbook(counterRunbook([{ name: "Look", action: async () => {} }], false), {}, { ...options, stateDir: missing })).exitCode).toBe(0);
+    expect(existsSync(join(stateDir, "typo"))).toBe(false);
+  });
+
+  it("a state dir that cannot be a directory is a usage error before anything runs", async () => {
+    const file = join(stateDir, "a-file");
+    writeFileSync(file, "");
+    let ran = false;
+    const runbook = counterRunbook([{ name: "Change", action: async () => void (ran = true) }]);
+    await expect(runRunbook(runbook, {}, { ...options, stateDir: join(file, "sub") })).rejects.toThrow(UsageError);
+    expect(ran).toBe(false);
+  });
+
+  it("facts are masked as they are recorded, so --json and reports never carry a secret", async () => {
+    const runbook = counterRunbook([
+      { name: "Find a query", action: async (ctx) => ctx.record("query", `select '${SECRETS.opsToken}'`) },
+    ]);
+    const result = await runRunbook(runbook, {}, options);
+    expect(result.facts.query).toBe("select '****'");
   });
 
   it("writes one masked audit line per step with who, duration and recorded facts", async () => {
