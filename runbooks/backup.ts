@@ -7,6 +7,7 @@ import { z } from "zod";
 import { Refusal, StepFailure, oneLine } from "./engine/errors.ts";
 import { defineRunbook } from "./engine/runbook.ts";
 import { bytes } from "./format.ts";
+import { checkBackupRepository } from "./health.ts";
 import { pgbackrest } from "./platform/db-node.ts";
 
 /** The part of `pgbackrest info --output=json` the runbooks read. */
@@ -50,6 +51,10 @@ export const backup = defineRunbook({
         name: "Check the backup repository and WAL archiving",
         plan: `pgbackrest check --stanza=${stanza}: the primary archives WAL into s3://${outputs.backup.bucket}${outputs.backup.prefix}`,
         precondition: async () => {
+          // Seconds, not pgBackRest's minutes of retries, when the repository is not there at all.
+          await checkBackupRepository(outputs).catch((error) => {
+            throw new Refusal(`backup repository does not answer: ${oneLine(error)}`, "run `tradeops health` and bring the S3 store back first");
+          });
           await pgbackrestOn("check").catch((error) => {
             throw new Refusal(`pgbackrest check failed: ${oneLine(error)}`, "fix WAL archiving first (see `tradeops diagnose` and the pgBackRest log)");
           });

@@ -218,7 +218,8 @@ export function parseInfo(text: string): Record<string, string> {
   );
 }
 
-async function checkBackupRepository(outputs: StackOutputs): Promise<string> {
+/** The repository answers: HeadBucket with the stack's credentials (also backup's first precondition). */
+export async function checkBackupRepository(outputs: StackOutputs): Promise<string> {
   const s3 = s3Client(outputs.backup);
   try {
     await s3.send(new HeadBucketCommand({ Bucket: outputs.backup.bucket }));

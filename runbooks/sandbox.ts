@@ -2,15 +2,18 @@
  * `tradeops sandbox up | down | status`: the whole stack as real processes on 127.0.0.1, one step
  * per component, in the seed's start order (Z4: infrastructure first, then the API; S1's stack).
  *
- * `up` is idempotent and resumable: a component already running is a skipped step. `down` stops
- * by PID in reverse order and leaves nothing behind; `down --purge` also deletes the data.
+ * `up` is idempotent and resumable: a component already running is a skipped step; what would stop
+ * it half-way (a busy port, a missing binary, a dir PostgreSQL cannot reach) is refused before
+ * anything is created. `down` stops by PID in reverse order and leaves nothing behind; `down
+ * --purge` also deletes the data. `down` and `status` need no credentials, so a damaged
+ * secrets.json never keeps a running sandbox from being stopped.
  */
 import { existsSync } from "node:fs";
 import { z } from "zod";
 import { describeIssue, type StackOutputs } from "../contract/outputs.ts";
 import type { ComponentStatus, Sandbox, SandboxComponent } from "../infra/sandbox/component.ts";
 import type { SandboxLayout } from "../infra/sandbox/layout.ts";
-import { sandboxOutputs } from "../infra/sandbox/outputs.ts";
+import { sandboxOutputs, secretsOfOutputs } from "../infra/sandbox/outputs.ts";
 import {
   SANDBOX_COMPONENTS,
   isPurged,
@@ -20,10 +23,12 @@ import {
   sandboxProcesses,
   sandboxStatus as probeSandbox,
   sweepStrays,
+  upBlockers,
   writeSandboxFiles,
 } from "../infra/sandbox/sandbox.ts";
-import { loadOrMintSecrets, mintSecrets, readSecrets } from "../infra/sandbox/secrets.ts";
-import { StepFailure, UsageError, oneLine } from "./engine/errors.ts";
+import { loadOrMintSecrets, mintSecrets, readSecrets, type SandboxSecrets } from "../infra/sandbox/secrets.ts";
+import { SandboxStateFileError } from "../infra/sandbox/state-file.ts";
+import { Refusal, StepFailure, UsageError, oneLine } from "./engine/errors.ts";
 import { defineRunbook, type Step, type StepContext } from "./engine/runbook.ts";
 import { table } from "./format.ts";
 
@@ -50,7 +55,9 @@ export interface SandboxOutputsOptions {
 /**
  * The stack outputs of the sandbox at `options.dir`, usable before outputs.json exists: the CLI's
  * runbook context for `sandbox up|down|status`. No side effects: secrets that were never minted are
- * minted in memory here and persisted by `up`'s first step from these very outputs.
+ * minted in memory here and persisted by `up`'s first step from these very outputs. When
+ * secrets.json is unreadable, in-memory placeholders stand in — `down` and `status` work by PID and
+ * need no credential, and `up` refuses such a sandbox before any step (exit 2).
  */
 export function sandboxStackOutputs(options: SandboxOutputsOptions = {}): StackOutputs {
   const parsed = SandboxArgs.safeParse({
@@ -60,7 +67,18 @@ export function sandboxStackOutputs(options: SandboxOutputsOptions = {}): StackO
   });
   if (!parsed.success) throw new UsageError(`sandbox: ${describeIssue(parsed.error)}`);
   const layout = layoutOrUsageError(parsed.data);
-  return sandboxOutputs(layout, readSecrets(layout) ?? mintSecrets());
+  return sandboxOutputs(layout, inspectSecrets(layout).secrets ?? mintSecrets());
+}
+
+/** secrets.json as far as it is usable: its secrets (none before the first up), or why it cannot be used. */
+function inspectSecrets(layout: SandboxLayout): { secrets?: SandboxSecrets; problem?: string } {
+  try {
+    return { secrets: readSecrets(layout) };
+  } catch (error) {
+    // The message names the file, why it is unusable, and the remedy.
+    if (error instanceof SandboxStateFileError) return { problem: error.message };
+    throw error;
+  }
 }
 
 function layoutFor(args: SandboxArgs, outputs: StackOutputs): SandboxLayout {
@@ -86,6 +104,9 @@ export const sandboxUp = defineRunbook<SandboxArgs>({
   args: SandboxArgs,
   steps(args, outputs) {
     const layout = layoutFor(args, outputs);
+    // up starts processes with these credentials: a damaged file stops it before any step.
+    const { problem } = inspectSecrets(layout);
+    if (problem) throw new UsageError(problem);
     // Secrets exist once the first step ran; every later step reads them from secrets.json.
     const sandboxFor = (ctx: StepContext): Sandbox => ({ layout, secrets: loadOrMintSecrets(layout), log: (line) => ctx.log(line) });
     return [
@@ -100,15 +121,21 @@ export const sandboxUp = defineRunbook<SandboxArgs>({
 function prepareStep(layout: SandboxLayout, outputs: StackOutputs): Step {
   return {
     name: `Prepare the sandbox directory ${layout.dir}`,
-    plan: "create dirs (postgres-owned where PostgreSQL writes), keep secrets.json (0600), write outputs.json and pgbackrest.conf",
+    plan:
+      "check binaries, free ports and the postgres user's access first; create dirs (postgres-owned where PostgreSQL writes), " +
+      "keep secrets.json (0600), write outputs.json and pgbackrest.conf",
+    // Everything that would stop `up` half-way, before the first file is written: a refused up
+    // leaves at most the engine's audit.jsonl behind.
+    async precondition() {
+      const blockers = await upBlockers(layout);
+      if (blockers.length) {
+        throw new Refusal(blockers.join("; "), "nothing was changed; fix the above, then re-run `tradeops sandbox up`");
+      }
+    },
     async action(ctx) {
       await prepareSandboxDirs(layout);
-      // The secrets the CLI's outputs carry are the ones to keep: clients were handed them.
-      const secrets = loadOrMintSecrets(layout, {
-        pgPassword: outputs.database.password,
-        redisPassword: outputs.redis.password,
-        opsApiToken: outputs.opsApi.token,
-      });
+      // The secrets the CLI's outputs carry are the ones to keep: the masker and clients were handed them.
+      const secrets = loadOrMintSecrets(layout, secretsOfOutputs(outputs));
       writeSandboxFiles({ layout, secrets, log: (line) => ctx.log(line) });
       ctx.record("sandboxDir", layout.dir);
       ctx.record("outputsFile", layout.files.outputs);
@@ -216,6 +243,11 @@ function statusStep(layout: SandboxLayout, name: string, opts: { requireUp: bool
       const components = await probeSandbox(layout);
       ctx.record("sandboxDir", layout.dir);
       ctx.record("components", components);
+      const warning = inspectSecrets(layout).problem;
+      if (warning) {
+        ctx.log(warning);
+        ctx.record("warning", warning);
+      }
       const down = components.filter((component) => component.state === "down").map((component) => component.name);
       if (opts.requireUp && down.length) {
         throw new StepFailure(`${down.join(", ")} ${down.length === 1 ? "is" : "are"} down after up`, `see their logs in ${layout.logsDir}`);
@@ -228,6 +260,10 @@ function statusReport(facts: Record<string, unknown>): { text: string; json: unk
   const components = (facts.components ?? []) as ComponentStatus[];
   const rows = components.map((c) => [c.name, c.state, c.pid ? String(c.pid) : "-", c.port ? String(c.port) : "-", c.detail ?? ""]);
   const text = components.length ? table(["COMPONENT", "STATE", "PID", "PORT", "DETAIL"], rows) : "no component status was taken";
-  return { text: `${facts.sandboxDir ? `sandbox ${facts.sandboxDir}\n` : ""}${text}`, json: { dir: facts.sandboxDir, components } };
+  const warning = facts.warning ? `\nwarning: ${facts.warning}` : "";
+  return {
+    text: `${facts.sandboxDir ? `sandbox ${facts.sandboxDir}\n` : ""}${text}${warning}`,
+    json: { dir: facts.sandboxDir, components, warning: facts.warning },
+  };
 }
 

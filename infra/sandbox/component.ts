@@ -14,6 +14,13 @@ export interface Sandbox {
 
 export type ComponentState = "up" | "down";
 
+/** An executable a component runs, and the Debian package that installs it (named when it is missing). */
+export interface RequiredBinary {
+  /** A bare name looked up on PATH, or an absolute path (PostgreSQL's, under pgBinDir). */
+  binary: string;
+  debianPackage: string;
+}
+
 export interface ComponentStatus {
   name: ComponentName;
   state: ComponentState;
@@ -30,6 +37,8 @@ export interface SandboxComponent {
   /** Step sentence for `down`; absent when there is nothing to stop (the pgBackRest stanza). */
   stopStep?(layout: SandboxLayout): string;
   port?(layout: SandboxLayout): number;
+  /** What it runs: `up` refuses, before changing anything, when one of these is missing. */
+  requires?(layout: SandboxLayout): RequiredBinary[];
   /** Where to look when it fails (named in every error and `onFailure` line). */
   logFile(layout: SandboxLayout): string;
   /** The live pid of the component (verified to be this sandbox's), if it has a process. */

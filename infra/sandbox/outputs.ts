@@ -25,11 +25,16 @@ export function sandboxOutputs(layout: SandboxLayout, secrets: SandboxSecrets): 
       password: secrets.pgPassword,
       primary: pgNode("pg-a", "primary"),
       standby: pgNode("pg-b", "standby"),
-      replication: { mode: layout.mode, slot: layout.replicationSlot },
+      replication: {
+        mode: layout.mode,
+        slot: layout.replicationSlot,
+        user: layout.database.replicationUser,
+        password: secrets.replicatorPassword,
+      },
       traffic: { host, port: layout.ports.traffic },
     },
     redis: { host, port: layout.ports.redis, password: secrets.redisPassword },
-    opsApi: { url: `http://${host}:${layout.ports.opsApi}`, token: secrets.opsApiToken },
+    opsApi: { url: `http://${host}:${layout.ports.opsApi}`, token: secrets.opsApiToken, killSwitchAdminKey: secrets.killSwitchAdminKey },
     backup: {
       type: "s3",
       // Field notes: pgBackRest 2.45 with verify-tls rejects IP-only certificates.
@@ -45,4 +50,19 @@ export function sandboxOutputs(layout: SandboxLayout, secrets: SandboxSecrets): 
       configFile: layout.pgbackrest.config,
     },
   });
+}
+
+/**
+ * The sandbox secrets that outputs built by `sandboxOutputs` carry — all of them — so `up` persists
+ * exactly the values the runbook's masker was built from.
+ */
+export function secretsOfOutputs(outputs: StackOutputs): Partial<SandboxSecrets> {
+  const known = {
+    pgPassword: outputs.database.password,
+    replicatorPassword: outputs.database.replication.password,
+    redisPassword: outputs.redis.password,
+    opsApiToken: outputs.opsApi.token,
+    killSwitchAdminKey: outputs.opsApi.killSwitchAdminKey,
+  };
+  return Object.fromEntries(Object.entries(known).filter(([, value]) => value !== undefined));
 }

@@ -8,9 +8,10 @@
  * strays after a crashed `up` — including PostgreSQL backends that outlive a killed postmaster.
  */
 import { spawn } from "node:child_process";
-import { chownSync, closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { accessSync, chownSync, closeSync, constants as fsConstants, existsSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { connect } from "node:net";
+import { delimiter, isAbsolute, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { $, type ProcessOutput } from "zx";
 import type { SandboxLayout } from "./layout.ts";
@@ -67,6 +68,21 @@ export async function runOrThrow(
 /** argv that runs a PostgreSQL/pgBackRest binary as the sandbox OS user (PostgreSQL refuses root). */
 export function asOsUser(layout: SandboxLayout, command: string, args: string[]): string[] {
   return process.getuid?.() === 0 ? ["runuser", "-u", layout.osUser, "--", command, ...args] : [command, ...args];
+}
+
+/** True when `binary` (an absolute path, or a name on the PATH sandbox processes get) is executable. */
+export function isExecutable(binary: string): boolean {
+  const candidates = isAbsolute(binary)
+    ? [binary]
+    : (process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin").split(delimiter).filter(Boolean).map((dir) => join(dir, binary));
+  return candidates.some((file) => {
+    try {
+      accessSync(file, fsConstants.X_OK);
+      return statSync(file).isFile();
+    } catch {
+      return false;
+    }
+  });
 }
 
 // ---- ownership ------------------------------------------------------------------------------------

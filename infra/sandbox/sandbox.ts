@@ -5,11 +5,10 @@
  * Order matters: the S3 store comes first because pg-a's archive_command pushes WAL into it, and
  * it goes last because PostgreSQL's shutdown hangs on archive-push retries without it (field notes).
  */
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
-import type { StackOutputs } from "../../contract/outputs.ts";
-import type { ComponentStatus, Sandbox, SandboxComponent } from "./component.ts";
+import type { ComponentStatus, RequiredBinary, Sandbox, SandboxComponent } from "./component.ts";
 import { backupStanza, writePgbackrestConf } from "./components/backup-stanza.ts";
 import { clusterProcesses } from "./components/postgres.ts";
 import { haproxy } from "./components/haproxy.ts";
@@ -21,8 +20,9 @@ import { redis } from "./components/redis.ts";
 import { s3Store } from "./components/s3-store.ts";
 import { COMPONENT_NAMES, defaultSandboxDir, sandboxLayout, type ComponentName, type SandboxLayout, type SandboxLayoutOptions } from "./layout.ts";
 import { sandboxOutputs } from "./outputs.ts";
-import { chownToOsUser, markedProcesses, run, stopAll } from "./processes.ts";
-import { loadOrMintSecrets, readSecrets } from "./secrets.ts";
+import { chownToOsUser, isExecutable, markedProcesses, osUserIds, portOpen, run, stopAll } from "./processes.ts";
+import { loadOrMintSecrets } from "./secrets.ts";
+import { readStateFile } from "./state-file.ts";
 
 /** Start order; `down` walks it backwards. */
 export const SANDBOX_COMPONENTS: readonly SandboxComponent[] = [
@@ -47,11 +47,19 @@ const SandboxSettings = z.object({
 });
 
 function readSettings(dir: string): z.infer<typeof SandboxSettings> | undefined {
-  const file = join(dir, "sandbox.json");
-  if (!existsSync(file)) return undefined;
-  const parsed = SandboxSettings.safeParse(JSON.parse(readFileSync(file, "utf8")));
-  if (!parsed.success) throw new Error(`${file} is damaged (${parsed.error.issues[0]?.path.join(".")}); fix it or use another --dir`);
-  return parsed.data;
+  const remedy =
+    `it records the ports and PostgreSQL binaries of the first \`up\` ({"basePort", "ports", "mode", "pgBinDir"}): ` +
+    `restore it, or delete it and pass the same --base-port to \`sandbox up\` again`;
+  return readStateFile(join(dir, "sandbox.json"), SandboxSettings, remedy);
+}
+
+/** A --dir that exists but is a file (or a socket…) is never a sandbox; every command says so first. */
+export function notADirectory(dir: string): string | undefined {
+  try {
+    return statSync(dir).isDirectory() ? undefined : `${dir} exists and is not a directory: --dir must name the sandbox's directory`;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -60,6 +68,8 @@ function readSettings(dir: string): z.infer<typeof SandboxSettings> | undefined 
  */
 export function resolveSandboxLayout(opts: SandboxOptions = {}): SandboxLayout {
   const dir = resolve(opts.dir ?? defaultSandboxDir());
+  const fileInTheWay = notADirectory(dir);
+  if (fileInTheWay) throw new Error(fileInTheWay);
   const settings = readSettings(dir);
   if (settings && opts.basePort !== undefined && opts.basePort !== settings.basePort) {
     throw new Error(`sandbox ${dir} was created with base port ${settings.basePort}, not ${opts.basePort}; drop --base-port or use another --dir`);
@@ -80,18 +90,78 @@ export function openSandbox(opts: SandboxOptions = {}, log: (line: string) => vo
 }
 
 /**
- * The stack outputs of the sandbox at `opts.dir`, before or after `up`: what the CLI hands the
- * runbooks as context. Mints the secrets on first use, as `up` would.
+ * Why `up` of `components` cannot work here, checked before anything is created (empty: go
+ * ahead): --dir is a file, a binary is missing, the postgres OS user cannot reach the dir, the
+ * socket path is too long, or another process holds the port of a component that is not running.
+ * All of them at once, so one fix-and-retry round is enough.
  */
-export function sandboxStackOutputs(opts: SandboxOptions = {}): StackOutputs {
-  const { layout, secrets } = openSandbox(opts);
-  return sandboxOutputs(layout, secrets);
+export async function upBlockers(layout: SandboxLayout, components: readonly SandboxComponent[] = SANDBOX_COMPONENTS): Promise<string[]> {
+  const fileInTheWay = notADirectory(layout.dir);
+  return [
+    ...(fileInTheWay ? [fileInTheWay] : []),
+    ...missingBinaries(layout, components),
+    ...(await osUserCannotReach(layout)),
+    ...socketPathTooLong(layout),
+    ...(await busyPorts(layout, components)),
+  ];
 }
 
-/**
- * Directories and ownership the components expect, checked before anything is written: the
- * postgres OS user must be able to enter the dir, and the socket path must fit. Idempotent.
- */
+function missingBinaries(layout: SandboxLayout, components: readonly SandboxComponent[]): string[] {
+  const missing = new Map<string, RequiredBinary & { neededBy: string }>();
+  for (const component of components) {
+    for (const required of component.requires?.(layout) ?? []) {
+      if (!missing.has(required.binary) && !isExecutable(required.binary)) missing.set(required.binary, { ...required, neededBy: component.name });
+    }
+  }
+  const packages = [...new Set([...missing.values()].map((required) => required.debianPackage))];
+  if (!packages.length) return [];
+  const named = [...missing.values()].map(({ binary, neededBy }) => `${binary} (${neededBy})`).join(", ");
+  return [`not installed: ${named}; install with \`sudo apt-get install -y ${packages.join(" ")}\``];
+}
+
+/** As root, PostgreSQL and pgBackRest run as the postgres user: it must be able to reach the dir. */
+async function osUserCannotReach(layout: SandboxLayout): Promise<string[]> {
+  if (process.getuid?.() !== 0) return [];
+  try {
+    osUserIds(layout.osUser);
+  } catch (error) {
+    return [(error as Error).message];
+  }
+  // The dir itself is made 0755 by `up`; what it cannot fix is a parent (e.g. /root, 0700).
+  const parent = nearestExisting(dirname(layout.dir));
+  const result = await run(layout, ["runuser", "-u", layout.osUser, "--", "test", "-x", parent]);
+  if (result.exitCode === 0) return [];
+  return [
+    `the ${layout.osUser} OS user (PostgreSQL runs as it under root) cannot reach ${layout.dir}: ${parent} is not traversable for it; ` +
+      `use a --dir under /tmp or /srv (or export TRADEOPS_HOME=/srv/tradeops)`,
+  ];
+}
+
+function nearestExisting(path: string): string {
+  for (let current = path; ; current = dirname(current)) {
+    if (existsSync(current) || current === dirname(current)) return current;
+  }
+}
+
+/** A unix socket path is limited to 107 bytes; a deep --dir breaks PostgreSQL's socket. */
+function socketPathTooLong(layout: SandboxLayout): string[] {
+  const socket = join(layout.pgSocketDir, `.s.PGSQL.${layout.ports.pgA}`);
+  if (Buffer.byteLength(socket) <= 107) return [];
+  return [`sandbox dir ${layout.dir} is too deep for a unix socket (${socket} is over 107 bytes); use a shorter --dir`];
+}
+
+/** Ports of components that are not running (ours keep theirs) that something else listens on. */
+async function busyPorts(layout: SandboxLayout, components: readonly SandboxComponent[]): Promise<string[]> {
+  const checks = components.map(async (component) => {
+    const port = component.port?.(layout);
+    if (port === undefined || component.pid?.(layout) !== undefined) return undefined;
+    return (await portOpen(layout.host, port)) ? `port ${port} for ${component.name} is taken by another process` : undefined;
+  });
+  const busy = (await Promise.all(checks)).filter((line): line is string => line !== undefined);
+  return busy.length ? [`${busy.join(", ")}; stop the process that holds it, or give a new sandbox dir another --base-port`] : [];
+}
+
+/** Directories and ownership the components expect. Idempotent; `upBlockers` is its precondition. */
 export async function prepareSandboxDirs(layout: SandboxLayout): Promise<void> {
   // 0755: the postgres OS user must traverse it (the engine's lock may have created it 0700).
   mkdirSync(layout.dir, { recursive: true, mode: 0o755 });
@@ -99,7 +169,6 @@ export async function prepareSandboxDirs(layout: SandboxLayout): Promise<void> {
   for (const dir of [layout.logsDir, layout.runDir, layout.pgSocketDir]) mkdirSync(dir, { recursive: true, mode: 0o755 });
   chownToOsUser(layout, layout.pgSocketDir);
   await assertOsUserCanEnter(layout);
-  assertSocketPathFits(layout);
 }
 
 /** sandbox.json, outputs.json (0600) and pgbackrest.conf. Idempotent. */
@@ -118,19 +187,12 @@ export async function prepareSandbox(sandbox: Sandbox): Promise<void> {
   writeSandboxFiles(sandbox);
 }
 
+/** Verifies what `prepareSandboxDirs` made: PostgreSQL's socket dir is reachable for its OS user. */
 async function assertOsUserCanEnter(layout: SandboxLayout): Promise<void> {
   if (process.getuid?.() !== 0) return;
   const result = await run(layout, ["runuser", "-u", layout.osUser, "--", "test", "-x", layout.pgSocketDir]);
   if (result.exitCode !== 0) {
-    throw new Error(`the ${layout.osUser} OS user cannot enter ${layout.dir} (a parent directory is not traversable); use --dir under /tmp or /srv`);
-  }
-}
-
-/** A unix socket path is limited to 107 bytes; a deep --dir breaks PostgreSQL's socket. */
-function assertSocketPathFits(layout: SandboxLayout): void {
-  const socket = join(layout.pgSocketDir, `.s.PGSQL.${layout.ports.pgA}`);
-  if (Buffer.byteLength(socket) > 107) {
-    throw new Error(`sandbox dir ${layout.dir} is too deep for a unix socket (${socket} is over 107 bytes); use a shorter --dir`);
+    throw new Error(`the ${layout.osUser} OS user cannot enter ${layout.pgSocketDir} (a parent directory is not traversable); use --dir under /tmp or /srv`);
   }
 }
 
@@ -167,10 +229,14 @@ export async function upComponents(
   opts: SandboxOptions = {},
   log: (line: string) => void = () => {},
 ): Promise<string[]> {
+  const components = SANDBOX_COMPONENTS.filter(({ name }) => names.includes(name));
+  const layout = resolveSandboxLayout(opts);
+  const blockers = await upBlockers(layout, components);
+  if (blockers.length) throw new Error(`cannot start the sandbox in ${layout.dir}: ${blockers.join("; ")}`);
   const sandbox = openSandbox(opts, log);
   await prepareSandbox(sandbox);
   const started: string[] = [];
-  for (const component of SANDBOX_COMPONENTS.filter(({ name }) => names.includes(name))) {
+  for (const component of components) {
     if (await (component.isDone ?? ((s: Sandbox) => component.isUp(s.layout)))(sandbox)) continue;
     await component.start(sandbox);
     await component.verify(sandbox);
@@ -220,7 +286,8 @@ export async function sweepStrays(layout: SandboxLayout): Promise<number[]> {
  */
 export function purgeSandbox(layout: SandboxLayout, opts: { keep?: string[] } = {}): void {
   if (isPurged(layout, opts.keep)) return;
-  if (!existsSync(layout.files.settings) && readSecrets(layout) === undefined) {
+  // Presence, not validity: a sandbox with a damaged secrets.json must still be deletable.
+  if (!existsSync(layout.files.settings) && !existsSync(layout.files.secrets)) {
     throw new Error(`${layout.dir} has no sandbox.json or secrets.json: not a sandbox, not deleting it`);
   }
   const keep = new Set(opts.keep ?? []);

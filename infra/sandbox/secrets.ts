@@ -3,9 +3,10 @@
  * `<dir>/secrets.json` (mode 0600) and reused by every later `up`, so data dirs and clients agree.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { z } from "zod";
 import type { SandboxLayout } from "./layout.ts";
+import { readStateFile } from "./state-file.ts";
 
 /** s3rver accepts only its built-in key pair (s3rver/lib/models/account.js). */
 export const S3RVER_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } as const;
@@ -38,14 +39,20 @@ export function mintSecrets(): SandboxSecrets {
   };
 }
 
-/** The sandbox's secrets, or undefined when it was never brought up. */
+/**
+ * The sandbox's secrets, or undefined when it was never brought up. A damaged file throws
+ * `SandboxStateFileError`: its data dirs and clients were set up with the lost values, so minting
+ * new ones in its place would lock the operator out of their own sandbox.
+ */
 export function readSecrets(layout: SandboxLayout): SandboxSecrets | undefined {
-  if (!existsSync(layout.files.secrets)) return undefined;
-  const parsed = SandboxSecrets.safeParse(JSON.parse(readFileSync(layout.files.secrets, "utf8")));
-  if (!parsed.success) {
-    throw new Error(`${layout.files.secrets} is damaged (${parsed.error.issues[0]?.path.join(".")}); delete the sandbox with \`sandbox down --purge\``);
-  }
-  return parsed.data;
+  return readStateFile(layout.files.secrets, SandboxSecrets, secretsRemedy(layout));
+}
+
+function secretsRemedy(layout: SandboxLayout): string {
+  return (
+    `restore it from a copy (the databases and Redis use the credentials it held), or delete the sandbox ` +
+    `and its data with \`tradeops sandbox down --purge --yes --dir ${layout.dir}\` and run \`sandbox up\` again`
+  );
 }
 
 /**

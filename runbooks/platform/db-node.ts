@@ -66,6 +66,9 @@ async function run(tool: string, argv: string[], env?: NodeJS.ProcessEnv): Promi
   return result.stdout;
 }
 
+/** pgBackRest commands that connect to PostgreSQL; the others (info, expire…) refuse pg options. */
+const TALKS_TO_POSTGRES = new Set(["backup", "check", "stanza-create", "stanza-upgrade"]);
+
 /**
  * pgBackRest on the primary's node, with the stack's config file and stanza. Where the primary and
  * the repository are is taken from the outputs, not trusted to the config file: a config that
@@ -76,12 +79,13 @@ export function pgbackrest(outputs: StackOutputs, shell: DbNodeShell = dbNodeShe
   const base = [
     ...(backup.configFile ? [`--config=${backup.configFile}`] : []),
     `--stanza=${backup.stanza}`,
-    `--pg1-port=${shell.pgPort(database.primary)}`,
     `--repo1-s3-endpoint=${backup.endpoint}`,
     `--repo1-storage-port=${backup.port}`,
     `--repo1-s3-bucket=${backup.bucket}`,
     `--repo1-s3-region=${backup.region}`,
     `--repo1-path=${backup.prefix}`,
   ];
-  return (command: string, ...options: string[]) => shell.exec(database.primary, ["pgbackrest", ...base, ...options, command]);
+  const primary = [`--pg1-port=${shell.pgPort(database.primary)}`];
+  return (command: string, ...options: string[]) =>
+    shell.exec(database.primary, ["pgbackrest", ...base, ...(TALKS_TO_POSTGRES.has(command) ? primary : []), ...options, command]);
 }

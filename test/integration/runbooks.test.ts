@@ -105,7 +105,7 @@ describe("backup (Z6, S8, I7) and the engine's safety rails", () => {
     writeFileSync(elsewhere, JSON.stringify(doc), { mode: 0o600 });
     const run = await tradeops(["--outputs", elsewhere, "backup"]);
     expect(run.code).toBe(3);
-    expect(run.stderr).toMatch(/stopped at "Check the backup repository and WAL archiving": pgbackrest check failed/);
+    expect(run.stderr).toMatch(/stopped at "Check the backup repository and WAL archiving": backup repository does not answer: /);
     expect(await backupLabels()).toEqual(before);
   });
 

@@ -1,21 +1,26 @@
 /**
  * The sandbox of this run (global-setup.ts), judged by outcomes: writes through HAProxy land on
  * the primary and reach the synchronous standby, Redis and the S3 store answer with their
- * credentials, WAL reaches the repository, and up/down are idempotent and leave nothing behind.
+ * credentials, WAL reaches the repository, up/down are idempotent and leave nothing behind, and
+ * dry runs, refusals and damaged state files (through the real CLI) change nothing.
  */
 import { randomUUID } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { Agent } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
-import { describe, expect, inject, it } from "vitest";
-import { StackOutputs } from "../../contract/outputs.ts";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { secretValues, StackOutputs } from "../../contract/outputs.ts";
 import type { ComponentStatus } from "../../infra/sandbox/component.ts";
 import { stanzaInfo } from "../../infra/sandbox/components/backup-stanza.ts";
-import { isAlive } from "../../infra/sandbox/processes.ts";
+import { isAlive, markedProcesses } from "../../infra/sandbox/processes.ts";
 import { resolveSandboxLayout, sandboxProcesses } from "../../infra/sandbox/sandbox.ts";
+import { SandboxSecrets } from "../../infra/sandbox/secrets.ts";
 import { withPg, withRedis } from "../../runbooks/clients.ts";
 import { runRunbook } from "../../runbooks/engine/run.ts";
 import { sandboxDown, sandboxStackOutputs, sandboxStatus, sandboxUp } from "../../runbooks/sandbox.ts";
+import { tradeops } from "../support/tradeops.ts";
 
 const sandboxDir = inject("sandboxDir");
 const outputsFile = inject("outputsFile");
@@ -48,6 +53,13 @@ describe("sandbox outputs", () => {
     expect(outputs.backup).toMatchObject({ endpoint: "localhost", uriStyle: "path", stanza: "trading", prefix: "/pgbackrest" });
     expect(statSync(outputsFile).mode & 0o777).toBe(0o600);
     expect(statSync(layout.files.secrets).mode & 0o777).toBe(0o600);
+  });
+
+  it("I1, I6: outputs.json carries the replication role and password and the kill-switch admin key, all masked as secrets", () => {
+    const secrets = SandboxSecrets.parse(JSON.parse(readFileSync(layout.files.secrets, "utf8")));
+    expect(outputs.database.replication).toMatchObject({ user: "replicator", password: secrets.replicatorPassword });
+    expect(outputs.opsApi.killSwitchAdminKey).toBe(secrets.killSwitchAdminKey);
+    expect(secretValues(outputs)).toEqual(expect.arrayContaining([secrets.replicatorPassword, secrets.killSwitchAdminKey]));
   });
 });
 
@@ -171,5 +183,87 @@ describe("up / status / down", () => {
     expect(up.exitCode, up.failure?.message).toBe(0);
     const rows = await withPg(outputs, outputs.database.traffic, async (client) => (await client.query("SELECT count(*)::int AS n FROM sandbox_probe WHERE token = $1", [probeToken])).rows[0].n);
     expect(rows).toBe(1);
+  });
+});
+
+describe("dry runs, refusals and damaged state files change nothing (through the CLI)", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "tradeops-it-scratch-"));
+  // The postgres OS user must be able to traverse it, or up would be refused for that instead.
+  chmodSync(scratch, 0o755);
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  /** Names one and two levels down: what a purge would remove first (deeper files churn with WAL and TSDB). */
+  function topEntries(dir: string): string[] {
+    return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+      entry.isDirectory() ? [entry.name, ...readdirSync(join(dir, entry.name)).map((child) => `${entry.name}/${child}`)] : [entry.name],
+    );
+  }
+  const componentPids = async () =>
+    ((await runRunbook(sandboxStatus, { dir: sandboxDir }, runOptions())).facts.components as ComponentStatus[]).map((c) => [c.name, c.state, c.pid]);
+  const oneLineOfStderr = (stderr: string) => stderr.trim().split("\n");
+
+  it("S3: down --purge --dry-run prints the plan; every component stays up and no file is removed", async () => {
+    const [pidsBefore, filesBefore] = [await componentPids(), topEntries(sandboxDir)];
+    expect(pidsBefore.filter(([, state]) => state !== "up")).toEqual([]);
+
+    const run = await tradeops(["sandbox", "down", "--purge", "--dry-run", "--dir", sandboxDir]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain("Plan for 'sandbox-down' on stack 'sandbox' (dry run: nothing will be changed)");
+    expect(run.stdout).toMatch(/^\d+\. Stop the PostgreSQL primary pg-a/m);
+    expect(run.stdout).toContain(`Delete the sandbox directory ${sandboxDir} and all its data [destructive]`);
+
+    expect(await componentPids()).toEqual(pidsBefore);
+    expect(topEntries(sandboxDir)).toEqual(expect.arrayContaining(filesBefore));
+  });
+
+  it("S1: up --dry-run on a new dir prints the plan and does not create the dir", async () => {
+    const dir = join(scratch, "dry-run");
+    const run = await tradeops(["sandbox", "up", "--dry-run", "--dir", dir, "--base-port", String(layout.basePort + 100)]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`1. Prepare the sandbox directory ${dir}`);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it("S1: up on ports another process holds exits 3 naming the port; it creates nothing but the audit line and starts nothing", async () => {
+    const dir = join(scratch, "busy-ports");
+    const run = await tradeops(["sandbox", "up", "--dir", dir, "--base-port", String(layout.basePort)]);
+    expect(run.code, run.stderr).toBe(3);
+    expect(run.stderr).toContain(`port ${layout.ports.pgA} for pg-a is taken by another process`);
+    expect(run.stderr).toContain(`port ${layout.ports.s3} for s3 is taken by another process`);
+    expect((existsSync(dir) ? readdirSync(dir) : []).filter((entry) => entry !== "audit.jsonl")).toEqual([]);
+    expect(markedProcesses(dir)).toEqual([]);
+  });
+
+  it("S3: status --dir naming a regular file exits 2 with one line", async () => {
+    const file = join(scratch, "not-a-dir");
+    writeFileSync(file, "");
+    const run = await tradeops(["sandbox", "status", "--dir", file]);
+    expect(run.code).toBe(2);
+    expect(oneLineOfStderr(run.stderr)).toEqual([`tradeops: ${file} exists and is not a directory: --dir must name the sandbox's directory`]);
+    expect(run.stdout).toBe("");
+  });
+
+  it("S3: a damaged secrets.json: status still reports and names it, down still exits 0, up exits 2 naming it", async () => {
+    const dir = join(scratch, "damaged");
+    mkdirSync(dir);
+    const secretsFile = join(dir, "secrets.json");
+    writeFileSync(secretsFile, "{not json", { mode: 0o600 });
+
+    const status = await tradeops(["sandbox", "status", "--dir", dir]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/^pg-a\s+down/m);
+    expect(status.stdout).toContain(`warning: ${secretsFile} is damaged (not valid JSON`);
+
+    const down = await tradeops(["sandbox", "down", "--dir", dir]);
+    expect(down.code, down.stderr).toBe(0);
+
+    const up = await tradeops(["sandbox", "up", "--dir", dir, "--base-port", String(layout.basePort + 100)]);
+    expect(up.code).toBe(2);
+    const [line, ...more] = oneLineOfStderr(up.stderr);
+    expect(more).toEqual([]);
+    expect(line).toMatch(/^tradeops: \S+ is damaged \(not valid JSON/);
+    expect(line).toContain(secretsFile);
+    expect(line).toContain(`sandbox down --purge --yes --dir ${dir}`);
+    expect(readFileSync(secretsFile, "utf8")).toBe("{not json");
   });
 });

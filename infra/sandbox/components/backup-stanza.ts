@@ -74,6 +74,7 @@ export const backupStanza: SandboxComponent = {
   name: "stanza",
   startStep: (layout) => `Create the pgBackRest stanza ${layout.pgbackrest.stanza} and check WAL archiving`,
   logFile: (layout) => layout.pgbackrest.logPath,
+  requires: () => [{ binary: "pgbackrest", debianPackage: "pgbackrest" }],
 
   async isUp(layout) {
     const info = await stanzaInfo(layout);

@@ -7,7 +7,7 @@ import { renderHaproxyCfg } from "../../config-files/haproxy.ts";
 import type { SandboxComponent } from "../component.ts";
 import type { PgNodeName, SandboxLayout } from "../layout.ts";
 import { assertPortFree, livePid, notReady, portOpen, run, spawnDaemon, stopDaemon, waitUntil } from "../processes.ts";
-import { inRecovery, pgBin } from "./postgres.ts";
+import { inRecovery, pgBin, pgBinaries } from "./postgres.ts";
 
 const READY_TIMEOUT_MS = 10_000;
 
@@ -30,6 +30,7 @@ export const haproxy: SandboxComponent = {
   startStep: () => "Start HAProxy, the traffic endpoint in front of the primary",
   stopStep: () => "Stop HAProxy",
   port: (layout) => layout.ports.traffic,
+  requires: (layout) => [{ binary: "haproxy", debianPackage: "haproxy" }, ...pgBinaries(layout, "pg_isready")],
   logFile: (layout) => layout.haproxy.log,
   pid: (layout) => livePid(layout.haproxy.pidFile, layout.dir),
   isUp: async (layout) => livePid(layout.haproxy.pidFile, layout.dir) !== undefined && (await portOpen(layout.host, layout.ports.traffic)),

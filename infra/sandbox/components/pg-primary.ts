@@ -5,7 +5,7 @@
 import type { Sandbox, SandboxComponent } from "../component.ts";
 import type { SandboxLayout } from "../layout.ts";
 import { asOsUser, runOrThrow } from "../processes.ts";
-import { inRecovery, isInitialised, isUp, pgBin, postmasterPid, psql, startNode, stopCluster } from "./postgres.ts";
+import { inRecovery, isInitialised, isUp, pgBin, pgBinaries, postmasterPid, psql, startNode, stopCluster } from "./postgres.ts";
 
 const node = (layout: SandboxLayout) => layout.pg["pg-a"];
 
@@ -14,6 +14,7 @@ export const pgPrimary: SandboxComponent = {
   startStep: () => "Start the PostgreSQL primary pg-a",
   stopStep: () => "Stop the PostgreSQL primary pg-a (pg_ctl stop -m fast)",
   port: (layout) => node(layout).port,
+  requires: (layout) => pgBinaries(layout, "initdb", "pg_ctl", "psql", "pg_isready"),
   logFile: (layout) => node(layout).log,
   pid: (layout) => postmasterPid(node(layout), layout),
   isUp: (layout) => isUp(layout, node(layout)),

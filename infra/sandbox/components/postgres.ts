@@ -5,7 +5,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { renderPgHba, renderPostgresqlConf, standardHbaRules } from "../../config-files/postgresql.ts";
-import type { Sandbox } from "../component.ts";
+import type { RequiredBinary, Sandbox } from "../component.ts";
 import type { PgNodeLayout, SandboxLayout } from "../layout.ts";
 import {
   asOsUser,
@@ -30,6 +30,12 @@ import {
 export const PG_START_TIMEOUT_MS = 60_000;
 
 export const pgBin = (layout: SandboxLayout, name: string) => join(layout.pgBinDir, name);
+
+/** PostgreSQL binaries under pgBinDir, with the package of that major version (postgresql-15 by default). */
+export function pgBinaries(layout: SandboxLayout, ...names: string[]): RequiredBinary[] {
+  const major = /postgresql\/(\d+)\/bin\/?$/.exec(layout.pgBinDir)?.[1] ?? "15";
+  return names.map((name) => ({ binary: pgBin(layout, name), debianPackage: `postgresql-${major}` }));
+}
 
 /** A complete data dir: initdb / pg_basebackup write into `<dir>.partial` and rename on success. */
 export function isInitialised(node: PgNodeLayout): boolean {

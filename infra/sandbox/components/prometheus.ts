@@ -16,6 +16,7 @@ export const prometheus: SandboxComponent = {
   startStep: () => "Start Prometheus with the S5 alert rules",
   stopStep: () => "Stop Prometheus",
   port: (layout) => layout.ports.prometheus,
+  requires: () => [{ binary: "prometheus", debianPackage: "prometheus" }],
   logFile: (layout) => layout.prometheus.log,
   pid: (layout) => livePid(layout.prometheus.pidFile, layout.dir),
   isUp: async (layout) => livePid(layout.prometheus.pidFile, layout.dir) !== undefined && (await httpStatus(`${baseUrl(layout)}/-/ready`)) === 200,

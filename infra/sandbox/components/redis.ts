@@ -24,6 +24,7 @@ export const redis: SandboxComponent = {
   startStep: () => "Start Redis 7 (AOF everysec, S7 save rules)",
   stopStep: () => "Stop Redis",
   port: (layout) => layout.ports.redis,
+  requires: () => [{ binary: "redis-server", debianPackage: "redis-server" }],
   logFile: (layout) => layout.redis.log,
   pid: (layout) => livePid(layout.redis.pidFile, layout.dir),
   isUp: async (layout) => livePid(layout.redis.pidFile, layout.dir) !== undefined && (await portOpen(layout.host, layout.ports.redis)),

@@ -37,6 +37,8 @@ export const s3Store: SandboxComponent = {
   startStep: (layout) => `Start the S3 store (s3rver over TLS) with bucket ${layout.s3.bucket}`,
   stopStep: () => "Stop the S3 store",
   port: (layout) => layout.ports.s3,
+  // The TLS certificate is minted with openssl on the first start; s3rver itself comes from npm ci.
+  requires: () => [{ binary: "openssl", debianPackage: "openssl" }],
   logFile: (layout) => layout.s3.log,
   pid: (layout) => livePid(layout.s3.pidFile, layout.dir),
   isUp: async (layout) => livePid(layout.s3.pidFile, layout.dir) !== undefined && (await answers(layout)),
