@@ -13,6 +13,10 @@ import type { PolicyResource, ReportViolation, ResourceValidationArgs, ResourceV
 
 /** PostgreSQL, Redis, the HAProxy traffic endpoint, PgBouncer. */
 export const DATA_PORTS = [5432, 6379, 5000, 6432];
+/** Container port names of the same services (a Service may target a port by name; ours are named `postgres`/`redis`). */
+export const DATA_PORT_NAMES = /^(postgres(ql)?|pg|redis|pgbouncer|traffic)$/i;
+/** Canned ACLs that grant read or write beyond the bucket owner (authenticated-read: any AWS account). */
+const PUBLIC_ACL = /^(public-|authenticated-read$)/;
 /** Names of env vars that carry credentials. */
 export const SECRET_ENV_NAME = /(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_KEY|ACCESS_KEY|API_KEY|CREDENTIALS?|_AUTH|^AUTH|WEBHOOK|DSN|DATABASE_URL|REDIS_URL)/i;
 /** Workloads whose pod template holds containers. */
@@ -86,7 +90,7 @@ export const bucketPrivate: StackValidationPolicy = {
   enforcementLevel: "mandatory",
   validateStack: (args: StackValidationArgs, reportViolation: ReportViolation) => {
     for (const bucket of buckets(args)) {
-      if (typeof bucket.props.acl === "string" && bucket.props.acl.startsWith("public")) {
+      if (typeof bucket.props.acl === "string" && PUBLIC_ACL.test(bucket.props.acl)) {
         reportViolation(`bucket ${bucket.name} has the public ACL ${bucket.props.acl}`, bucket.urn);
       }
       const blocks = configuring(args.resources, bucket, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock");
@@ -94,7 +98,7 @@ export const bucketPrivate: StackValidationPolicy = {
       if (!blocked) reportViolation(`bucket ${bucket.name} lacks a public access block with all four settings true`, bucket.urn);
     }
     for (const acl of args.resources.filter((r) => r.type === "aws:s3/bucketAcl:BucketAcl" || r.type === "aws:s3/bucketAclV2:BucketAclV2")) {
-      if (typeof acl.props.acl === "string" && acl.props.acl.startsWith("public")) reportViolation(`${acl.name} grants the public ACL ${acl.props.acl}`, acl.urn);
+      if (typeof acl.props.acl === "string" && PUBLIC_ACL.test(acl.props.acl)) reportViolation(`${acl.name} grants the public ACL ${acl.props.acl}`, acl.urn);
     }
   },
 };
@@ -118,7 +122,10 @@ export const noPublicDataPorts: ResourceValidationPolicy = {
       if (type !== "LoadBalancer" && type !== "NodePort") return;
       for (const port of args.props.spec?.ports ?? []) {
         const numbers = [port.port, port.targetPort, port.nodePort].map(Number);
-        if (numbers.some((n) => DATA_PORTS.includes(n))) reportViolation(`Service ${args.name} exposes data port ${port.port} through a ${type}; use a ClusterIP Service`);
+        const namedDataPort = typeof port.targetPort === "string" && DATA_PORT_NAMES.test(port.targetPort);
+        if (namedDataPort || numbers.some((n) => DATA_PORTS.includes(n))) {
+          reportViolation(`Service ${args.name} exposes data port ${port.targetPort ?? port.port} through a ${type}; use a ClusterIP Service`);
+        }
       }
     }
   },

@@ -16,7 +16,7 @@ import { DockerRedis } from "../components/docker/redis.ts";
 import { DockerTimescalePair } from "../components/docker/timescale.ts";
 import { DockerTrafficProxy } from "../components/docker/traffic-proxy.ts";
 import { PG_PATHS } from "../components/rendered-files.ts";
-import { alertReceiversOf, notificationsOf, type StackExports } from "./exports.ts";
+import { alertReceiversOf, notificationsOf, replicationRoleOf, type StackExports } from "./exports.ts";
 
 /** Host ports: the sandbox's offsets from a base port, so `dev` and `sandbox` never collide. */
 export function devHostPorts(base: number) {
@@ -183,7 +183,7 @@ export function devStack(config: DevConfig): StackExports {
       password: secrets.dbPassword,
       primary: pgNode(timescale.primary),
       standby: pgNode(timescale.standby),
-      replication: { mode: config.replicationMode, slot: timescale.replicationSlot },
+      replication: { mode: config.replicationMode, slot: timescale.replicationSlot, ...replicationRoleOf(config.replicationUser, secrets.replicationPassword) },
       traffic: { host, port: ports.traffic },
     },
     redis: { host, port: ports.redis, password: secrets.redisPassword },

@@ -16,7 +16,7 @@ import { DataNetworkPolicies } from "../components/kubernetes/network-policies.t
 import { KubernetesRedis, REDIS_NAME } from "../components/kubernetes/redis.ts";
 import { KubernetesTimescale, TIMESCALE_NAME } from "../components/kubernetes/timescale.ts";
 import { PG_PATHS, PG_PORT } from "../components/rendered-files.ts";
-import { notificationsOf, type StackExports } from "./exports.ts";
+import { notificationsOf, replicationRoleOf, type StackExports } from "./exports.ts";
 import { DR_SITE_NAME, PGBACKREST_PREFIX, appEnvironment, createKubernetesSite } from "./prod.ts";
 
 export const DR_SLOT = "timescale_dr";
@@ -161,7 +161,8 @@ export function drStack(config: DrConfig): StackExports {
       user: config.dbUser,
       password: secrets.dbPassword,
       primary: drNode,
-      replication: { mode: "async", slot: DR_SLOT, maxLagBytes: 16 * 1024 * 1024 },
+      // The role itself is restored from prod's backup, so this password only works while it is prod's.
+      replication: { mode: "async", slot: DR_SLOT, ...replicationRoleOf(config.replicationUser, secrets.replicationPassword), maxLagBytes: 16 * 1024 * 1024 },
       traffic: { host: timescale.readWriteHost, port: PG_PORT },
     },
     redis: { host: redis.host, port: redis.port, password: secrets.redisPassword },

@@ -14,6 +14,14 @@ export type DeepInput<T> = T extends string | number | boolean | undefined | nul
 
 export type StackExports = { [K in keyof StackOutputsInput]: DeepInput<StackOutputsInput[K]> };
 
+/**
+ * The role standbys connect as (pg_basebackup, an old primary rejoining after failback), for the
+ * contract's `database.replication`; the password leaves as a Pulumi secret whatever it came in as.
+ */
+export function replicationRoleOf(user: string, password: pulumi.Input<string>): { user: string; password: pulumi.Output<string> } {
+  return { user, password: pulumi.secret(password) };
+}
+
 /** Notification targets (Z3, I8) from config; secrets stay secrets. */
 export function notificationsOf(config: {
   telegramBotToken?: string;

@@ -20,7 +20,7 @@ import type { KubernetesSite } from "../components/kubernetes/pod-defaults.ts";
 import { KubernetesRedis, REDIS_NAME } from "../components/kubernetes/redis.ts";
 import { KubernetesTimescale, TIMESCALE_NAME } from "../components/kubernetes/timescale.ts";
 import { PG_PATHS, PG_PORT } from "../components/rendered-files.ts";
-import { alertReceiversOf, notificationsOf, type StackExports } from "./exports.ts";
+import { alertReceiversOf, notificationsOf, replicationRoleOf, type StackExports } from "./exports.ts";
 
 export const PGBACKREST_PREFIX = "/pgbackrest";
 export const DR_SITE_NAME = "dr";
@@ -210,7 +210,11 @@ export function prodStack(config: ProdConfig): StackExports {
       password: secrets.dbPassword,
       primary: pgNodes[0]!,
       ...(pgNodes[1] ? { standby: pgNodes[1] } : {}),
-      replication: { mode: config.pgReplicas > 1 ? config.replicationMode : "async", slot: `${TIMESCALE_NAME}_1` },
+      replication: {
+        mode: config.pgReplicas > 1 ? config.replicationMode : "async",
+        slot: `${TIMESCALE_NAME}_1`,
+        ...replicationRoleOf(config.replicationUser, secrets.replicationPassword),
+      },
       traffic: { host: timescale.readWriteHost, port: PG_PORT },
     },
     redis: { host: redis.host, port: redis.port, password: secrets.redisPassword },

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { StackOutputs } from "../../contract/outputs.ts";
+import { StackOutputs, secretValues } from "../../contract/outputs.ts";
 import { publish, serviceContainerArgs } from "../../infra/components/docker/container-defaults.ts";
 import { noPublicDataPorts } from "../../policy/policies.ts";
 import { runProgram, secretAt, policyViolations, secretLeaks, type MockedResource, type ProgramRun } from "./pulumi-harness.ts";
@@ -79,6 +79,7 @@ describe("dev stack: containers", () => {
   });
 
   test("Z7: every container has a CPU and a memory limit, without swap", () => {
+    expect(run.byType(CONTAINER)).toHaveLength(LONG_RUNNING.length + ONE_SHOT.length);
     for (const c of run.byType(CONTAINER)) {
       expect(Number(c.inputs.cpus), c.name).toBeGreaterThan(0);
       expect(c.inputs.memory, c.name).toBeGreaterThan(0);
@@ -104,16 +105,15 @@ describe("dev stack: containers", () => {
   });
 });
 
-test("S2: ports bind to the configured address; a wildcard is possible, and the policy pack then refuses it for data ports", () => {
+test("S2: ports bind to the configured address; a wildcard is possible, and the policy pack then refuses it for data ports", async () => {
   const site = { provider: undefined as never, networkName: "n", namePrefix: "tradeops-lab", bindAddress: "0.0.0.0" };
   const port = publish(site, 16401, 5432);
   expect(port).toEqual({ internal: 5432, external: 16401, ip: "0.0.0.0", protocol: "tcp" });
-  const violations: string[] = [];
-  void (noPublicDataPorts.validateResource as (args: unknown, report: (m: string) => void) => void)(
-    { type: "docker:index/container:Container", name: "pg-a", props: { ...serviceContainerArgs({ site, role: "pg-a", image: "x", limits: { cpu: "1", memory: "1Gi" } }), ports: [port] } },
-    (message) => violations.push(message),
-  );
-  expect(violations).toEqual(["container pg-a publishes data port 5432 on 0.0.0.0; bind it to 127.0.0.1"]);
+  const container = { type: CONTAINER, name: "pg-a", urn: "urn::pg-a", rawInputs: {}, parent: "", provider: "" };
+  const inputs = { ...serviceContainerArgs({ site, role: "pg-a", image: "x", limits: { cpu: "1", memory: "1Gi" } }), ports: [port] };
+  expect(await policyViolations({ resources: [{ ...container, inputs }] }, [noPublicDataPorts])).toEqual([
+    "no-public-data-ports: container pg-a publishes data port 5432 on 0.0.0.0; bind it to 127.0.0.1",
+  ]);
 });
 
 describe("dev stack: database pair", () => {
@@ -205,6 +205,7 @@ describe("dev stack: Redis, apps, observability, object store", () => {
 
 describe("dev stack: structure and outputs", () => {
   test("every resource's parent is its component; only the provider, the network and components are top-level", () => {
+    expect(run.resources.length).toBeGreaterThan(0);
     for (const resource of run.resources) {
       if (resource.type.startsWith("tradeops:") || resource.type.startsWith("pulumi:providers:") || resource.type === "docker:index/network:Network") {
         expect(resource.parent, resource.name).toBe("");
@@ -238,8 +239,15 @@ describe("dev stack: structure and outputs", () => {
     }
   });
 
-  test("the stack passes every policy of the policy pack", () => {
-    expect(policyViolations(run)).toEqual([]);
+  test("I5: exports the replication role pg-b streams as (user, and password as a Pulumi secret the runbooks mask)", async () => {
+    const outputs = StackOutputs.parse(run.outputs);
+    expect(outputs.database.replication).toEqual({ mode: "sync", slot: "pg_b", user: "replicator", password: SECRETS.replicationPassword, maxLagBytes: 16 * 1024 * 1024 });
+    expect(await pulumi.isSecret(run.exports.database.replication.password)).toBe(true);
+    expect(secretValues(outputs)).toContain(SECRETS.replicationPassword);
+  });
+
+  test("the stack passes every policy of the policy pack", async () => {
+    expect(await policyViolations(run)).toEqual([]);
   });
 
   test("resource graph snapshot", async () => {

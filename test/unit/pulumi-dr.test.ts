@@ -5,7 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, test } from "vitest";
-import { StackOutputs } from "../../contract/outputs.ts";
+import { StackOutputs, secretValues } from "../../contract/outputs.ts";
 import { DR_CONFIG, DR_SECRETS, PROD_OUTPUTS, PROD_SECRETS } from "./pulumi-fixtures.ts";
 import { podContainers, runProgram, secretAt, policyViolations, secretLeaks, type ProgramRun } from "./pulumi-harness.ts";
 
@@ -30,7 +30,9 @@ describe("dr stack", () => {
     const provider = one("pulumi:providers:kubernetes", "kubernetes-dr");
     expect(secretAt(provider, "kubeconfig")).toBe(true);
     expect(provider.inputs.context).toBe("dr-cluster");
-    for (const r of run.resources.filter((r) => r.type.startsWith("kubernetes:"))) expect(r.provider, r.name).toContain("kubernetes-dr");
+    const kubernetesResources = run.resources.filter((r) => r.type.startsWith("kubernetes:"));
+    expect(kubernetesResources).toHaveLength(25);
+    for (const r of kubernetesResources) expect(r.provider, r.name).toContain("kubernetes-dr");
   });
 
   test("I5/I6: one TimescaleDB standby restored from the replicated pgBackRest repository in the DR region", () => {
@@ -73,7 +75,10 @@ describe("dr stack", () => {
 
   test("NetworkPolicies guard the DR database and Redis too; every container has limits", () => {
     expect(one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "data-access-database").inputs.spec.podSelector).toEqual({ matchLabels: { "app.kubernetes.io/name": "timescale" } });
-    for (const w of [...run.byType("kubernetes:apps/v1:Deployment"), ...run.byType("kubernetes:apps/v1:StatefulSet"), ...run.byType("kubernetes:batch/v1:CronJob")]) {
+    const workloads = [...run.byType("kubernetes:apps/v1:Deployment"), ...run.byType("kubernetes:apps/v1:StatefulSet"), ...run.byType("kubernetes:batch/v1:CronJob")];
+    expect(workloads).toHaveLength(6);
+    for (const w of workloads) {
+      expect(podContainers(w).length, w.name).toBeGreaterThan(0);
       for (const c of podContainers(w)) expect(c.resources?.limits?.cpu && c.resources?.limits?.memory, `${w.name}/${c.name}`).toBeTruthy();
     }
   });
@@ -93,6 +98,7 @@ describe("dr stack", () => {
   });
 
   test("every resource's parent is its component", () => {
+    expect(run.resources.length).toBeGreaterThan(0);
     for (const r of run.resources) {
       if (r.type.startsWith("tradeops:") || r.type.startsWith("pulumi:") || r.type === "kubernetes:core/v1:Namespace") expect(r.parent, r.name).toBe("");
       else {
@@ -125,8 +131,15 @@ describe("dr stack", () => {
     }
   });
 
-  test("the stack passes every policy of the policy pack", () => {
-    expect(policyViolations(run)).toEqual([]);
+  test("I6: exports the replication role its standby streams as (user, and its own configured password as a Pulumi secret)", async () => {
+    const outputs = StackOutputs.parse(run.outputs);
+    expect(outputs.database.replication).toEqual({ mode: "async", slot: "timescale_dr", user: "replicator", password: DR_SECRETS.replicationPassword, maxLagBytes: 16 * 1024 * 1024 });
+    expect(await pulumi.isSecret(run.exports.database.replication.password)).toBe(true);
+    expect(secretValues(outputs)).toContain(DR_SECRETS.replicationPassword);
+  });
+
+  test("the stack passes every policy of the policy pack", async () => {
+    expect(await policyViolations(run)).toEqual([]);
   });
 
   test("resource graph snapshot", async () => {

@@ -36,7 +36,7 @@ export const PROD_OUTPUTS = {
     user: "tradeops",
     password: PROD_SECRETS.dbPassword,
     primary: { name: "timescale-0", host: "timescale-0.timescale-headless.tradeops.svc.cluster.local", port: 5432, role: "primary", dataDir: "/home/postgres/pgdata/data" },
-    replication: { mode: "sync", slot: "timescale_1" },
+    replication: { mode: "sync", slot: "timescale_1", user: "replicator", password: PROD_SECRETS.replicationPassword },
     traffic: { host: "timescale-rw.tradeops.svc.cluster.local", port: 5432 },
   },
   redis: { host: "redis.tradeops.svc.cluster.local", port: 6379, password: PROD_SECRETS.redisPassword },

@@ -3,7 +3,7 @@
  * records every registered resource (type, name, inputs with secrets still marked, parent) and
  * resolves the program's exports. Mocks are process-global: one stack per test file.
  */
-import type { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import type { PolicyResource, ResourceValidation, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import * as pulumi from "@pulumi/pulumi";
 import { policies } from "../../policy/policies.ts";
 
@@ -207,6 +207,9 @@ export function podContainers(resource: MockedResource): Array<Record<string, an
 
 /** Walks raw inputs and reports every string holding one of `secrets` outside a Pulumi secret. */
 export function secretLeaks(run: ProgramRun, secrets: Record<string, string>): string[] {
+  // Either empty would make "no leaks" pass by checking nothing.
+  if (run.resources.length === 0) throw new Error("no resources to check: the program declared none");
+  if (Object.values(secrets).filter(Boolean).length === 0) throw new Error("no secret values to look for");
   const leaks: string[] = [];
   const walk = (node: unknown, path: string, owner: string): void => {
     if (isSecretValue(node)) return;
@@ -220,21 +223,31 @@ export function secretLeaks(run: ProgramRun, secrets: Record<string, string>): s
   return leaks;
 }
 
-/** Runs the policy pack over the declared resources, as `pulumi preview --policy-pack policy` would. */
-export function policyViolations(run: ProgramRun): string[] {
+/** A policy's resource validators: one function or a list. */
+export function resourceValidators(policy: ResourceValidationPolicy): ResourceValidation[] {
+  const validate = policy.validateResource;
+  return Array.isArray(validate) ? validate : [validate!];
+}
+
+/**
+ * Runs the policy pack over the declared resources, as `pulumi preview --policy-pack policy` would.
+ * Every validator is awaited, so an async one's report counts and a rejection fails the caller; an
+ * empty resource list is an error, so "passes every policy" can never pass by checking nothing.
+ */
+export async function policyViolations(run: Pick<ProgramRun, "resources">, pack: Array<ResourceValidationPolicy | StackValidationPolicy> = policies): Promise<string[]> {
+  if (run.resources.length === 0) throw new Error("no resources to check: the program declared none");
   const violations: string[] = [];
   const resources = run.resources.map(
     (r) => ({ type: r.type, name: r.name, props: r.inputs, urn: r.urn, opts: {}, dependencies: [], propertyDependencies: {} }) as unknown as PolicyResource,
   );
-  for (const policy of policies) {
+  for (const policy of pack) {
     const report = (message: string) => violations.push(`${policy.name}: ${message}`);
     if ("validateStack" in policy) {
-      void (policy as StackValidationPolicy).validateStack({ resources, stackTags: new Map() } as never, report);
+      await policy.validateStack({ resources, stackTags: new Map() } as never, report);
       continue;
     }
-    const validate = (policy as ResourceValidationPolicy).validateResource;
     for (const resource of resources) {
-      for (const v of Array.isArray(validate) ? validate : [validate!]) void v({ ...resource, stackTags: new Map() } as never, report);
+      for (const validate of resourceValidators(policy)) await validate({ ...resource, stackTags: new Map() } as never, report);
     }
   }
   return violations;

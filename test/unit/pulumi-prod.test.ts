@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { StackOutputs } from "../../contract/outputs.ts";
-import { PROD_CONFIG, PROD_SECRETS } from "./pulumi-fixtures.ts";
+import { StackOutputs, secretValues } from "../../contract/outputs.ts";
+import { PROD_CONFIG, PROD_OUTPUTS, PROD_SECRETS } from "./pulumi-fixtures.ts";
 import { podContainers, runProgram, secretAt, policyViolations, secretLeaks, type ProgramRun } from "./pulumi-harness.ts";
 
 const K = {
@@ -36,6 +36,7 @@ beforeAll(async () => {
 describe("prod stack: TimescaleDB", () => {
   test("a namespace holds every workload", () => {
     expect(one("kubernetes:core/v1:Namespace", "namespace").inputs.metadata.name).toBe("tradeops");
+    expect(workloads()).toHaveLength(9);
     for (const workload of workloads()) expect(workload.inputs.metadata.namespace, workload.name).toBe("tradeops");
   });
 
@@ -113,15 +114,23 @@ describe("prod stack: Redis, API, worker", () => {
   });
 
   test("S2: no workload puts a literal value in a secret-looking variable, and every container has CPU + memory limits (Z7)", () => {
+    expect(workloads()).toHaveLength(9);
+    const checkedCredentials = new Set<string>();
     for (const workload of workloads()) {
+      expect(podContainers(workload).length, workload.name).toBeGreaterThan(0);
       for (const c of podContainers(workload)) {
         expect(c.resources?.limits?.cpu, `${workload.name}/${c.name}`).toBeTruthy();
         expect(c.resources?.limits?.memory, `${workload.name}/${c.name}`).toBeTruthy();
         for (const e of c.env ?? []) {
-          if (/PASSWORD|SECRET|TOKEN|PASS$|AUTH|KEY_ID|ACCESS_KEY/.test(e.name) && !e.name.endsWith("_FILE")) expect(e.valueFrom?.secretKeyRef, `${workload.name}/${c.name} ${e.name}`).toBeTruthy();
+          if (/PASSWORD|SECRET|TOKEN|PASS$|AUTH|KEY_ID|ACCESS_KEY/.test(e.name) && !e.name.endsWith("_FILE")) {
+            expect(e.valueFrom?.secretKeyRef, `${workload.name}/${c.name} ${e.name}`).toBeTruthy();
+            checkedCredentials.add(e.name);
+          }
         }
       }
     }
+    // The filter above really met the app's credentials (and the backup jobs'), so the check was not vacuous.
+    expect([...checkedCredentials]).toEqual(expect.arrayContaining(["DATABASE_PASSWORD", "REDIS_PASSWORD", "JWT_SECRET", "OPS_API_TOKEN"]));
   });
 
   test("S2: the API is served over TLS only, for the site name and the failover name", () => {
@@ -131,6 +140,7 @@ describe("prod stack: Redis, API, worker", () => {
   });
 
   test("no Service is a LoadBalancer or NodePort (the database and Redis are reachable in-cluster only)", () => {
+    expect(run.byType(K.service)).toHaveLength(7);
     for (const service of run.byType(K.service)) expect(service.inputs.spec.type ?? "ClusterIP", service.name).toBe("ClusterIP");
   });
 
@@ -277,6 +287,7 @@ describe("prod stack: AWS", () => {
 
 describe("prod stack: structure and outputs", () => {
   test("every resource's parent is its component; only providers, the namespace and components are top-level", () => {
+    expect(run.resources.length).toBeGreaterThan(0);
     for (const resource of run.resources) {
       if (resource.type.startsWith("tradeops:") || resource.type.startsWith("pulumi:providers:") || resource.type === "kubernetes:core/v1:Namespace") {
         expect(resource.parent, resource.name).toBe("");
@@ -305,8 +316,16 @@ describe("prod stack: structure and outputs", () => {
     }
   });
 
-  test("the stack passes every policy of the policy pack", () => {
-    expect(policyViolations(run)).toEqual([]);
+  test("I5: exports the replication role (user, and password as a Pulumi secret the runbooks mask)", async () => {
+    const outputs = StackOutputs.parse(run.outputs);
+    expect(outputs.database.replication).toEqual({ mode: "sync", slot: "timescale_1", user: "replicator", password: PROD_SECRETS.replicationPassword, maxLagBytes: 16 * 1024 * 1024 });
+    expect(outputs.database.replication).toMatchObject(PROD_OUTPUTS.database.replication);
+    expect(await pulumi.isSecret(run.exports.database.replication.password)).toBe(true);
+    expect(secretValues(outputs)).toContain(PROD_SECRETS.replicationPassword);
+  });
+
+  test("the stack passes every policy of the policy pack", async () => {
+    expect(await policyViolations(run)).toEqual([]);
   });
 
   test("resource graph snapshot", async () => {
