@@ -16,7 +16,7 @@ import { DockerRedis } from "../components/docker/redis.ts";
 import { DockerTimescalePair } from "../components/docker/timescale.ts";
 import { DockerTrafficProxy } from "../components/docker/traffic-proxy.ts";
 import { PG_PATHS } from "../components/rendered-files.ts";
-import { alertReceiversOf, notificationsOf, replicationRoleOf, type StackExports } from "./exports.ts";
+import { PGBACKREST_PREFIX, alertReceiversOf, notificationsOf, replicationRoleOf, type StackExports } from "./exports.ts";
 
 /** Host ports: the sandbox's offsets from a base port, so `dev` and `sandbox` never collide. */
 export function devHostPorts(base: number) {
@@ -32,8 +32,6 @@ export function devHostPorts(base: number) {
     grafana: base + 9,
   };
 }
-
-export const PGBACKREST_PREFIX = "/pgbackrest";
 
 /** Where tradeops keeps local state: the same place the runbooks use ($TRADEOPS_HOME, default `<repo>/.tradeops`). */
 function tradeopsHome(): string {

@@ -9,15 +9,11 @@ import * as pulumi from "@pulumi/pulumi";
 import type { StackOutputs } from "../../contract/outputs.ts";
 import { secretOf, type DrConfig } from "../config.ts";
 import { FailoverRecord } from "../components/aws/failover-record.ts";
-import { AppSecrets } from "../components/kubernetes/app-secrets.ts";
-import { KubernetesApp } from "../components/kubernetes/app.ts";
-import { BackupSchedule } from "../components/kubernetes/backup-schedule.ts";
-import { DataNetworkPolicies } from "../components/kubernetes/network-policies.ts";
-import { KubernetesRedis, REDIS_NAME } from "../components/kubernetes/redis.ts";
-import { KubernetesTimescale, TIMESCALE_NAME } from "../components/kubernetes/timescale.ts";
+import { KubernetesTimescale } from "../components/kubernetes/timescale.ts";
 import { PG_PATHS, PG_PORT } from "../components/rendered-files.ts";
 import { notificationsOf, replicationRoleOf, type StackExports } from "./exports.ts";
-import { DR_SITE_NAME, PGBACKREST_PREFIX, appEnvironment, createKubernetesSite } from "./prod.ts";
+import { backupExportOf, createApplicationTier, createKubernetesSite, kubernetesPlatformOf, pgbackrestRepositoryOf, type S3Backups } from "./kubernetes-site.ts";
+import { DR_SITE_NAME } from "./prod.ts";
 
 export const DR_SLOT = "timescale_dr";
 
@@ -45,7 +41,7 @@ export function drStack(config: DrConfig): StackExports {
 
   const awsDr = new aws.Provider("aws-dr", { region: config.region as aws.Region });
   const site = createKubernetesSite(config, "kubernetes-dr");
-  const s3Endpoint = `s3.${config.region}.amazonaws.com`;
+  const s3Backups: S3Backups = { bucket: config.backupBucketName, accessKeyId: secrets.s3AccessKeyId, secretAccessKey: secrets.s3SecretAccessKey };
   const streaming = config.standbyMode === "streaming";
 
   // ---- the standby (I6 "verify DB sync"): restored from the replica bucket, then following prod
@@ -65,74 +61,21 @@ export function drStack(config: DrConfig): StackExports {
     replicationMode: "async",
     clientNetwork: config.podNetworkCidr,
     stanza: config.stanza,
-    repository: pulumi.all([secrets.s3AccessKeyId, secrets.s3SecretAccessKey]).apply(([key, keySecret]) => ({
-      endpoint: s3Endpoint,
-      bucket: config.backupBucketName,
-      region: config.region,
-      path: PGBACKREST_PREFIX,
-      uriStyle: "host" as const,
-      key,
-      keySecret,
-    })),
+    repository: pgbackrestRepositoryOf(config.region, s3Backups),
     retention: config.retention,
     bootstrap: "repository",
     ...(streaming ? { primaryHost: config.primaryHost, slotName: DR_SLOT } : {}),
   });
-  const redis = new KubernetesRedis("redis", {
-    site,
-    image: config.redisImage,
-    limits: config.resources.redis,
-    password: secrets.redisPassword,
-    maxmemory: config.redisMaxMemory,
-    maxmemoryPolicy: config.redisMaxMemoryPolicy,
-    storageSize: config.redisStorageSize,
-    storageClass: config.storageClass,
-  });
 
   // ---- the application at pilot light (I5: DR activation scales it up)
-  const appSecrets = new AppSecrets("app-secrets", {
-    site,
-    values: { DATABASE_PASSWORD: secrets.dbPassword, REDIS_PASSWORD: secrets.redisPassword, JWT_SECRET: secrets.jwtSecret, OPS_API_TOKEN: secrets.opsApiToken },
-  });
-  const { env, secretEnv } = appEnvironment(config, timescale.readWriteHost, redis.host, redis.port);
-  const api = new KubernetesApp("api", {
-    site,
-    appName: "api",
-    image: config.apiImage,
-    replicas: config.drApiReplicas,
-    limits: config.resources.api,
-    port: config.apiPort,
-    env,
-    secretEnv,
-    secretName: appSecrets.secretName,
-    ingress: { hostnames: [config.apiHostname, dns.recordName], tlsSecretName: config.tlsSecretName, className: config.ingressClassName },
-  });
-  new KubernetesApp("worker", {
-    site,
-    appName: "worker",
-    image: config.workerImage,
-    replicas: config.workerReplicas,
-    limits: config.resources.worker,
-    port: config.apiPort,
-    env,
-    secretEnv,
-    secretName: appSecrets.secretName,
-  });
-  new DataNetworkPolicies("data-access", { site, databaseApp: TIMESCALE_NAME, redisApp: REDIS_NAME });
-  // After activation this site is the primary and must back itself up; until then the jobs are suspended.
-  new BackupSchedule("backup-schedule", {
-    site,
-    stanza: config.stanza,
-    databaseApp: TIMESCALE_NAME,
-    redisHost: redis.host,
-    redisPasswordSecret: { name: redis.secret.metadata.name, key: "password" },
-    bucket: config.backupBucketName,
-    region: config.region,
-    writerAccessKeyId: secrets.s3AccessKeyId,
-    writerSecretAccessKey: secrets.s3SecretAccessKey,
-    images: { kubectl: config.kubectlImage, redis: config.redisImage, awsCli: config.awsCliImage },
-    limits: config.resources.backupJob,
-    suspend: true,
+  const { redis, api } = createApplicationTier(site, config, {
+    secrets,
+    databaseHost: timescale.readWriteHost,
+    apiReplicas: config.drApiReplicas,
+    failoverHostname: dns.recordName,
+    backups: s3Backups,
+    // After activation this site is the primary and must back itself up; until then the jobs are suspended.
+    suspendBackups: true,
   });
   new FailoverRecord("api-secondary", {
     provider: awsDr,
@@ -148,13 +91,7 @@ export function drStack(config: DrConfig): StackExports {
   return {
     contractVersion: 1,
     stack,
-    platform: {
-      kind: "kubernetes",
-      namespace: config.namespace,
-      ...(config.kubeContext ? { context: config.kubeContext } : {}),
-      deployments: { api: "api", worker: "worker" },
-      statefulSets: { database: TIMESCALE_NAME, redis: REDIS_NAME },
-    },
+    platform: kubernetesPlatformOf(config),
     // This site's own database: its one node is a standby until `dr activate` promotes it (runbooks re-check the live role).
     database: {
       name: config.dbName,
@@ -167,19 +104,7 @@ export function drStack(config: DrConfig): StackExports {
     },
     redis: { host: redis.host, port: redis.port, password: secrets.redisPassword },
     opsApi,
-    backup: {
-      type: "s3",
-      endpoint: s3Endpoint,
-      port: 443,
-      region: config.region,
-      bucket: config.backupBucketName,
-      prefix: PGBACKREST_PREFIX,
-      uriStyle: "host",
-      accessKeyId: secrets.s3AccessKeyId,
-      secretAccessKey: secrets.s3SecretAccessKey,
-      stanza: config.stanza,
-      configFile: PG_PATHS.pgbackrestConf,
-    },
+    backup: backupExportOf(config, s3Backups),
     // The DR half of the contract: where `dr activate` moves traffic to.
     dr: {
       name: DR_SITE_NAME,

@@ -14,6 +14,9 @@ export type DeepInput<T> = T extends string | number | boolean | undefined | nul
 
 export type StackExports = { [K in keyof StackOutputsInput]: DeepInput<StackOutputsInput[K]> };
 
+/** The contract's `backup.prefix`: where in the bucket pgBackRest keeps its repository (repo1-path). */
+export const PGBACKREST_PREFIX = "/pgbackrest";
+
 /**
  * The role standbys connect as (pg_basebackup, an old primary rejoining after failback), for the
  * contract's `database.replication`; the password leaves as a Pulumi secret whatever it came in as.

@@ -44,6 +44,18 @@ export const OBJECT_STORE = {
   caFile: "/etc/pgbackrest/certs/public.crt",
 } as const;
 
+/** One-shot containers (certificate, bucket) run to completion during `pulumi up`, then stay exited. */
+const ONE_SHOT_CONTAINER = {
+  mustRun: false,
+  attach: true,
+  logs: true,
+  restart: "no",
+  logDriver: "json-file",
+  logOpts: { "max-size": "10m", "max-file": "1" },
+  cpus: "0.5",
+  memory: 128,
+} satisfies Partial<docker.ContainerArgs>;
+
 export class DockerObjectStore extends pulumi.ComponentResource {
   /** Host directory with `public.crt`; mount it at `OBJECT_STORE.caMountPath` to trust the store. */
   public readonly certificateDir: string;
@@ -89,15 +101,7 @@ export class DockerObjectStore extends pulumi.ComponentResource {
           entrypoints: ["/bin/sh", "-c"],
           command: [script],
           volumes: [{ hostPath: args.certificateDir, containerPath: "/certs" }],
-          // One-shot: runs to completion during `pulumi up`, then stays exited.
-          mustRun: false,
-          attach: true,
-          logs: true,
-          restart: "no",
-          logDriver: "json-file",
-          logOpts: { "max-size": "10m", "max-file": "1" },
-          cpus: "0.5",
-          memory: 128,
+          ...ONE_SHOT_CONTAINER,
         },
         childOpts,
       );
@@ -154,14 +158,7 @@ export class DockerObjectStore extends pulumi.ComponentResource {
           command: ["--config-dir", "/tmp/mc", "--insecure", "mb", "--ignore-existing", `tradeops/${args.bucket}`],
           uploads: [upload("/tmp/mc/config.json", pulumi.secret(aliasConfig), "0600")],
           networksAdvanced: [{ name: args.site.networkName }],
-          mustRun: false,
-          attach: true,
-          logs: true,
-          restart: "no",
-          logDriver: "json-file",
-          logOpts: { "max-size": "10m", "max-file": "1" },
-          cpus: "0.5",
-          memory: 128,
+          ...ONE_SHOT_CONTAINER,
         },
         { ...childOpts, dependsOn: [store] },
       );

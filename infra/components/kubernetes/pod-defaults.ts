@@ -36,6 +36,18 @@ export function fromSecret(name: string, secretName: pulumi.Input<string>, key: 
   return { name, valueFrom: { secretKeyRef: { name: secretName, key } } };
 }
 
+/** A StatefulSet's `data` volume: one ReadWriteOnce claim per pod, on `storageClass` or the cluster's default. */
+export function dataVolumeClaim(labels: Record<string, string>, storageSize: string, storageClass?: string): k8s.types.input.core.v1.PersistentVolumeClaim {
+  return {
+    metadata: { name: "data", labels },
+    spec: {
+      accessModes: ["ReadWriteOnce"],
+      ...(storageClass ? { storageClassName: storageClass } : {}),
+      resources: { requests: { storage: storageSize } },
+    },
+  };
+}
+
 export function clusterHost(service: string, site: KubernetesSite): string {
   return `${service}.${site.namespaceName}.svc.cluster.local`;
 }

@@ -7,7 +7,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { WorkloadLimits } from "../../config.ts";
 import { REDIS_PORT, redisNodeConf } from "../rendered-files.ts";
-import { appLabels, clusterHost, resourcesFor, selectorLabels, type KubernetesSite } from "./pod-defaults.ts";
+import { appLabels, clusterHost, dataVolumeClaim, resourcesFor, selectorLabels, type KubernetesSite } from "./pod-defaults.ts";
 
 export interface KubernetesRedisArgs {
   site: KubernetesSite;
@@ -99,16 +99,7 @@ export class KubernetesRedis extends pulumi.ComponentResource {
                 volumes: [{ name: "config", secret: { secretName: secret.metadata.name, defaultMode: 0o440 } }],
               },
             },
-            volumeClaimTemplates: [
-              {
-                metadata: { name: "data", labels },
-                spec: {
-                  accessModes: ["ReadWriteOnce"],
-                  ...(args.storageClass ? { storageClassName: args.storageClass } : {}),
-                  resources: { requests: { storage: args.storageSize } },
-                },
-              },
-            ],
+            volumeClaimTemplates: [dataVolumeClaim(labels, args.storageSize, args.storageClass)],
           },
         },
         childOpts,

@@ -19,7 +19,7 @@ import {
   timescaleHba,
   timescaleNodeConf,
 } from "../rendered-files.ts";
-import { appLabels, clusterHost, fromSecret, resourcesFor, selectorLabels, type KubernetesSite } from "./pod-defaults.ts";
+import { appLabels, clusterHost, dataVolumeClaim, fromSecret, resourcesFor, selectorLabels, type KubernetesSite } from "./pod-defaults.ts";
 
 export interface KubernetesTimescaleArgs {
   site: KubernetesSite;
@@ -240,16 +240,7 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
                 ],
               },
             },
-            volumeClaimTemplates: [
-              {
-                metadata: { name: "data", labels },
-                spec: {
-                  accessModes: ["ReadWriteOnce"],
-                  ...(args.storageClass ? { storageClassName: args.storageClass } : {}),
-                  resources: { requests: { storage: args.storageSize } },
-                },
-              },
-            ],
+            volumeClaimTemplates: [dataVolumeClaim(labels, args.storageSize, args.storageClass)],
           },
         },
         childOpts,
