@@ -140,7 +140,7 @@ export async function runRunbook<Args>(runbook: Runbook<Args>, rawArgs: unknown,
 
       if (error) {
         result.exitCode = exitCodeOf(error);
-        result.failure = { step: step.name, message: message!, next: nextAction(step, error, steps.slice(0, i)) };
+        result.failure = { step: step.name, message: message!, next: masker.text(nextAction(step, error, steps.slice(0, i))) };
         break;
       }
     }
