@@ -14,6 +14,8 @@ import { tradeops } from "../test/support/tradeops.ts";
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const basePort = process.env.BENCH_BASE_PORT ?? "28400";
 const dir = mkdtempSync(join(tmpdir(), "tradeops-bench-"));
+// The bench's own home: its audit lines and active sandbox stay out of the operator's.
+const env = { TRADEOPS_HOME: mkdtempSync(join(tmpdir(), "tradeops-bench-home-")) };
 const outputs = join(dir, "outputs.json");
 const rows: (string | number)[][] = [];
 
@@ -21,7 +23,7 @@ async function time(label: string, args: string[], times: number): Promise<void>
   const samples: number[] = [];
   for (let i = 0; i < times; i++) {
     const started = performance.now();
-    const run = await tradeops(args);
+    const run = await tradeops(args, env);
     samples.push(performance.now() - started);
     if (run.code !== 0) throw new Error(`${label} exited ${run.code}: ${run.stderr.trim().split("\n").pop()}`);
   }
@@ -41,7 +43,8 @@ try {
   await time("backup --type incr", ["--outputs", outputs, "backup", "--type", "incr"], 2);
   await time("sandbox down", ["sandbox", "down", "--dir", dir], 1);
 } finally {
-  await tradeops(["sandbox", "down", "--dir", dir]);
+  await tradeops(["sandbox", "down", "--dir", dir], env);
   rmSync(dir, { recursive: true, force: true });
+  rmSync(env.TRADEOPS_HOME, { recursive: true, force: true });
 }
 console.log(table(["COMMAND", "RUNS", "MEDIAN", "MIN", "MAX"], rows));

@@ -6,9 +6,10 @@
 import { z } from "zod";
 import { Refusal, StepFailure, oneLine } from "./engine/errors.ts";
 import { defineRunbook } from "./engine/runbook.ts";
+import { flag } from "./flags.ts";
 import { bytes } from "./format.ts";
-import { checkBackupRepository } from "./health.ts";
 import { pgbackrest } from "./platform/db-node.ts";
+import { checkBackupRepository } from "./probes.ts";
 
 /** The part of `pgbackrest info --output=json` the runbooks read. */
 export const PgbackrestInfo = z.array(
@@ -33,12 +34,13 @@ export type BackupSet = z.infer<typeof PgbackrestInfo>[number]["backup"][number]
 const BACKUP_TYPE_NAMES = { full: "a full", diff: "a differential", incr: "an incremental" } as const;
 
 export const backup = defineRunbook({
+  command: ["backup"],
   name: "backup",
-  summary: "Take a pgBackRest backup of the primary into the S3 repository and verify it",
+  summary: "pgBackRest backup of the primary into the S3 repository, verified",
   features: ["Z6", "S8", "I7"],
   mutates: true,
-  args: z.object({ type: z.enum(["full", "diff", "incr"]).default("full") }),
-  steps: ({ type }, outputs) => {
+  args: z.object({ type: flag(z.enum(["full", "diff", "incr"]).default("full"), { description: "backup type" }) }),
+  steps: ({ type }, { outputs }) => {
     const pgbackrestOn = pgbackrest(outputs);
     const stanza = outputs.backup.stanza;
     const listBackups = async () => {

@@ -1,15 +1,20 @@
 /**
- * The `tradeops` CLI: parses flags (commander), finds the stack outputs, hands one runbook to the
- * step engine and renders the result. Runbook modules are imported lazily so `--help` stays fast.
+ * The `tradeops` CLI: a small dispatcher over the registry. Each command and its flags come from
+ * the runbook's own declaration (registry.ts, flags.ts); the CLI finds the stack's outputs, hands
+ * the runbook to the step engine and renders the result.
  *
  * Exit codes: 0 ok, 1 a step failed, 2 usage or input error, 3 refused by a precondition.
  */
 import { createInterface } from "node:readline/promises";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import type { StackOutputs } from "../contract/outputs.ts";
+import { Command, CommanderError, Option } from "commander";
+import type { RunResult } from "./engine/document.ts";
 import { ExitCode, Refusal, StepFailure, UsageError, exitCodeOf, oneLine } from "./engine/errors.ts";
-import type { RunResult } from "./engine/run.ts";
-import type { Runbook } from "./engine/runbook.ts";
+import { parseArgs, runRunbook } from "./engine/run.ts";
+import type { OutputsSource, Runbook, Sequence, Target } from "./engine/runbook.ts";
+import { argsFromOptions, optionsOf } from "./flags.ts";
+import { loadOutputs } from "./outputs.ts";
+import { COMMANDS, GROUPS, type Entry } from "./registry.ts";
+import { lockFor, stateDirFor } from "./state.ts";
 
 interface GlobalFlags {
   stack: string;
@@ -19,19 +24,9 @@ interface GlobalFlags {
   json?: boolean;
 }
 
-type CommandOptions = Record<string, unknown>;
+type Dispatch = (entry: Entry, flags: GlobalFlags, options: Record<string, unknown>) => Promise<void>;
 
-/** A runbook, the args it takes from its command's options, and where its outputs come from. */
-interface Invocation {
-  load: () => Promise<Runbook<any>>;
-  args?: (options: CommandOptions) => CommandOptions;
-  /** The sandbox commands build their outputs from their own flags (outputs.json may not exist yet). */
-  outputs?: (options: CommandOptions) => Promise<StackOutputs>;
-}
-
-type Invoke = (invocation: Invocation) => (...commandArgs: unknown[]) => Promise<void>;
-
-export function buildProgram(run: (invocation: Invocation, flags: GlobalFlags, options: CommandOptions) => Promise<void>): Command {
+export function buildProgram(dispatch: Dispatch, commands: Entry[] = COMMANDS): Command {
   const program = new Command("tradeops")
     .description("Runbooks for the tradeops trading platform, run safely against a stack's outputs")
     .addOption(new Option("--stack <name>", "stack to act on: sandbox, or a Pulumi stack (dev, prod, dr)").env("TRADEOPS_STACK").default("sandbox"))
@@ -43,92 +38,71 @@ export function buildProgram(run: (invocation: Invocation, flags: GlobalFlags, o
     .exitOverride()
     .configureOutput({ outputError: (message, write) => write(`tradeops: ${message.replace(/^error: /, "")}`) });
 
-  const invoke: Invoke = (invocation) => (...commandArgs) => {
-    const command = commandArgs.at(-1) as Command;
-    return run(invocation, command.optsWithGlobals<GlobalFlags>(), command.opts());
+  const groups = new Map<string, Command>();
+  const parentOf = (words: string[]): Command => {
+    if (words.length === 1) return program;
+    const [group] = words;
+    if (!groups.has(group!)) groups.set(group!, program.command(group!).description(GROUPS[group!] ?? group!));
+    return groups.get(group!)!;
   };
-  const int = (value: string) => {
-    if (!/^\d+$/.test(value)) throw new InvalidArgumentError("expected a whole number.");
-    return Number(value);
-  };
-
-  program
-    .command("health")
-    .description("probe every component in parallel; exit 1 naming anything unhealthy (Z1, S3, C1)")
-    .action(invoke({ load: async () => (await import("./health.ts")).health }));
-
-  program
-    .command("diagnose")
-    .description("active queries, biggest tables, chunks, replication, Redis, disk (Z5, T1)")
-    .option("--limit <rows>", "rows per view", int)
-    .action(invoke({ load: async () => (await import("./diagnose.ts")).diagnose, args: ({ limit }) => ({ limit }) }));
-
-  program
-    .command("backup")
-    .description("pgBackRest backup of the primary into the S3 repository, verified (Z6, S8, I7)")
-    .addOption(new Option("--type <type>", "backup type").choices(["full", "diff", "incr"]).default("full"))
-    .action(invoke({ load: async () => (await import("./backup.ts")).backup, args: ({ type }) => ({ type }) }));
-
-  addSandboxCommands(program, invoke, int);
+  for (const entry of commands) {
+    const command = parentOf(entry.command)
+      .command(entry.command.at(-1)!)
+      .description(`${entry.summary}${entry.features.length ? ` (${entry.features.join(", ")})` : ""}`);
+    for (const option of optionsOf(entry.args)) command.addOption(option);
+    command.action((...commandArgs: unknown[]) => {
+      const self = commandArgs.at(-1) as Command;
+      return dispatch(entry, self.optsWithGlobals<GlobalFlags>(), self.opts());
+    });
+  }
   return program;
 }
 
-function addSandboxCommands(program: Command, invoke: Invoke, int: (value: string) => number): void {
-  const sandbox = program
-    .command("sandbox")
-    .description("the local sandbox: the whole stack as real processes on 127.0.0.1");
-  const dirOption = () => new Option("--dir <dir>", "sandbox directory (default $TRADEOPS_HOME/sandbox)");
-  const sandboxOutputs = async (options: CommandOptions) => (await import("./sandbox.ts")).sandboxStackOutputs(options);
-
-  sandbox
-    .command("up")
-    .description("start PostgreSQL primary + standby, HAProxy, Redis, S3 store, pgBackRest, ops API, Prometheus")
-    .addOption(dirOption())
-    .option("--base-port <port>", "first of the sandbox's ports", int)
-    .addOption(new Option("--sync", "synchronous replication (default)").conflicts("async"))
-    .option("--async", "asynchronous replication")
-    .action(
-      invoke({
-        load: async () => (await import("./sandbox.ts")).sandboxUp,
-        args: ({ dir, basePort, async }) => ({ dir, basePort, mode: async ? "async" : "sync" }),
-        outputs: sandboxOutputs,
-      }),
-    );
-
-  sandbox
-    .command("down")
-    .description("stop every sandbox process (by PID); --purge also deletes its data")
-    .addOption(dirOption())
-    .option("--purge", "delete the sandbox directory and all its data (destructive)")
-    .action(invoke({ load: async () => (await import("./sandbox.ts")).sandboxDown, args: ({ dir, purge }) => ({ dir, purge }), outputs: sandboxOutputs }));
-
-  sandbox
-    .command("status")
-    .description("each sandbox process: pid, port, up or down")
-    .addOption(dirOption())
-    .action(invoke({ load: async () => (await import("./sandbox.ts")).sandboxStatus, args: ({ dir }) => ({ dir }), outputs: sandboxOutputs }));
+/** Runs one command: a runbook, or a sequence of them; renders; sets the exit code. */
+async function dispatch(entry: Entry, flags: GlobalFlags, options: Record<string, unknown>): Promise<void> {
+  const source: OutputsSource = { stack: flags.stack, outputsFile: flags.outputs };
+  const raw = argsFromOptions(entry.args, options);
+  const abort = new AbortController();
+  const onSignal = () => abort.abort(new StepFailure("interrupted", "re-run the same command to resume"));
+  process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
+  const context = { flags, signal: abort.signal };
+  const results = "runs" in entry ? await runSequence(entry, raw, source, context) : [await runOne(entry, raw, source, context)];
+  render(results, "runs" in entry, Boolean(flags.json));
+  process.exitCode = results.at(-1)!.exitCode;
 }
 
-async function runInvocation(invocation: Invocation, flags: GlobalFlags, options: CommandOptions): Promise<void> {
-  const { loadOutputs, stateDirFor } = await import("./outputs.ts");
-  const { parseArgs, runRunbook } = await import("./engine/run.ts");
-  const runbook = await invocation.load();
-  const args = parseArgs(runbook, invocation.args?.(options) ?? {});
-  const outputs = await (invocation.outputs?.(options) ?? loadOutputs({ stack: flags.stack, outputsFile: flags.outputs }));
-  const abort = new AbortController();
-  const onSignal = () => abort.abort();
-  process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
-  const result = await runRunbook(runbook, args, {
-    outputs,
-    stateDir: stateDirFor(outputs),
+interface RunContext {
+  flags: GlobalFlags;
+  signal: AbortSignal;
+}
+
+async function runOne<T extends Target>(runbook: Runbook<unknown, T>, raw: unknown, source: OutputsSource, context: RunContext, target?: T): Promise<RunResult> {
+  const args = parseArgs(runbook, raw);
+  const resolved = target ?? (runbook.target ? await runbook.target(args, source) : ({ outputs: await loadOutputs(source) } as T));
+  const { flags } = context;
+  return runRunbook(runbook, args, {
+    target: resolved,
+    stateDir: stateDirFor(resolved.outputs),
+    lock: runbook.mutates && !flags.dryRun ? lockFor(resolved.outputs) : undefined,
     dryRun: flags.dryRun,
     yes: flags.yes,
     quiet: flags.json,
     confirm: process.stdin.isTTY && process.stderr.isTTY ? askOnTty : undefined,
-    signal: abort.signal,
+    signal: context.signal,
   });
-  render(result, Boolean(flags.json));
-  process.exitCode = result.exitCode;
+}
+
+/** Every run against the sequence's one target; the first that does not exit 0 ends it. */
+async function runSequence<T extends Target>(sequence: Sequence<unknown, T>, raw: unknown, source: OutputsSource, context: RunContext): Promise<RunResult[]> {
+  const args = parseArgs(sequence, raw);
+  const target = await sequence.target(args, source);
+  const results: RunResult[] = [];
+  for (const run of sequence.runs(args)) {
+    const result = await runOne(run.runbook, run.args, source, context, target);
+    results.push(result);
+    if (result.exitCode !== ExitCode.ok) break;
+  }
+  return results;
 }
 
 async function askOnTty(question: string): Promise<string> {
@@ -140,18 +114,23 @@ async function askOnTty(question: string): Promise<string> {
   }
 }
 
-function render(result: RunResult, json: boolean): void {
+function render(results: RunResult[], sequence: boolean, json: boolean): void {
   if (json) {
-    process.stdout.write(`${JSON.stringify({ ...result, report: result.report?.json ?? null }, null, 2)}\n`);
+    const documents = results.map(({ reportText: _text, ...document }) => ({ ...document, report: document.report ?? null }));
+    const output = sequence ? { exitCode: results.at(-1)!.exitCode, runs: documents } : documents[0];
+    process.stdout.write(`${JSON.stringify(output, null, 2)}\n`);
     return;
   }
-  if (result.plan) {
-    process.stdout.write(`Plan for '${result.runbook}' on stack '${result.stack}' (dry run: nothing will be changed)\n${result.plan.join("\n")}\n`);
-    return;
-  }
-  if (result.report) process.stdout.write(`${result.report.text}\n`);
-  if (result.failure) {
-    process.stderr.write(`✖ ${result.runbook} stopped at "${result.failure.step}": ${result.failure.message}\n  next: ${result.failure.next}\n`);
+  for (const result of results) {
+    if (sequence) process.stdout.write(`\n== tradeops ${result.runbook}\n`);
+    if (result.plan) {
+      process.stdout.write(`Plan for '${result.runbook}' on stack '${result.stack}' (dry run: nothing will be changed)\n${result.plan.join("\n")}\n`);
+      continue;
+    }
+    if (result.reportText) process.stdout.write(`${result.reportText}\n`);
+    if (result.failure) {
+      process.stderr.write(`✖ ${result.runbook} stopped at "${result.failure.step}": ${result.failure.message}\n  next: ${result.failure.next}\n`);
+    }
   }
 }
 
@@ -173,7 +152,7 @@ function fail(error: unknown, json: boolean): never {
 export async function main(argv = process.argv): Promise<void> {
   const json = argv.includes("--json");
   try {
-    await buildProgram(runInvocation).parseAsync(argv);
+    await buildProgram(dispatch).parseAsync(argv);
   } catch (error) {
     fail(error, json);
   }

@@ -11,26 +11,25 @@ import { z } from "zod";
 import type { StackOutputs } from "../contract/outputs.ts";
 import { oneLine } from "./engine/errors.ts";
 import { defineRunbook, type Step, type StepContext } from "./engine/runbook.ts";
-import { withPg, withRedis } from "./clients.ts";
+import { WORK_QUEUES } from "../contract/ops-api.ts";
+import { onPg, onRedis } from "./connect.ts";
+import { flag } from "./flags.ts";
 import { bytes, table } from "./format.ts";
-import { parseInfo } from "./health.ts";
-
-/** S7: the queues the worker consumes, as Redis lists `queue:<name>`. */
-export const WORK_QUEUES = ["data-collection", "data-analysis", "trade-execution", "notification"] as const;
+import { parseRedisInfo } from "./probes.ts";
 
 /** One view of the report: its rows, or why it could not be taken. */
 export type View = { title: string; header: string[]; rows: (string | number)[][]; note?: string };
 
 export const diagnose = defineRunbook({
+  command: ["diagnose"],
   name: "diagnose",
-  summary: "Show the diagnosis views: active queries, biggest tables, chunks, replication, Redis, disk",
+  summary: "active queries, biggest tables, chunks, replication, Redis, disk",
   features: ["Z5", "T1", "S6", "S13"],
   mutates: false,
   args: z.object({
-    /** Rows per view. */
-    limit: z.number().int().min(1).max(1000).default(10),
+    limit: flag(z.number().int().min(1).max(1000).default(10), { description: "rows per view", placeholder: "rows" }),
   }),
-  steps: ({ limit }, outputs) => [
+  steps: ({ limit }, { outputs }) => [
     view("Show active queries by duration", "activeQueries", () => activeQueries(outputs, limit)),
     view("Show the biggest tables", "biggestTables", () => biggestTables(outputs, limit)),
     view("Show TimescaleDB chunks", "timescaleChunks", () => timescaleChunks(outputs, limit)),
@@ -62,7 +61,7 @@ function view(name: string, key: string, take: () => Promise<View>): Step {
   };
 }
 
-const onPrimary = <T>(outputs: StackOutputs, use: (client: pg.Client) => Promise<T>) => withPg(outputs, outputs.database.primary, use);
+const onPrimary = <T>(outputs: StackOutputs, use: (client: pg.Client) => Promise<T>) => onPg(outputs, outputs.database.primary, use);
 
 async function activeQueries(outputs: StackOutputs, limit: number): Promise<View> {
   const { rows } = await onPrimary(outputs, (c) =>
@@ -144,8 +143,8 @@ async function replicationState(outputs: StackOutputs): Promise<View> {
 }
 
 async function redisState(outputs: StackOutputs): Promise<View> {
-  return withRedis(outputs, async (redis) => {
-    const info = parseInfo(await redis.info());
+  return onRedis(outputs, async (redis) => {
+    const info = parseRedisInfo(await redis.info());
     const dbsize = await redis.dbsize();
     const queueLengths = await Promise.all(WORK_QUEUES.map((q) => redis.llen(`queue:${q}`)));
     return {
@@ -173,7 +172,7 @@ async function diskUse(outputs: StackOutputs): Promise<View> {
   const rows = await Promise.all(
     nodes.map(async (node) => {
       try {
-        const sizes = await withPg(outputs, node, (c) =>
+        const sizes = await onPg(outputs, node, (c) =>
           c.query(
             `select (select sum(pg_database_size(oid)) from pg_database)::bigint as databases,
                     (select coalesce(sum(size), 0) from pg_ls_waldir())::bigint as wal`,

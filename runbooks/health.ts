@@ -5,14 +5,14 @@
  * with one parallel probe of every component named in the stack outputs. Exit 1 when anything is
  * unhealthy, naming it.
  */
-import { HeadBucketCommand } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import type { StackOutputs } from "../contract/outputs.ts";
+import { NoAnswer, type CallOptions } from "../clients/deadline.ts";
 import { RunDocument } from "./engine/document.ts";
 import { StepFailure, oneLine } from "./engine/errors.ts";
 import { defineRunbook } from "./engine/runbook.ts";
-import { opsApi, s3Client, withPg, withRedis } from "./clients.ts";
-import { bytes, table } from "./format.ts";
+import { table } from "./format.ts";
+import { checkBackupRepository, checkOpsApi, checkPrimary, checkRedis, checkStandby, checkTraffic } from "./probes.ts";
 
 export const ComponentName = z.enum(["primary", "standby", "traffic", "redis", "backup-repository", "ops-api"]);
 
@@ -40,15 +40,16 @@ export const HealthDocument = RunDocument.extend({ report: HealthReport.nullable
 /** A probe gives up after this long; a hung component is reported, not waited for. */
 const PROBE_TIMEOUT_MS = 5000;
 
-type Probe = { component: z.infer<typeof ComponentName>; target: string; check: () => Promise<string> };
+type Probe = { component: z.infer<typeof ComponentName>; target: string; check: (options: CallOptions) => Promise<string> };
 
 export const health = defineRunbook({
+  command: ["health"],
   name: "health",
-  summary: "Probe every component in parallel and report status and latency (exit 1 when unhealthy)",
+  summary: "probe every component in parallel; exit 1 naming anything unhealthy",
   features: ["Z1", "S3", "C1"],
   mutates: false,
   args: z.object({}),
-  steps: (_args, outputs) => {
+  steps: (_args, { outputs }) => {
     let components: ComponentHealth[] = [];
     return [
       {
@@ -57,7 +58,7 @@ export const health = defineRunbook({
           .map((p) => `${p.component} (${p.target})`)
           .join(", "),
         action: async (ctx) => {
-          components = await Promise.all(probes(outputs).map(runProbe));
+          components = await Promise.all(probes(outputs).map((probe) => runProbe(probe, ctx.signal)));
           const report: HealthReport = {
             status: components.every((c) => c.status === "healthy") ? "healthy" : "unhealthy",
             checkedAt: new Date().toISOString(),
@@ -92,23 +93,18 @@ export const health = defineRunbook({
   },
 });
 
-async function runProbe(probe: Probe): Promise<ComponentHealth> {
+/** One probe under one deadline for all its calls; a hung component is reported, not waited for. */
+async function runProbe(probe: Probe, runSignal: AbortSignal): Promise<ComponentHealth> {
   const startedAt = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS / 1000} s`)), PROBE_TIMEOUT_MS);
-  });
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(new NoAnswer(PROBE_TIMEOUT_MS)), PROBE_TIMEOUT_MS);
+  const signal = AbortSignal.any([runSignal, deadline.signal]);
+  const { component, target } = probe;
   try {
-    const detail = await Promise.race([probe.check(), timeout]);
-    return { component: probe.component, target: probe.target, status: "healthy", latencyMs: elapsed(startedAt), detail };
+    const detail = await probe.check({ signal, timeoutMs: PROBE_TIMEOUT_MS });
+    return { component, target, status: "healthy", latencyMs: elapsed(startedAt), detail };
   } catch (error) {
-    return {
-      component: probe.component,
-      target: probe.target,
-      status: "unhealthy",
-      latencyMs: elapsed(startedAt),
-      detail: oneLine(error),
-    };
+    return { component, target, status: "unhealthy", latencyMs: elapsed(startedAt), detail: oneLine(error) };
   } finally {
     clearTimeout(timer);
   }
@@ -121,123 +117,20 @@ function elapsed(startedAt: number): number {
 function probes(outputs: StackOutputs): Probe[] {
   const { database, redis, backup } = outputs;
   const list: Probe[] = [
-    { component: "primary", target: hostPort(database.primary), check: () => checkPrimary(outputs) },
-    { component: "traffic", target: hostPort(database.traffic), check: () => checkTraffic(outputs) },
-    { component: "redis", target: hostPort(redis), check: () => checkRedis(outputs) },
+    { component: "primary", target: hostPort(database.primary), check: (options) => checkPrimary(outputs, options) },
+    { component: "traffic", target: hostPort(database.traffic), check: (options) => checkTraffic(outputs, options) },
+    { component: "redis", target: hostPort(redis), check: (options) => checkRedis(outputs, options) },
     {
       component: "backup-repository",
       target: `s3://${backup.bucket}${backup.prefix} at ${backup.endpoint}:${backup.port}`,
-      check: () => checkBackupRepository(outputs),
+      check: (options) => checkBackupRepository(outputs, options),
     },
-    { component: "ops-api", target: new URL("/health/ready", outputs.opsApi.url).href, check: () => checkOpsApi(outputs) },
+    { component: "ops-api", target: new URL("/health/ready", outputs.opsApi.url).href, check: (options) => checkOpsApi(outputs, options) },
   ];
-  if (database.standby) list.splice(1, 0, { component: "standby", target: hostPort(database.standby), check: () => checkStandby(outputs) });
+  if (database.standby) list.splice(1, 0, { component: "standby", target: hostPort(database.standby), check: (options) => checkStandby(outputs, options) });
   return list;
 }
 
 function hostPort(endpoint: { host: string; port: number }): string {
   return `${endpoint.host}:${endpoint.port}`;
-}
-
-/** The primary must accept writes; with synchronous replication it must also have its sync standby, or commits hang. */
-async function checkPrimary(outputs: StackOutputs): Promise<string> {
-  const { primary } = outputs.database;
-  return withPg(outputs, primary, async (client) => {
-    const { rows } = await client.query<{ in_recovery: boolean; sync_names: string; sync_standbys: number }>(
-      `select pg_is_in_recovery() as in_recovery,
-              current_setting('synchronous_standby_names') as sync_names,
-              (select count(*)::int from pg_stat_replication where sync_state in ('sync', 'quorum')) as sync_standbys`,
-    );
-    const row = rows[0]!;
-    if (row.in_recovery) throw new Error(`${primary.name} is in recovery: it is not a primary`);
-    if (row.sync_names && row.sync_standbys === 0) {
-      throw new Error(`${primary.name}: commits wait for a synchronous standby (${row.sync_names}) and none is connected`);
-    }
-    return `${primary.name} accepts writes${row.sync_names ? `; synchronous standby connected` : ""}`;
-  });
-}
-
-/** The standby must be in recovery, streaming, and within the lag limit failover accepts (I6). */
-async function checkStandby(outputs: StackOutputs): Promise<string> {
-  const { standby, primary, replication } = outputs.database;
-  const state = await withPg(outputs, standby!, async (client) => {
-    const { rows } = await client.query<{ in_recovery: boolean; receiver: string | null }>(
-      `select pg_is_in_recovery() as in_recovery, (select status from pg_stat_wal_receiver) as receiver`,
-    );
-    return rows[0]!;
-  });
-  if (!state.in_recovery) throw new Error(`${standby!.name} is not in recovery: it was promoted (split brain risk)`);
-  if (state.receiver !== "streaming") throw new Error(`${standby!.name} WAL receiver is ${state.receiver ?? "not running"}`);
-  const lag = await withPg(outputs, primary, async (client) => {
-    const { rows } = await client.query<{ lag_bytes: string | null; sync_state: string }>(
-      `select pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint as lag_bytes, sync_state
-         from pg_stat_replication where application_name = $1`,
-      [standby!.name],
-    );
-    return rows[0];
-  });
-  if (!lag) throw new Error(`${primary.name} does not list ${standby!.name} in pg_stat_replication`);
-  const lagBytes = Number(lag.lag_bytes ?? 0);
-  if (lagBytes > replication.maxLagBytes) {
-    throw new Error(`${standby!.name} replay lag ${bytes(lagBytes)} exceeds ${bytes(replication.maxLagBytes)}`);
-  }
-  return `${standby!.name} streaming (${lag.sync_state}), replay lag ${bytes(lagBytes)}`;
-}
-
-/** The traffic endpoint must land on a writable server — the primary. */
-async function checkTraffic(outputs: StackOutputs): Promise<string> {
-  const { database } = outputs;
-  return withPg(outputs, database.traffic, async (client) => {
-    const { rows } = await client.query<{ in_recovery: boolean; port: number }>(
-      `select pg_is_in_recovery() as in_recovery, inet_server_port() as port`,
-    );
-    const row = rows[0]!;
-    const node = [database.primary, database.standby].find((n) => n?.port === row.port)?.name ?? `port ${row.port}`;
-    if (row.in_recovery) throw new Error(`routes to ${node}, which is read-only (in recovery)`);
-    return `routes to ${node} (writable)`;
-  });
-}
-
-async function checkRedis(outputs: StackOutputs): Promise<string> {
-  return withRedis(outputs, async (redis) => {
-    const pong = await redis.ping();
-    if (pong !== "PONG") throw new Error(`PING answered ${pong}`);
-    const info = parseInfo(await redis.info("persistence"));
-    if (info.rdb_last_bgsave_status !== "ok") throw new Error(`last RDB save failed (${info.rdb_last_bgsave_status})`);
-    if (info.aof_enabled === "1" && info.aof_last_write_status !== "ok") throw new Error(`AOF writes failing (${info.aof_last_write_status})`);
-    return `PONG; AOF ${info.aof_enabled === "1" ? "on" : "off"}, last RDB save ${info.rdb_last_bgsave_status}`;
-  });
-}
-
-export function parseInfo(text: string): Record<string, string> {
-  return Object.fromEntries(
-    text
-      .split(/\r?\n/)
-      .filter((line) => line.includes(":") && !line.startsWith("#"))
-      .map((line) => [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 1)]),
-  );
-}
-
-/** The repository answers: HeadBucket with the stack's credentials (also backup's first precondition). */
-export async function checkBackupRepository(outputs: StackOutputs): Promise<string> {
-  const s3 = s3Client(outputs.backup);
-  try {
-    await s3.send(new HeadBucketCommand({ Bucket: outputs.backup.bucket }));
-    return `bucket ${outputs.backup.bucket} reachable`;
-  } catch (error) {
-    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-    throw new Error(status ? `bucket ${outputs.backup.bucket}: HTTP ${status}` : oneLine(error));
-  } finally {
-    s3.destroy();
-  }
-}
-
-async function checkOpsApi(outputs: StackOutputs): Promise<string> {
-  const { status, body } = await opsApi(outputs, "/health/ready");
-  const report = body as { status?: string; components?: Record<string, { status?: string }> };
-  const failing = Object.entries(report.components ?? {})
-    .filter(([, c]) => c.status !== "healthy")
-    .map(([name]) => name);
-  if (status !== 200) throw new Error(`/health/ready answered ${status}${failing.length ? `; bot reports ${failing.join(", ")} unhealthy` : ""}`);
-  return `ready; bot sees ${Object.keys(report.components ?? {}).join(", ") || "no components"} healthy`;
 }

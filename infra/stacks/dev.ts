@@ -3,10 +3,10 @@
  * stack's `bindAddress` says otherwise. Start order follows Z4: object store → database pair →
  * traffic proxy and Redis → API and worker; observability alongside.
  */
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { tradeopsHome } from "../../contract/home.ts";
 import { secretOf, type DevConfig } from "../config.ts";
 import { DockerApp } from "../components/docker/app.ts";
 import type { DockerSite } from "../components/docker/container-defaults.ts";
@@ -31,11 +31,6 @@ export function devHostPorts(base: number) {
     alertmanager: base + 8,
     grafana: base + 9,
   };
-}
-
-/** Where tradeops keeps local state: the same place the runbooks use ($TRADEOPS_HOME, default `<repo>/.tradeops`). */
-function tradeopsHome(): string {
-  return resolve(process.env.TRADEOPS_HOME ?? join(dirname(fileURLToPath(import.meta.url)), "..", "..", ".tradeops"));
 }
 
 export function devStack(config: DevConfig): StackExports {

@@ -46,13 +46,16 @@ function safeUserName(): string {
 
 export class AuditLog {
   private readonly who = operator();
+  readonly file: string;
+  private readonly masker: Masker;
+  /** Required (a mutating run): failures throw. Otherwise best effort, only into an existing dir. */
+  private readonly required: boolean;
 
-  constructor(
-    readonly file: string,
-    private readonly masker: Masker,
-    /** Required (a mutating run): failures throw. Otherwise best effort, only into an existing dir. */
-    private readonly required: boolean,
-  ) {}
+  constructor(file: string, masker: Masker, required: boolean) {
+    this.file = file;
+    this.masker = masker;
+    this.required = required;
+  }
 
   write(entry: AuditEntry): void {
     if (!this.required && !existsSync(dirname(this.file))) return;

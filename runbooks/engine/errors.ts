@@ -15,11 +15,10 @@ export class UsageError extends Error {
 export class Refusal extends Error {
   readonly exitCode = ExitCode.refused;
   override name = "Refusal";
-  constructor(
-    message: string,
-    readonly next?: string,
-  ) {
+  readonly next?: string;
+  constructor(message: string, next?: string) {
     super(message);
+    this.next = next;
   }
 }
 
@@ -27,11 +26,10 @@ export class Refusal extends Error {
 export class StepFailure extends Error {
   readonly exitCode = ExitCode.stepFailed;
   override name = "StepFailure";
-  constructor(
-    message: string,
-    readonly next?: string,
-  ) {
+  readonly next?: string;
+  constructor(message: string, next?: string) {
     super(message);
+    this.next = next;
   }
 }
 

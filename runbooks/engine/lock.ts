@@ -1,10 +1,13 @@
 /**
- * One mutating runbook at a time per stack. The lock is a file created with O_EXCL that names its
- * holder (runbook, pid, operator, start time). A lock whose pid is gone on this host is stale and
- * is taken over, the way PostgreSQL treats a leftover postmaster.pid — so a crashed run never
- * blocks the next one, and a live one can never be overrun.
+ * One mutating runbook at a time per cluster. `StackLock` is what the engine holds for the whole
+ * run; where the lock lives depends on the stack (runbooks/state.ts picks it).
+ *
+ * `FileLock` is a file created with O_EXCL that names its holder (runbook, pid, operator, start
+ * time). A lock whose pid is gone on this host is stale and is taken over, the way PostgreSQL
+ * treats a leftover postmaster.pid — so a crashed run never blocks the next one, and a live one
+ * can never be overrun.
  */
-import { openSync, readFileSync, unlinkSync, writeSync, closeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { Refusal } from "./errors.ts";
 
@@ -17,41 +20,66 @@ export interface LockHolder {
   since: string;
 }
 
-export class StackLock {
+export type LockRequest = Pick<LockHolder, "runbook" | "runId" | "who">;
+
+export interface StackLock {
+  /** Where the lock lives, for messages: a path, an s3:// URL, a Lease name. */
+  readonly where: string;
+  /** Takes the lock, or throws `Refusal` naming the holder. */
+  acquire(request: LockRequest): Promise<void>;
+  release(): Promise<void>;
+}
+
+export function holderLine(holder: LockHolder): string {
+  return `runbook '${holder.runbook}' (pid ${holder.pid} on ${holder.host}, ${holder.who}, since ${holder.since})`;
+}
+
+export class FileLock implements StackLock {
   private held = false;
+  private readonly releaseOnExit = () => this.releaseNow();
+  readonly where: string;
 
-  constructor(readonly file: string) {}
+  constructor(where: string) {
+    this.where = where;
+  }
 
-  acquire(holder: Omit<LockHolder, "pid" | "host" | "since">): void {
-    const me: LockHolder = { ...holder, pid: process.pid, host: hostname(), since: new Date().toISOString() };
+  async acquire(request: LockRequest): Promise<void> {
+    const me: LockHolder = { ...request, pid: process.pid, host: hostname(), since: new Date().toISOString() };
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        const fd = openSync(this.file, "wx", 0o600);
+        const fd = openSync(this.where, "wx", 0o600);
         writeSync(fd, JSON.stringify(me));
         closeSync(fd);
         this.held = true;
+        // A process that exits without the engine's finally (a second Ctrl-C) still frees it.
+        process.once("exit", this.releaseOnExit);
         return;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
         const current = this.holder();
         if (current && isAlive(current)) {
           throw new Refusal(
-            `stack is locked by runbook '${current.runbook}' (pid ${current.pid} on ${current.host}, ${current.who}, since ${current.since})`,
-            `wait for it to finish; if that process is gone from another host, remove ${this.file}`,
+            `stack is locked by ${holderLine(current)}`,
+            `wait for it to finish; if that process is gone from another host, remove ${this.where}`,
           );
         }
         // Stale (holder died) or unreadable (torn write): take it over once.
-        unlinkSync(this.file);
+        unlinkSync(this.where);
       }
     }
-    throw new Refusal(`could not take the stack lock ${this.file}`, "retry in a moment");
+    throw new Refusal(`could not take the stack lock ${this.where}`, "retry in a moment");
   }
 
-  release(): void {
+  async release(): Promise<void> {
+    this.releaseNow();
+  }
+
+  private releaseNow(): void {
     if (!this.held) return;
     this.held = false;
+    process.removeListener("exit", this.releaseOnExit);
     try {
-      unlinkSync(this.file);
+      unlinkSync(this.where);
     } catch {
       // Already gone: nothing to release.
     }
@@ -59,7 +87,7 @@ export class StackLock {
 
   holder(): LockHolder | undefined {
     try {
-      return JSON.parse(readFileSync(this.file, "utf8")) as LockHolder;
+      return JSON.parse(readFileSync(this.where, "utf8")) as LockHolder;
     } catch {
       return undefined;
     }

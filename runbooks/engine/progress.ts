@@ -4,8 +4,10 @@
  * logs and `script` captures.
  */
 import type { Writable } from "node:stream";
+import type { z } from "zod";
+import type { StepOutcome as StepOutcomeSchema } from "./document.ts";
 
-export type StepOutcome = "ok" | "skipped" | "refused" | "failed";
+export type StepOutcome = z.infer<typeof StepOutcomeSchema>;
 
 const SYMBOL: Record<StepOutcome, string> = { ok: "✔", skipped: "↷", refused: "⊘", failed: "✖" };
 
@@ -25,7 +27,10 @@ export function createProgress(stream: Writable & { isTTY?: boolean }, quiet = f
 }
 
 class PlainProgress implements Progress {
-  constructor(private readonly stream: Writable) {}
+  private readonly stream: Writable;
+  constructor(stream: Writable) {
+    this.stream = stream;
+  }
   start(index: number, total: number, name: string): void {
     this.stream.write(`[${index}/${total}] ${name} ...\n`);
   }
@@ -41,8 +46,11 @@ class PlainProgress implements Progress {
 class LiveProgress implements Progress {
   private current?: { label: string; startedAt: number };
   private timer?: NodeJS.Timeout;
+  private readonly stream: Writable;
 
-  constructor(private readonly stream: Writable) {}
+  constructor(stream: Writable) {
+    this.stream = stream;
+  }
 
   start(index: number, total: number, name: string): void {
     this.current = { label: `[${index}/${total}] ${name}`, startedAt: performance.now() };

@@ -3,27 +3,35 @@
  *
  *  - `--dry-run` prints the numbered plan and changes nothing (no lock, no step code runs).
  *  - destructive steps need `--yes`, or the stack name typed back on a TTY — asked before any step runs.
- *  - mutating runbooks hold the per-stack lock for the whole run.
+ *  - mutating runbooks hold the stack lock for the whole run.
  *  - every step leaves one masked audit line; a failed step stops the run with its name, the
  *    reason and what to do next; a step whose effect is already there (`isDone`) is skipped,
  *    so re-running after a fix resumes where it stopped.
+ *
+ * A run is three phases: plan (the steps, or the dry-run plan), confirm-and-lock, run-steps.
  */
 import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
-import { describeIssue, secretValues, type StackOutputs } from "../../contract/outputs.ts";
+import { describeIssue, secretValues } from "../../contract/outputs.ts";
 import { AuditLog, operator, type AuditEntry } from "./audit.ts";
+import type { RunResult, StepRecord } from "./document.ts";
 import { ExitCode, Refusal, StepFailure, UsageError, exitCodeOf, oneLine } from "./errors.ts";
-import { StackLock } from "./lock.ts";
+import { FileLock, type StackLock } from "./lock.ts";
 import { Masker } from "./mask.ts";
 import { createProgress, type StepOutcome } from "./progress.ts";
-import type { Runbook, Step, StepContext } from "./runbook.ts";
+import type { ArgsSchema, Runbook, Step, StepContext, Target } from "./runbook.ts";
 
-export interface RunOptions {
-  outputs: StackOutputs;
-  /** Where the stack's lock and audit.jsonl live. */
+export type { RunResult } from "./document.ts";
+
+export interface RunOptions<T extends Target = Target> {
+  /** What the runbook acts on (its outputs name the stack, and every secret to mask). */
+  target: T;
+  /** Where the stack's audit.jsonl lives. */
   stateDir: string;
+  /** The stack lock a mutating run holds. @default a lock file in `stateDir` */
+  lock?: StackLock;
   dryRun?: boolean;
   yes?: boolean;
   /** Progress stream (stderr by default). */
@@ -35,129 +43,122 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
-export interface StepRecord {
-  index: number;
-  name: string;
-  outcome: StepOutcome | "planned";
-  durationMs: number;
-  error?: string;
-}
-
-export interface RunResult {
-  runId: string;
-  runbook: string;
-  stack: string;
-  dryRun: boolean;
-  exitCode: ExitCode;
-  steps: StepRecord[];
-  facts: Record<string, unknown>;
-  /** The dry-run plan, as numbered lines. */
-  plan?: string[];
-  report?: { text: string; json: unknown };
-  failure?: { step?: string; message: string; next?: string };
-  auditFile: string;
-}
-
-export function stateFiles(stateDir: string) {
-  return { lock: join(stateDir, "lock"), audit: join(stateDir, "audit.jsonl") };
-}
-
-export async function runRunbook<Args>(runbook: Runbook<Args>, rawArgs: unknown, options: RunOptions): Promise<RunResult> {
-  const masker = new Masker(secretValues(options.outputs));
-  const files = stateFiles(options.stateDir);
-  const changesSomething = runbook.mutates && !options.dryRun;
-  const audit = new AuditLog(files.audit, masker, changesSomething);
-  const runId = randomUUID();
-  const base = { runId, runbook: runbook.name, stack: options.outputs.stack };
-  const result: RunResult = {
-    ...base,
-    dryRun: Boolean(options.dryRun),
-    exitCode: ExitCode.ok,
-    steps: [],
-    facts: {},
-    auditFile: files.audit,
-  };
-
-  const args = parseArgs(runbook, rawArgs);
-  const steps = runbook.steps(args, options.outputs);
-  const auditArgs = masker.value(args);
-
-  if (options.dryRun) {
-    result.plan = planLines(steps).map((line) => masker.text(line));
-    steps.forEach((step, i) =>
-      audit.write({ ...base, step: step.name, index: i + 1, args: auditArgs, result: "planned", dryRun: true }),
-    );
-    result.steps = steps.map((step, i) => ({ index: i + 1, name: step.name, outcome: "planned", durationMs: 0 }));
-    return result;
-  }
-
-  if (changesSomething) ensureStateDir(options.stateDir);
-  const lock = runbook.mutates ? new StackLock(files.lock) : undefined;
-  try {
-    await confirmDestructive(steps, options);
-    lock?.acquire({ runbook: runbook.name, runId, who: operator() });
-  } catch (error) {
-    // Refused before any step: still on the record (who tried what, and why it was refused).
-    audit.write({ ...base, args: auditArgs, result: "refused", error: masker.text(oneLine(error)), exitCode: exitCodeOf(error) });
-    throw error;
-  }
-  const releaseOnExit = () => lock?.release();
-  process.once("exit", releaseOnExit);
-  audit.write({ ...base, args: auditArgs, result: "started" });
-
-  const progress = createProgress(options.progressTo ?? process.stderr, options.quiet);
-  const signal = options.signal ?? new AbortController().signal;
-  try {
-    for (const [i, step] of steps.entries()) {
-      const index = i + 1;
-      const stepFacts: Record<string, unknown> = {};
-      const ctx: StepContext = {
-        outputs: options.outputs,
-        signal,
-        log: (line) => progress.log(masker.text(line)),
-        // Masked as recorded: facts reach the report, --json and the audit line.
-        record: (key, value) => {
-          stepFacts[key] = result.facts[key] = masker.value(value);
-        },
-      };
-      progress.start(index, steps.length, step.name);
-      const startedAt = performance.now();
-      const { outcome, error } = await runStep(step, ctx, signal);
-      const durationMs = Math.round(performance.now() - startedAt);
-      const message = error ? masker.text(oneLine(error)) : undefined;
-      progress.end(index, steps.length, step.name, outcome, durationMs, message);
-      result.steps.push({ index, name: step.name, outcome, durationMs, error: message });
-      audit.write({
-        ...base,
-        step: step.name,
-        index,
-        args: auditArgs,
-        result: outcome,
-        durationMs,
-        error: message,
-        facts: Object.keys(stepFacts).length ? stepFacts : undefined,
-      } satisfies AuditEntry);
-
-      if (error) {
-        result.exitCode = exitCodeOf(error);
-        result.failure = { step: step.name, message: message!, next: masker.text(nextAction(step, error, steps.slice(0, i))) };
-        break;
-      }
-    }
-  } finally {
-    lock?.release();
-    process.removeListener("exit", releaseOnExit);
-    audit.write({ ...base, result: "finished", exitCode: result.exitCode, facts: result.facts });
-  }
-  if (runbook.report) result.report = masker.value(runbook.report(result.facts));
-  return result;
+export function auditFileIn(stateDir: string): string {
+  return join(stateDir, "audit.jsonl");
 }
 
 /** Validates a runbook's arguments; a bad one is a usage error naming the argument. */
-export function parseArgs<Args>(runbook: Runbook<Args>, rawArgs: unknown): Args {
+export function parseArgs<Args>(runbook: { name: string; args: ArgsSchema<Args> }, rawArgs: unknown): Args {
   const parsed = runbook.args.safeParse(rawArgs);
   if (!parsed.success) throw new UsageError(`${runbook.name}: ${describeIssue(parsed.error)}`);
   return parsed.data;
+}
+
+/** One run in progress: what every phase shares. */
+interface Run {
+  base: { runId: string; runbook: string; stack: string };
+  masker: Masker;
+  audit: AuditLog;
+  auditArgs: unknown;
+  result: RunResult;
+}
+
+export async function runRunbook<Args, T extends Target>(runbook: Runbook<Args, T>, args: Args, options: RunOptions<T>): Promise<RunResult> {
+  const outputs = options.target.outputs;
+  const masker = new Masker(secretValues(outputs));
+  const mutating = runbook.mutates && !options.dryRun;
+  const auditFile = auditFileIn(options.stateDir);
+  const base = { runId: randomUUID(), runbook: runbook.name, stack: outputs.stack };
+  const run: Run = {
+    base,
+    masker,
+    audit: new AuditLog(auditFile, masker, mutating),
+    auditArgs: masker.value(args),
+    result: { ...base, dryRun: Boolean(options.dryRun), exitCode: ExitCode.ok, steps: [], facts: {}, report: null, auditFile },
+  };
+
+  const steps = runbook.steps(args, options.target);
+  if (options.dryRun) return plan(run, steps);
+
+  if (mutating) ensureStateDir(options.stateDir);
+  const lock = runbook.mutates ? (options.lock ?? new FileLock(join(options.stateDir, "lock"))) : undefined;
+  await confirmAndLock(run, steps, lock, options);
+  try {
+    await runSteps(run, steps, options);
+  } finally {
+    await lock?.release();
+    run.audit.write({ ...base, result: "finished", exitCode: run.result.exitCode, facts: run.result.facts });
+  }
+  if (runbook.report) {
+    const report = masker.value(runbook.report(run.result.facts));
+    run.result.report = report.json;
+    run.result.reportText = report.text;
+  }
+  return run.result;
+}
+
+/** --dry-run: the numbered plan, one `planned` audit line per step, no step code. */
+function plan(run: Run, steps: Step[]): RunResult {
+  const { base, result, masker, audit, auditArgs } = run;
+  result.plan = planLines(steps).map((line) => masker.text(line));
+  steps.forEach((step, i) => audit.write({ ...base, step: step.name, index: i + 1, args: auditArgs, result: "planned", dryRun: true }));
+  result.steps = steps.map((step, i) => ({ index: i + 1, name: step.name, outcome: "planned", durationMs: 0 }));
+  return result;
+}
+
+/** --yes or a typed confirmation for destructive steps, then the stack lock; a refusal is on the record too. */
+async function confirmAndLock<T extends Target>(run: Run, steps: Step[], lock: StackLock | undefined, options: RunOptions<T>): Promise<void> {
+  try {
+    await confirmDestructive(steps, options);
+    await lock?.acquire({ runbook: run.base.runbook, runId: run.base.runId, who: operator() });
+  } catch (error) {
+    // Refused before any step: still on the record (who tried what, and why it was refused).
+    run.audit.write({ ...run.base, args: run.auditArgs, result: "refused", error: run.masker.text(oneLine(error)), exitCode: exitCodeOf(error) });
+    throw error;
+  }
+}
+
+/** Each step in order; the first failure stops the run with the step, the reason and what to do next. */
+async function runSteps<T extends Target>(run: Run, steps: Step[], options: RunOptions<T>): Promise<void> {
+  const { base, result, masker, audit, auditArgs } = run;
+  audit.write({ ...base, args: auditArgs, result: "started" });
+  const progress = createProgress(options.progressTo ?? process.stderr, options.quiet);
+  const signal = options.signal ?? new AbortController().signal;
+  for (const [i, step] of steps.entries()) {
+    const index = i + 1;
+    const stepFacts: Record<string, unknown> = {};
+    const ctx: StepContext = {
+      signal,
+      log: (line) => progress.log(masker.text(line)),
+      // Masked as recorded: facts reach the report, --json and the audit line.
+      record: (key, value) => {
+        stepFacts[key] = result.facts[key] = masker.value(value);
+      },
+    };
+    progress.start(index, steps.length, step.name);
+    const startedAt = performance.now();
+    const { outcome, error } = await runStep(step, ctx, signal);
+    const durationMs = Math.round(performance.now() - startedAt);
+    const message = error ? masker.text(oneLine(error)) : undefined;
+    progress.end(index, steps.length, step.name, outcome, durationMs, message);
+    result.steps.push({ index, name: step.name, outcome, durationMs, error: message } satisfies StepRecord);
+    audit.write({
+      ...base,
+      step: step.name,
+      index,
+      args: auditArgs,
+      result: outcome,
+      durationMs,
+      error: message,
+      facts: Object.keys(stepFacts).length ? stepFacts : undefined,
+    } satisfies AuditEntry);
+
+    if (error) {
+      result.exitCode = exitCodeOf(error);
+      result.failure = { step: step.name, message: message!, next: masker.text(nextAction(step, error, steps.slice(0, i))) };
+      return;
+    }
+  }
 }
 
 async function runStep(step: Step, ctx: StepContext, signal: AbortSignal): Promise<{ outcome: StepOutcome; error?: unknown }> {
@@ -186,7 +187,7 @@ function nextAction(step: Step, error: unknown, completed: Step[]): string {
   return parts.join("; ");
 }
 
-/** The lock and the audit log live here; a path that cannot be a directory is a usage error. */
+/** The audit log lives here; a path that cannot be a directory is a usage error. */
 function ensureStateDir(stateDir: string): void {
   try {
     mkdirSync(stateDir, { recursive: true });
@@ -204,14 +205,14 @@ function planLines(steps: Step[]): string[] {
   });
 }
 
-async function confirmDestructive(steps: Step[], options: RunOptions): Promise<void> {
+async function confirmDestructive<T extends Target>(steps: Step[], options: RunOptions<T>): Promise<void> {
   const destructive = steps.filter((s) => s.destructive);
   if (!destructive.length || options.yes) return;
   const names = destructive.map((s) => `"${s.name}"`).join(", ");
   if (!options.confirm) {
     throw new Refusal(`destructive step(s) ${names} need --yes`, "re-run with --yes, or with --dry-run to see the plan first");
   }
-  const stack = options.outputs.stack;
+  const stack = options.target.outputs.stack;
   const answer = await options.confirm(`This will run ${names} against stack '${stack}'. Type the stack name to go on: `);
   if (answer.trim() !== stack) throw new Refusal("confirmation did not match the stack name; nothing was changed");
 }

@@ -1,20 +1,22 @@
 /**
- * What a runbook is: a named list of steps that reads like the seed procedure it replaces.
+ * What a runbook is: a named list of steps that reads like the seed procedure it replaces, and the
+ * command it answers to.
  *
  * Each step says what it checks before (precondition), what it does (action), how it verifies,
  * and how to undo it where that is possible. The engine (run.ts) owns everything around that:
- * dry-run plans, --yes confirmation, the per-stack lock, the audit log and progress output.
+ * dry-run plans, --yes confirmation, the stack lock, the audit log and progress output. The CLI
+ * (cli.ts) builds the command and its flags from the declaration: the flags are the keys of
+ * `args` (see flags.ts), so adding a runbook is one file plus one line in registry.ts.
  */
 import type { z } from "zod";
 import type { StackOutputs } from "../../contract/outputs.ts";
 
 export interface StepContext {
-  readonly outputs: StackOutputs;
   /** Progress detail under the current step (masked before it is shown or stored). */
   log(line: string): void;
   /** A measured fact worth keeping in the audit line and the --json result (e.g. `standbyLagBytes`). */
   record(key: string, value: unknown): void;
-  /** Aborted on SIGINT/SIGTERM; long waits should honour it. */
+  /** Aborted on SIGINT/SIGTERM; long waits and every client call take it. */
   readonly signal: AbortSignal;
 }
 
@@ -41,18 +43,38 @@ export interface Step {
   onFailure?: string;
 }
 
-export interface Runbook<Args = unknown> {
-  /** CLI name, e.g. `health`, `backup`. */
+/** What a runbook acts on: the stack's outputs, and whatever its target resolver adds (the sandbox). */
+export interface Target {
+  outputs: StackOutputs;
+}
+
+/** Where the outputs of a stack runbook come from (`--stack`, `--outputs`). */
+export interface OutputsSource {
+  stack: string;
+  outputsFile?: string;
+}
+
+// Args are always an object of flags; `any` here lets each runbook's schema keep its own input type.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ArgsSchema<Args> = z.ZodType<Args, any>;
+
+export interface Runbook<Args = Record<string, unknown>, T extends Target = Target> {
+  /** The command words after `tradeops`: `["health"]`, `["sandbox", "up"]`, `["kill-switch", "on"]`. */
+  command: string[];
+  /** Name in plans, audit lines and the lock: `health`, `sandbox-up`. */
   name: string;
   /** One line for --help and plans. */
   summary: string;
-  /** Feature IDs from shared/features.md this runbook carries out. */
+  /** Feature IDs (docs/features.md) this runbook carries out; --help shows them. */
   features: string[];
-  /** Mutating runbooks take the per-stack lock; read-only ones (health, diagnose) never wait for it. */
+  /** Mutating runbooks take the stack lock; read-only ones (health, diagnose) never wait for it. */
   mutates: boolean;
-  args: z.ZodType<Args>;
+  /** Its flags: a `z.object` whose keys become `--kebab-case` options (flags.ts). */
+  args: ArgsSchema<Args>;
+  /** Where its stack comes from. @default the outputs named by `--stack` / `--outputs` */
+  target?(args: Args, source: OutputsSource): Promise<T>;
   /** The procedure. Steps share state through the closure of this call. */
-  steps(args: Args, outputs: StackOutputs): Step[];
+  steps(args: Args, target: T): Step[];
   /**
    * The runbook's report once the steps ran (or stopped): printed as text, or under `report` in --json.
    * Called with whatever the steps recorded.
@@ -61,6 +83,26 @@ export interface Runbook<Args = unknown> {
 }
 
 /** Identity helper so each runbook file gets full type inference for its args. */
-export function defineRunbook<Args>(runbook: Runbook<Args>): Runbook<Args> {
+export function defineRunbook<Args, T extends Target = Target>(runbook: Runbook<Args, T>): Runbook<Args, T> {
   return runbook;
+}
+
+/**
+ * A command that runs runbooks one after another against one target (`drill`), each with its own
+ * plan, lock and audit lines; it stops at the first that does not exit 0.
+ */
+export interface Sequence<Args = Record<string, unknown>, T extends Target = Target> {
+  command: string[];
+  name: string;
+  summary: string;
+  features: string[];
+  args: ArgsSchema<Args>;
+  target(args: Args, source: OutputsSource): Promise<T>;
+  // Each run's args are checked by its own runbook's schema when it starts.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  runs(args: Args): Array<{ runbook: Runbook<any, T>; args: Record<string, unknown> }>;
+}
+
+export function defineSequence<Args, T extends Target>(sequence: Sequence<Args, T>): Sequence<Args, T> {
+  return sequence;
 }

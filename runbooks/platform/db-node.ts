@@ -2,7 +2,6 @@
  * Running a command on a database node (pgBackRest, pg_ctl, pg_rewind): the one platform concern
  * the runbooks need for PostgreSQL. One implementation per platform; runbooks never branch on it.
  */
-import { $ } from "zx";
 import type { PgNode, StackOutputs } from "../../contract/outputs.ts";
 import { StepFailure, oneLine } from "../engine/errors.ts";
 
@@ -58,6 +57,7 @@ function containerFor(containers: { primary: string; standby?: string }, node: P
 
 /** `tool` names the command in errors ("pgbackrest exited 56: …"), not the wrapper that ran it. */
 async function run(tool: string, argv: string[], env?: NodeJS.ProcessEnv): Promise<string> {
+  const { $ } = await import("zx");
   const result = await $({ quiet: true, nothrow: true, env })`${argv}`;
   if (result.exitCode !== 0) {
     const lastLine = (result.stderr || result.stdout).trim().split("\n").pop() ?? "";

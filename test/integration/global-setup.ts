@@ -3,20 +3,24 @@
  * runs (through the step engine), in a fresh dir under /tmp on base port 25400; always stopped and
  * deleted at the end, whatever the tests did. Test files read it with `inject("outputsFile")`.
  *
- * TRADEOPS_IT_BASE_PORT moves it (two runs on one machine must not share ports).
+ * The run gets a TRADEOPS_HOME of its own (audit logs, the active sandbox), so tests never write
+ * into the checkout's `.tradeops`. TRADEOPS_IT_BASE_PORT moves the sandbox (two runs on one
+ * machine must not share ports).
  */
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
-import { resolveSandboxLayout, downSandbox } from "../../infra/sandbox/sandbox.ts";
-import { runRunbook } from "../../runbooks/engine/run.ts";
-import { sandboxStackOutputs, sandboxUp } from "../../runbooks/sandbox.ts";
+import { openSandbox } from "../../sandbox/index.ts";
+import { parseArgs, runRunbook } from "../../runbooks/engine/run.ts";
+import { sandboxUp } from "../../runbooks/sandbox.ts";
+import { stateDirFor } from "../../runbooks/state.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
     sandboxDir: string;
     outputsFile: string;
+    tradeopsHome: string;
   }
 }
 
@@ -26,11 +30,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const dir = mkdtempSync(join(tmpdir(), "tradeops-it-"));
   // mkdtemp makes it 0700; the postgres OS user must enter it.
   chmodSync(dir, 0o755);
-  const teardown = () => stopAndDelete(dir);
+  const home = mkdtempSync(join(tmpdir(), "tradeops-it-home-"));
+  // Forked test workers inherit it: every CLI run and runbook of the run uses this home.
+  process.env.TRADEOPS_HOME = home;
+  const teardown = () => stopAndDelete(dir, home);
   try {
     const startedAt = performance.now();
-    const args = { dir, basePort: INTEGRATION_BASE_PORT, mode: "sync" as const };
-    const result = await runRunbook(sandboxUp, args, { outputs: sandboxStackOutputs(args), stateDir: dir, yes: true, quiet: true });
+    const args = parseArgs(sandboxUp, { dir, basePort: INTEGRATION_BASE_PORT, mode: "sync" });
+    const target = await sandboxUp.target!(args, { stack: "sandbox" });
+    const result = await runRunbook(sandboxUp, args, { target, stateDir: stateDirFor(target.outputs), yes: true, quiet: true });
     if (result.exitCode !== 0) {
       throw new Error(`sandbox up failed at "${result.failure?.step}": ${result.failure?.message} (dir ${dir})`);
     }
@@ -41,14 +49,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   project.provide("sandboxDir", dir);
   project.provide("outputsFile", join(dir, "outputs.json"));
+  project.provide("tradeopsHome", home);
   return teardown;
 }
 
 /** down (by PID, reverse order, strays swept) then rm — also after a failed or partial up. */
-async function stopAndDelete(dir: string): Promise<void> {
+async function stopAndDelete(dir: string, home: string): Promise<void> {
   try {
-    await downSandbox(resolveSandboxLayout({ dir }), {}, (line) => process.stderr.write(`[global-teardown] ${line}\n`));
+    const sandbox = await openSandbox({ dir });
+    await sandbox.down({}, (line) => process.stderr.write(`[global-teardown] ${line}\n`));
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The reference ops API against a real PostgreSQL 15 and a real Redis: the sandbox's own pg-a and
  * Redis, started by its component code in a sandbox of this file's own (these tests stop and freeze
- * them, so never the shared one of global-setup.ts), and stopped by PID through `downSandbox`
+ * them, so never the shared one of global-setup.ts), and stopped by PID through `sandbox.down()`
  * afterwards, even when a test fails.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
@@ -14,12 +14,7 @@ import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import type { StackOutputs } from "../../contract/outputs.ts";
-import type { Sandbox } from "../../infra/sandbox/component.ts";
-import { pgPrimary } from "../../infra/sandbox/components/pg-primary.ts";
-import { pgStandby } from "../../infra/sandbox/components/pg-standby.ts";
-import { redis as redisServer } from "../../infra/sandbox/components/redis.ts";
-import { repoRoot, type ComponentName } from "../../infra/sandbox/layout.ts";
+import { projectRoot } from "../../contract/home.ts";
 import {
   CircuitBreakerStatus,
   KillSwitchActivated,
@@ -30,11 +25,12 @@ import {
   PositionList,
   ReadyReport,
   TradingStatus,
-} from "../../infra/sandbox/ops-api/protocol.ts";
-import { type OpsApi, type OpsApiConfig, startOpsApi } from "../../infra/sandbox/ops-api/server.ts";
-import { sandboxOutputs } from "../../infra/sandbox/outputs.ts";
-import { sandboxEnv, waitUntil } from "../../infra/sandbox/processes.ts";
-import { downSandbox, openSandbox, upComponents, type SandboxOptions } from "../../infra/sandbox/sandbox.ts";
+} from "../../contract/ops-api.ts";
+import type { StackOutputs } from "../../contract/outputs.ts";
+import { openSandbox, type ComponentName, type Sandbox } from "../../sandbox/index.ts";
+import { sandboxLayout, type SandboxLayout } from "../../sandbox/layout.ts";
+import { type OpsApi, type OpsApiConfig, startOpsApi } from "../../sandbox/ops-api/server.ts";
+import { sandboxEnv, waitUntil } from "../../sandbox/processes.ts";
 import { INTEGRATION_BASE_PORT } from "./global-setup.ts";
 
 const run = promisify(execFile);
@@ -55,6 +51,7 @@ const measured: Record<string, string> = {};
 
 let dir: string | undefined;
 let sandbox: Sandbox;
+let layout: SandboxLayout;
 let outputs: StackOutputs;
 let token: string;
 let adminKey: string;
@@ -81,12 +78,12 @@ const apiConfig = (overrides: Partial<OpsApiConfig> = {}): OpsApiConfig => ({
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "tradeops-ops-api-"));
   // async: pg-b joins for one test only, and must never hold pg-a's commits.
-  const options: SandboxOptions = { dir, basePort: BASE_PORT, mode: "async" };
-  sandbox = openSandbox(options, sandboxLog);
-  outputs = sandboxOutputs(sandbox.layout, sandbox.secrets);
-  token = sandbox.secrets.opsApiToken;
-  adminKey = sandbox.secrets.killSwitchAdminKey;
-  await upComponents(COMPONENTS, options, sandboxLog);
+  sandbox = await openSandbox({ dir, basePort: BASE_PORT, mode: "async" });
+  layout = sandboxLayout({ dir, basePort: BASE_PORT });
+  outputs = sandbox.outputs;
+  token = outputs.opsApi.token;
+  adminKey = outputs.opsApi.killSwitchAdminKey!;
+  for (const component of COMPONENTS) await sandbox.start(component, sandboxLog);
   db = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
   redis = new Redis(redisUrl(), { maxRetriesPerRequest: 1 }).on("error", () => undefined);
   api = await startOpsApi(apiConfig());
@@ -98,7 +95,7 @@ afterAll(async () => {
   redis?.disconnect();
   try {
     // By PID in reverse start order, then every process carrying the sandbox's marker (spawnOpsApi's too).
-    if (sandbox) await downSandbox(sandbox.layout, {}, sandboxLog);
+    if (sandbox) await sandbox.down({}, sandboxLog);
   } finally {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }
@@ -330,7 +327,7 @@ describe("reference ops API", () => {
   });
 
   test("Z1: /health/ready answers 503 naming redis within 2 s when Redis is stopped, and recovers", async () => {
-    await redisServer.stop!(sandbox.layout, sandboxLog);
+    await sandbox.stop("redis", sandboxLog);
     try {
       const started = performance.now();
       const { status, body } = await call("GET", "/health/ready", undefined, null);
@@ -353,7 +350,7 @@ describe("reference ops API", () => {
       // prom-client spells NaN "Nan"; Prometheus parses either.
       expect((await scrape()).text).toMatch(/^tradeops_queue_length\{queue="trade-execution"\} nan$/im);
     } finally {
-      await redisServer.start(sandbox);
+      await sandbox.start("redis", sandboxLog);
     }
     const restarted = performance.now();
     await waitFor(async () => (await call("GET", "/health/ready", undefined, null)).status === 200, 10_000);
@@ -362,7 +359,7 @@ describe("reference ops API", () => {
   });
 
   test("Z1: a frozen Redis (SIGSTOP) turns /health/ready into a 503 after the 1 s probe limit instead of a hang", async () => {
-    const pid = redisServer.pid!(sandbox.layout)!;
+    const pid = sandbox.pid("redis")!;
     process.kill(pid, "SIGSTOP");
     try {
       const started = performance.now();
@@ -381,11 +378,11 @@ describe("reference ops API", () => {
   test("Z1: an API started while PostgreSQL is down serves /health, answers 503, and creates its schema once it is back", async () => {
     await db.query("CREATE DATABASE late_schema");
     await db.end();
-    await pgPrimary.stop!(sandbox.layout, sandboxLog);
+    await sandbox.stop("pg-a", sandboxLog);
 
     const lateApi = await startOpsApi(apiConfig({ databaseUrl: databaseUrl("late_schema") }));
     const postgresBack = async () => {
-      if (!(await pgPrimary.isUp(sandbox.layout))) await pgPrimary.start(sandbox);
+      await sandbox.start("pg-a", sandboxLog);
     };
     try {
       expect((await call("GET", "/health", undefined, null, lateApi)).status).toBe(200);
@@ -422,8 +419,8 @@ describe("reference ops API", () => {
   });
 
   test("Z1: /health/ready answers 503 when the database it reaches is a read-only standby", async () => {
-    // pg_basebackup from pg-a, streaming; `downSandbox` stops it with the rest.
-    await pgStandby.start(sandbox);
+    // pg_basebackup from pg-a, streaming; `sandbox.down()` stops it with the rest.
+    await sandbox.start("pg-b", sandboxLog);
 
     const standbyApi = await startOpsApi(apiConfig({ databaseUrl: databaseUrl("trading", outputs.database.standby!.port) }));
     try {
@@ -555,12 +552,12 @@ interface OpsApiProcess {
   waitForLine(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
 }
 
-/** Carries the sandbox's marker: `downSandbox` in afterAll stops any one still running. */
+/** Carries the sandbox's marker: `sandbox.down()` in afterAll stops any one still running. */
 function spawnOpsApi(env: Record<string, string | undefined>): OpsApiProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", sandbox.layout.opsApi.main], {
-    cwd: repoRoot,
+  const child = spawn(process.execPath, ["--import", "tsx", layout.opsApi.main], {
+    cwd: projectRoot,
     env: {
-      ...sandboxEnv(sandbox.layout),
+      ...sandboxEnv(layout),
       OPS_API_PORT: "0",
       DATABASE_URL: databaseUrl(),
       REDIS_URL: redisUrl(),

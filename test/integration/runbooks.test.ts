@@ -11,14 +11,17 @@ import { secretValues } from "../../contract/outputs.ts";
 import { PgbackrestInfo } from "../../runbooks/backup.ts";
 import { HealthDocument } from "../../runbooks/health.ts";
 import { RunDocument } from "../../runbooks/engine/document.ts";
-import { withPg } from "../../runbooks/clients.ts";
+import { onPg } from "../../runbooks/connect.ts";
 import { loadOutputs } from "../../runbooks/outputs.ts";
 import { pgbackrest } from "../../runbooks/platform/db-node.ts";
+import { lockFor, stateDirFor } from "../../runbooks/state.ts";
+import { openSandbox } from "../../sandbox/index.ts";
 import { tradeops } from "../support/tradeops.ts";
 
 const outputsFile = inject("outputsFile");
 const sandboxDir = inject("sandboxDir");
 const outputs = await loadOutputs({ stack: "sandbox", outputsFile });
+const auditFile = join(stateDirFor(outputs), "audit.jsonl");
 const onStack = (...args: string[]) => tradeops(["--outputs", outputsFile, ...args]);
 
 async function backupLabels(): Promise<string[]> {
@@ -83,7 +86,8 @@ describe("backup (Z6, S8, I7) and the engine's safety rails", () => {
     expect(after).toHaveLength(before.length + 1);
     expect(doc.facts.backup).toMatchObject({ label: after.at(-1), type: "full" });
 
-    const audit = readFileSync(join(sandboxDir, "audit.jsonl"), "utf8");
+    expect(doc.auditFile).toBe(auditFile);
+    const audit = readFileSync(auditFile, "utf8");
     const lines = audit.trim().split("\n").map((l) => JSON.parse(l)).filter((l) => l.runId === doc.runId);
     expect(lines.map((l) => [l.step ?? null, l.result])).toEqual([
       [null, "started"],
@@ -111,7 +115,7 @@ describe("backup (Z6, S8, I7) and the engine's safety rails", () => {
 
   it("a second runbook started while one holds the stack lock exits 3", async () => {
     const first = onStack("backup", "--type", "incr");
-    const lock = join(sandboxDir, "lock");
+    const lock = lockFor(outputs).where;
     for (let i = 0; i < 200 && !existsSync(lock); i++) await sleep(25);
     expect(existsSync(lock)).toBe(true);
     const second = await onStack("backup");
@@ -128,7 +132,7 @@ describe("secrets never leak", () => {
     const adminKey = outputs.opsApi.killSwitchAdminKey!;
     expect(adminKey).toBeTruthy();
     // A query text carrying credentials (it happens: a bad app logs them in SQL comments).
-    const slowQuery = withPg(outputs, outputs.database.traffic, (c) => c.query(`select pg_sleep(4), '${token}', '${adminKey}'`));
+    const slowQuery = onPg(outputs, outputs.database.traffic, (c) => c.query(`select pg_sleep(4), '${token}', '${adminKey}'`));
     await sleep(500);
     const json = await onStack("diagnose", "--json");
     const text = await onStack("diagnose");
@@ -137,7 +141,7 @@ describe("secrets never leak", () => {
     const activeQueries = (RunDocument.parse(JSON.parse(json.stdout)).facts.activeQueries as { rows: string[][] }).rows;
     expect(activeQueries.map((r) => r.at(-1))).toContainEqual(expect.stringMatching(/pg_sleep\(4\), '\*\*\*\*', '\*\*\*\*'/));
     expect(text.stdout).toMatch(/pg_sleep\(4\), '\*\*\*\*'/);
-    const audit = readFileSync(join(sandboxDir, "audit.jsonl"), "utf8");
+    const audit = readFileSync(auditFile, "utf8");
     for (const output of [json.stdout, json.stderr, text.stdout, text.stderr, audit]) {
       expect(output).not.toContain(token);
       expect(output).not.toContain(adminKey);
@@ -169,5 +173,19 @@ describe("health when a component dies", () => {
     expect(up.code, up.stderr).toBe(0);
     const healed = await onStack("health");
     expect(healed.code, healed.stdout).toBe(0);
+  });
+
+  it("Z1: a stopped Redis is named as not answering on its host and port, not with the client's raw text", async () => {
+    const sandbox = await openSandbox({ dir: sandboxDir });
+    await sandbox.stop("redis");
+    try {
+      const run = await onStack("health", "--json");
+      expect(run.code).toBe(1);
+      const redis = HealthDocument.parse(JSON.parse(run.stdout)).report!.components.find((c) => c.component === "redis");
+      expect(redis?.detail).toMatch(new RegExp(`^Redis does not answer on ${outputs.redis.host}:${outputs.redis.port} `));
+      expect(redis?.detail).not.toContain("Connection is closed.");
+    } finally {
+      await sandbox.start("redis");
+    }
   });
 });

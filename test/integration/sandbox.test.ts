@@ -12,14 +12,16 @@ import { join } from "node:path";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { secretValues, StackOutputs } from "../../contract/outputs.ts";
-import type { ComponentStatus } from "../../infra/sandbox/component.ts";
-import { stanzaInfo } from "../../infra/sandbox/components/backup-stanza.ts";
-import { isAlive, markedProcesses } from "../../infra/sandbox/processes.ts";
-import { resolveSandboxLayout, sandboxProcesses } from "../../infra/sandbox/sandbox.ts";
-import { SandboxSecrets } from "../../infra/sandbox/secrets.ts";
-import { withPg, withRedis } from "../../runbooks/clients.ts";
-import { runRunbook } from "../../runbooks/engine/run.ts";
-import { sandboxDown, sandboxStackOutputs, sandboxStatus, sandboxUp } from "../../runbooks/sandbox.ts";
+import { onPg, onRedis } from "../../runbooks/connect.ts";
+import { parseArgs, runRunbook } from "../../runbooks/engine/run.ts";
+import type { Runbook, Target } from "../../runbooks/engine/runbook.ts";
+import { sandboxDown, sandboxStatus, sandboxUp } from "../../runbooks/sandbox.ts";
+import { stateDirFor } from "../../runbooks/state.ts";
+import type { ComponentStatus } from "../../sandbox/index.ts";
+import { stanzaInfo } from "../../sandbox/components/backup-stanza.ts";
+import { isAlive, markedProcesses } from "../../sandbox/processes.ts";
+import { resolveSandboxLayout, sandboxProcesses } from "../../sandbox/sandbox.ts";
+import { SandboxSecrets } from "../../sandbox/secrets.ts";
 import { tradeops } from "../support/tradeops.ts";
 
 const sandboxDir = inject("sandboxDir");
@@ -37,7 +39,12 @@ function pidExists(pid: number): boolean {
   }
 }
 
-const runOptions = () => ({ outputs: sandboxStackOutputs({ dir: sandboxDir }), stateDir: sandboxDir, yes: true, quiet: true });
+/** A sandbox runbook through the engine, as the CLI runs it (its own target, the run's home). */
+async function runSandbox<Args, T extends Target>(runbook: Runbook<Args, T>, rawArgs: Record<string, unknown>) {
+  const args = parseArgs(runbook, rawArgs);
+  const target = await runbook.target!(args, { stack: "sandbox" });
+  return runRunbook(runbook, args, { target, stateDir: stateDirFor(target.outputs), yes: true, quiet: true });
+}
 
 async function timed<T>(label: string, work: () => Promise<T>): Promise<T> {
   const startedAt = performance.now();
@@ -65,7 +72,7 @@ describe("sandbox outputs", () => {
 
 describe("PostgreSQL pair", () => {
   it("I5: the primary accepts a write through the traffic endpoint (HAProxy → pg-a)", async () => {
-    const served = await withPg(outputs, outputs.database.traffic, async (client) => {
+    const served = await onPg(outputs, outputs.database.traffic, async (client) => {
       await client.query("CREATE TABLE IF NOT EXISTS sandbox_probe (token text PRIMARY KEY, at timestamptz DEFAULT now())");
       await client.query("INSERT INTO sandbox_probe (token) VALUES ($1)", [probeToken]);
       return (await client.query<{ port: number; recovery: boolean }>("SELECT inet_server_port() AS port, pg_is_in_recovery() AS recovery")).rows[0];
@@ -74,11 +81,11 @@ describe("PostgreSQL pair", () => {
   });
 
   it("I5: the standby is in recovery, streams synchronously from the primary, and sees the row", async () => {
-    const replication = await withPg(outputs, outputs.database.primary, async (client) =>
+    const replication = await onPg(outputs, outputs.database.primary, async (client) =>
       (await client.query("SELECT application_name, state, sync_state FROM pg_stat_replication")).rows,
     );
     expect(replication).toContainEqual({ application_name: "pg-b", state: "streaming", sync_state: "sync" });
-    await withPg(outputs, outputs.database.standby!, async (client) => {
+    await onPg(outputs, outputs.database.standby!, async (client) => {
       expect((await client.query("SELECT pg_is_in_recovery() AS recovery")).rows[0].recovery).toBe(true);
       // Sync commit waits for the standby's flush, not its replay: allow a moment to apply.
       await expect
@@ -90,7 +97,7 @@ describe("PostgreSQL pair", () => {
 
 describe("Redis, S3 store, pgBackRest", () => {
   it("S7: Redis answers PING with its password and runs with appendonly yes", async () => {
-    await withRedis(outputs, async (redis) => {
+    await onRedis(outputs, async (redis) => {
       expect(await redis.ping()).toBe("PONG");
       expect(await redis.config("GET", "appendonly")).toEqual(["appendonly", "yes"]);
     });
@@ -115,7 +122,7 @@ describe("Redis, S3 store, pgBackRest", () => {
   });
 
   it("I7: pgbackrest info shows the stanza sound and the WAL segment of pg_switch_wal archived", async () => {
-    const switched = await withPg(outputs, outputs.database.primary, async (client) => {
+    const switched = await onPg(outputs, outputs.database.primary, async (client) => {
       await client.query("INSERT INTO sandbox_probe (token) VALUES ($1) ON CONFLICT DO NOTHING", [`${probeToken}-wal`]);
       return (await client.query<{ wal: string }>("SELECT pg_walfile_name(pg_switch_wal()) AS wal")).rows[0]!.wal;
     });
@@ -149,7 +156,7 @@ describe("ops API and Prometheus", () => {
 
 describe("up / status / down", () => {
   it("S1: a second up starts nothing: every component step is skipped", async () => {
-    const result = await timed("warm (idempotent) up", () => runRunbook(sandboxUp, { dir: sandboxDir, mode: "sync" }, runOptions()));
+    const result = await timed("warm (idempotent) up", () => runSandbox(sandboxUp, { dir: sandboxDir, mode: "sync" }));
     expect(result.exitCode, result.failure?.message).toBe(0);
     const componentSteps = result.steps.slice(1, -1);
     expect(componentSteps).toHaveLength(8);
@@ -157,31 +164,31 @@ describe("up / status / down", () => {
   });
 
   it("S3: status reports every component up with its pid and port", async () => {
-    const result = await runRunbook(sandboxStatus, { dir: sandboxDir }, runOptions());
+    const result = await runSandbox(sandboxStatus, { dir: sandboxDir });
     const components = result.facts.components as ComponentStatus[];
     expect(components.filter((c) => c.state !== "up").map((c) => c.name)).toEqual([]);
     for (const component of components.filter((c) => c.name !== "stanza")) {
       expect(component.pid, component.name).toBeGreaterThan(0);
       expect(component.port, component.name).toBeGreaterThan(0);
     }
-    expect(result.report?.text).toMatch(/^pg-b\s+up\s+\d+\s+\d+\s+standby, streaming, sync$/m);
+    expect(result.reportText).toMatch(/^pg-b\s+up\s+\d+\s+\d+\s+standby, streaming, sync$/m);
   });
 
   it("Z4: down stops every recorded process and leaves none behind; up brings the same data back", async () => {
-    const before = (await runRunbook(sandboxStatus, { dir: sandboxDir }, runOptions())).facts.components as ComponentStatus[];
+    const before = (await runSandbox(sandboxStatus, { dir: sandboxDir })).facts.components as ComponentStatus[];
     const recordedPids = before.flatMap((c) => (c.pid ? [c.pid] : []));
     expect(recordedPids).toHaveLength(7);
 
-    const down = await timed("down", () => runRunbook(sandboxDown, { dir: sandboxDir }, runOptions()));
+    const down = await timed("down", () => runSandbox(sandboxDown, { dir: sandboxDir }));
     expect(down.exitCode, down.failure?.message).toBe(0);
     for (const pid of recordedPids) expect(isAlive(pid), `pid ${pid} still running`).toBe(false);
     // An exited daemon stays a zombie until init reaps it; kill(pid, 0) succeeds until then.
     await expect.poll(() => recordedPids.filter(pidExists), { timeout: 10_000, interval: 100 }).toEqual([]);
     expect(sandboxProcesses(layout)).toEqual([]);
 
-    const up = await timed("up on existing data", () => runRunbook(sandboxUp, { dir: sandboxDir, mode: "sync" }, runOptions()));
+    const up = await timed("up on existing data", () => runSandbox(sandboxUp, { dir: sandboxDir, mode: "sync" }));
     expect(up.exitCode, up.failure?.message).toBe(0);
-    const rows = await withPg(outputs, outputs.database.traffic, async (client) => (await client.query("SELECT count(*)::int AS n FROM sandbox_probe WHERE token = $1", [probeToken])).rows[0].n);
+    const rows = await onPg(outputs, outputs.database.traffic, async (client) => (await client.query("SELECT count(*)::int AS n FROM sandbox_probe WHERE token = $1", [probeToken])).rows[0].n);
     expect(rows).toBe(1);
   });
 });
@@ -199,7 +206,7 @@ describe("dry runs, refusals and damaged state files change nothing (through the
     );
   }
   const componentPids = async () =>
-    ((await runRunbook(sandboxStatus, { dir: sandboxDir }, runOptions())).facts.components as ComponentStatus[]).map((c) => [c.name, c.state, c.pid]);
+    ((await runSandbox(sandboxStatus, { dir: sandboxDir })).facts.components as ComponentStatus[]).map((c) => [c.name, c.state, c.pid]);
   const oneLineOfStderr = (stderr: string) => stderr.trim().split("\n");
 
   it("S3: down --purge --dry-run prints the plan; every component stays up and no file is removed", async () => {
@@ -224,13 +231,13 @@ describe("dry runs, refusals and damaged state files change nothing (through the
     expect(existsSync(dir)).toBe(false);
   });
 
-  it("S1: up on ports another process holds exits 3 naming the port; it creates nothing but the audit line and starts nothing", async () => {
+  it("S1: up on ports another process holds exits 3 naming the port; it creates nothing (not even the dir) and starts nothing", async () => {
     const dir = join(scratch, "busy-ports");
     const run = await tradeops(["sandbox", "up", "--dir", dir, "--base-port", String(layout.basePort)]);
     expect(run.code, run.stderr).toBe(3);
     expect(run.stderr).toContain(`port ${layout.ports.pgA} for pg-a is taken by another process`);
     expect(run.stderr).toContain(`port ${layout.ports.s3} for s3 is taken by another process`);
-    expect((existsSync(dir) ? readdirSync(dir) : []).filter((entry) => entry !== "audit.jsonl")).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
     expect(markedProcesses(dir)).toEqual([]);
   });
 
@@ -265,5 +272,39 @@ describe("dry runs, refusals and damaged state files change nothing (through the
     expect(line).toContain(secretsFile);
     expect(line).toContain(`sandbox down --purge --yes --dir ${dir}`);
     expect(readFileSync(secretsFile, "utf8")).toBe("{not json");
+  });
+});
+
+describe("what a new user meets (#6)", () => {
+  it("S1: the sandbox `up --dir` started is the one health and status act on without --dir", async () => {
+    // global-setup brought the run's sandbox up with --dir in this run's TRADEOPS_HOME.
+    const health = await tradeops(["health"]);
+    expect(health.code, health.stderr).toBe(0);
+    expect(health.stdout).toMatch(/^healthy: all \d+ components healthy/);
+    const status = await tradeops(["sandbox", "status"]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout.split("\n")[0]).toBe(`sandbox ${sandboxDir}`);
+  });
+
+  it("S1: `tradeops drill --dir DIR` (npm run drill -- --dir DIR) brings that sandbox up and drills it: health, backup, diagnose", async () => {
+    const run = await tradeops(["drill", "--dir", sandboxDir, "--json"]);
+    expect(run.code, run.stderr).toBe(0);
+    const doc = JSON.parse(run.stdout) as { exitCode: number; runs: Array<{ runbook: string; exitCode: number }> };
+    expect(doc.runs.map((r) => [r.runbook, r.exitCode])).toEqual([
+      ["sandbox-up", 0],
+      ["health", 0],
+      ["backup", 0],
+      ["diagnose", 0],
+    ]);
+  });
+
+  it("S1: with /usr/sbin off PATH, up names the missing runuser and its package instead of blaming the dir", async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), "tradeops-it-path-")), "sandbox");
+    const path = (process.env.PATH ?? "").split(":").filter((entry) => !entry.endsWith("/sbin")).join(":");
+    const run = await tradeops(["sandbox", "up", "--dir", dir, "--base-port", String(layout.basePort + 200)], { PATH: path });
+    expect(run.code, run.stderr).toBe(3);
+    if (process.getuid?.() === 0) expect(run.stderr).toMatch(/runuser \(PostgreSQL as the postgres OS user\).*util-linux/);
+    expect(run.stderr).not.toMatch(/traversable/);
+    expect(existsSync(dir)).toBe(false);
   });
 });

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -75,5 +75,27 @@ describe("tradeops CLI input errors", () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^Plan for 'backup' on stack 'unit' \(dry run: nothing will be changed\)\n1\. Check the backup repository/);
     expect(existsSync(join(home, "state"))).toBe(false);
+  });
+});
+
+describe("what a new user meets (#6)", () => {
+  it("S3: sandbox status on a home with no sandbox exits 3 saying there is none", () => {
+    expectOneLineError(tradeops("sandbox", "status"), 3, /^tradeops: refused: no sandbox at .*\/sandbox \(next: start one with `tradeops sandbox up`/);
+    expect(existsSync(join(home, "sandbox"))).toBe(false);
+  });
+
+  it("sandbox up --help shows the default base port and where the sandbox goes", () => {
+    const result = tradeops("sandbox", "up", "--help");
+    expect(result.code).toBe(0);
+    expect(result.stdout.replace(/\s+/g, " ")).toContain("(default: 15400 for a new sandbox; an existing one keeps its own)");
+    expect(result.stdout.replace(/\s+/g, " ")).toContain("(default: the active sandbox, else $TRADEOPS_HOME/sandbox)");
+  });
+
+  it("every feature ID that --help and the README show is defined in docs/features.md", () => {
+    const defined = new Set([...readFileSync("docs/features.md", "utf8").matchAll(/^\| ([ZSCIT]\d+) \|/gm)].map((m) => m[1]));
+    const shown = [tradeops("--help").stdout, tradeops("sandbox", "--help").stdout, readFileSync("README.md", "utf8")]
+      .flatMap((text) => [...text.matchAll(/\b([ZSCIT]\d{1,2})\b/g)].map((m) => m[1]!));
+    expect(shown.length).toBeGreaterThan(10);
+    expect(shown.filter((id) => !defined.has(id))).toEqual([]);
   });
 });

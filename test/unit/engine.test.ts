@@ -5,8 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { StackOutputs } from "../../contract/outputs.ts";
 import { ExitCode, Refusal, StepFailure, UsageError } from "../../runbooks/engine/errors.ts";
-import { runRunbook, stateFiles, type RunOptions } from "../../runbooks/engine/run.ts";
-import { defineRunbook, type Step } from "../../runbooks/engine/runbook.ts";
+import { auditFileIn, parseArgs, runRunbook, type RunOptions } from "../../runbooks/engine/run.ts";
+import { defineRunbook, type Runbook, type Step } from "../../runbooks/engine/runbook.ts";
 import { SECRETS, sampleOutputs } from "../support/sample-outputs.ts";
 
 const outputs = StackOutputs.parse(sampleOutputs());
@@ -15,19 +15,23 @@ let options: RunOptions;
 
 beforeEach(() => {
   stateDir = mkdtempSync(join(tmpdir(), "tradeops-engine-"));
-  options = { outputs, stateDir, quiet: true };
+  options = { target: { outputs }, stateDir, quiet: true };
 });
 afterEach(() => rmSync(stateDir, { recursive: true, force: true }));
 
 const auditLines = () =>
-  readFileSync(stateFiles(stateDir).audit, "utf8")
+  readFileSync(auditFileIn(stateDir), "utf8")
     .trim()
     .split("\n")
     .map((line) => JSON.parse(line));
 
+/** As the CLI does: the args parsed once, then the run. */
+const run = <Args,>(runbook: Runbook<Args>, raw: unknown, runOptions: RunOptions) => runRunbook(runbook, parseArgs(runbook, raw), runOptions);
+
 /** A runbook over an in-memory "world", so each test can see exactly what ran. */
 function counterRunbook(steps: Step[], mutates = true) {
   return defineRunbook({
+    command: ["counter"],
     name: "counter",
     summary: "test runbook",
     features: [],
@@ -44,7 +48,7 @@ describe("step engine", () => {
       { name: "Stop the API", plan: "scale api to 0", action: async () => void ran.push("stop"), undo: { plan: "scale api back", run: async () => {} } },
       { name: "Restore the database", destructive: true, precondition: async () => void ran.push("pre"), action: async () => void ran.push("restore") },
     ]);
-    const result = await runRunbook(runbook, {}, { ...options, dryRun: true });
+    const result = await run(runbook, {}, { ...options, dryRun: true });
     expect(ran).toEqual([]);
     expect(result.exitCode).toBe(ExitCode.ok);
     expect(result.plan).toEqual([
@@ -62,8 +66,8 @@ describe("step engine", () => {
   it("a dry run or a read-only run never creates the state dir", async () => {
     const missing = join(stateDir, "typo", "sandbox");
     const runbook = counterRunbook([{ name: "Look", action: async () => {} }]);
-    expect((await runRunbook(runbook, {}, { ...options, stateDir: missing, dryRun: true })).exitCode).toBe(0);
-    expect((await runRunbook(counterRunbook([{ name: "Look", action: async () => {} }], false), {}, { ...options, stateDir: missing })).exitCode).toBe(0);
+    expect((await run(runbook, {}, { ...options, stateDir: missing, dryRun: true })).exitCode).toBe(0);
+    expect((await run(counterRunbook([{ name: "Look", action: async () => {} }], false), {}, { ...options, stateDir: missing })).exitCode).toBe(0);
     expect(existsSync(join(stateDir, "typo"))).toBe(false);
   });
 
@@ -72,7 +76,7 @@ describe("step engine", () => {
     writeFileSync(file, "");
     let ran = false;
     const runbook = counterRunbook([{ name: "Change", action: async () => void (ran = true) }]);
-    await expect(runRunbook(runbook, {}, { ...options, stateDir: join(file, "sub") })).rejects.toThrow(UsageError);
+    await expect(run(runbook, {}, { ...options, stateDir: join(file, "sub") })).rejects.toThrow(UsageError);
     expect(ran).toBe(false);
   });
 
@@ -80,7 +84,7 @@ describe("step engine", () => {
     const runbook = counterRunbook([
       { name: "Find a query", action: async (ctx) => ctx.record("query", `select '${SECRETS.opsToken}'`) },
     ]);
-    const result = await runRunbook(runbook, {}, options);
+    const result = await run(runbook, {}, options);
     expect(result.facts.query).toBe("select '****'");
   });
 
@@ -96,7 +100,7 @@ describe("step engine", () => {
       },
       { name: "Do nothing else", action: async () => {} },
     ]);
-    const result = await runRunbook(runbook, { token: SECRETS.opsToken }, options);
+    const result = await run(runbook, { token: SECRETS.opsToken }, options);
     expect(result.exitCode).toBe(ExitCode.ok);
     const lines = auditLines();
     const steps = lines.filter((l) => l.step);
@@ -108,7 +112,7 @@ describe("step engine", () => {
     expect(steps[0].args.token).toBe("****");
     expect(typeof steps[0].durationMs).toBe("number");
     expect(steps[0].who).toMatch(/@/);
-    const file = readFileSync(stateFiles(stateDir).audit, "utf8");
+    const file = readFileSync(auditFileIn(stateDir), "utf8");
     for (const secret of Object.values(SECRETS)) expect(file).not.toContain(secret);
     expect(lines.at(-1)).toMatchObject({ result: "finished", exitCode: 0 });
   });
@@ -125,7 +129,7 @@ describe("step engine", () => {
       },
       { name: "Switch traffic", action: async () => void ran.push("switch") },
     ]);
-    const result = await runRunbook(runbook, {}, options);
+    const result = await run(runbook, {}, options);
     expect(result.exitCode).toBe(ExitCode.stepFailed);
     expect(ran).toEqual(["fence"]);
     expect(result.failure).toEqual({
@@ -149,7 +153,7 @@ describe("step engine", () => {
         },
       },
     ]);
-    const result = await runRunbook(runbook, {}, options);
+    const result = await run(runbook, {}, options);
     expect(result.exitCode).toBe(ExitCode.refused);
     expect(acted).toBe(false);
     expect(result.failure?.next).toBe("wait for it to catch up or pass --max-lag");
@@ -168,9 +172,9 @@ describe("step engine", () => {
         },
       },
     ]);
-    expect((await runRunbook(runbook, {}, options)).exitCode).toBe(ExitCode.stepFailed);
+    expect((await run(runbook, {}, options)).exitCode).toBe(ExitCode.stepFailed);
     world.broken = false;
-    const second = await runRunbook(runbook, {}, options);
+    const second = await run(runbook, {}, options);
     expect(second.exitCode).toBe(ExitCode.ok);
     expect(second.steps.map((s) => s.outcome)).toEqual(["skipped", "ok"]);
   });
@@ -178,11 +182,11 @@ describe("step engine", () => {
   it("a destructive step needs --yes, or the stack name typed back", async () => {
     let restored = 0;
     const runbook = counterRunbook([{ name: "Restore", destructive: true, action: async () => void restored++ }]);
-    await expect(runRunbook(runbook, {}, options)).rejects.toThrow(/need --yes/);
-    await expect(runRunbook(runbook, {}, { ...options, confirm: async () => "prod" })).rejects.toThrow(/did not match/);
+    await expect(run(runbook, {}, options)).rejects.toThrow(/need --yes/);
+    await expect(run(runbook, {}, { ...options, confirm: async () => "prod" })).rejects.toThrow(/did not match/);
     expect(restored).toBe(0);
-    expect((await runRunbook(runbook, {}, { ...options, confirm: async () => "unit" })).exitCode).toBe(0);
-    expect((await runRunbook(runbook, {}, { ...options, yes: true })).exitCode).toBe(0);
+    expect((await run(runbook, {}, { ...options, confirm: async () => "unit" })).exitCode).toBe(0);
+    expect((await run(runbook, {}, { ...options, yes: true })).exitCode).toBe(0);
     expect(restored).toBe(2);
   });
 
@@ -192,9 +196,9 @@ describe("step engine", () => {
     let started!: () => void;
     const running = new Promise<void>((resolve) => (started = resolve));
     const slow = counterRunbook([{ name: "Hold the lock", action: async () => (started(), held) }]);
-    const first = runRunbook(slow, {}, options);
+    const first = run(slow, {}, options);
     await running;
-    const second = runRunbook(counterRunbook([{ name: "Anything", action: async () => {} }]), {}, options);
+    const second = run(counterRunbook([{ name: "Anything", action: async () => {} }]), {}, options);
     await expect(second).rejects.toBeInstanceOf(Refusal);
     await expect(second).rejects.toThrow(/locked by runbook 'counter' \(pid \d+/);
     expect(auditLines().filter((l) => l.result === "refused")).toEqual([
@@ -203,28 +207,28 @@ describe("step engine", () => {
     release();
     expect((await first).exitCode).toBe(0);
     // Released: the next run gets the lock.
-    expect((await runRunbook(counterRunbook([{ name: "Again", action: async () => {} }]), {}, options)).exitCode).toBe(0);
+    expect((await run(counterRunbook([{ name: "Again", action: async () => {} }]), {}, options)).exitCode).toBe(0);
   });
 
   it("read-only runbooks never wait for the lock", async () => {
-    writeFileSync(stateFiles(stateDir).lock, JSON.stringify({ runbook: "failover", pid: process.pid, host: hostname() }));
+    writeFileSync(join(stateDir, "lock"), JSON.stringify({ runbook: "failover", pid: process.pid, host: hostname() }));
     const readOnly = counterRunbook([{ name: "Look", action: async () => {} }], false);
-    expect((await runRunbook(readOnly, {}, options)).exitCode).toBe(0);
+    expect((await run(readOnly, {}, options)).exitCode).toBe(0);
   });
 
   it("a lock left by a dead process is taken over", async () => {
     writeFileSync(
-      stateFiles(stateDir).lock,
+      join(stateDir, "lock"),
       JSON.stringify({ runbook: "failover", pid: 2 ** 22 + 17, host: hostname(), who: "x", since: "" }),
     );
-    const result = await runRunbook(counterRunbook([{ name: "Go", action: async () => {} }]), {}, options);
+    const result = await run(counterRunbook([{ name: "Go", action: async () => {} }]), {}, options);
     expect(result.exitCode).toBe(0);
   });
 
   it("bad arguments are a usage error naming the argument, before anything runs", async () => {
     const runbook = counterRunbook([{ name: "Go", action: async () => {} }]);
-    await expect(runRunbook(runbook, { count: "many" }, options)).rejects.toBeInstanceOf(UsageError);
-    await expect(runRunbook(runbook, { count: "many" }, options)).rejects.toThrow(
+    expect(() => parseArgs(runbook, { count: "many" })).toThrow(UsageError);
+    expect(() => parseArgs(runbook, { count: "many" })).toThrow(
       "counter: count: Invalid input: expected number, received string",
     );
   });

@@ -1,0 +1,21 @@
+/**
+ * Every command of the CLI, in the order --help lists them. Adding a runbook: write its file
+ * (steps, summary, features, args with their flags), then add one line here.
+ */
+import { backup } from "./backup.ts";
+import { diagnose } from "./diagnose.ts";
+import { drill } from "./drill.ts";
+import type { Runbook, Sequence } from "./engine/runbook.ts";
+import { health } from "./health.ts";
+import { sandboxDown, sandboxStatus, sandboxUp } from "./sandbox.ts";
+
+// Each entry keeps its own args and target types; the CLI only needs their common shape.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Entry = Runbook<any, any> | Sequence<any, any>;
+
+export const COMMANDS: Entry[] = [health, diagnose, backup, drill, sandboxUp, sandboxDown, sandboxStatus];
+
+/** The words that group several commands (`tradeops sandbox up|down|status`). */
+export const GROUPS: Record<string, string> = {
+  sandbox: "the local sandbox: the whole stack as real processes on 127.0.0.1",
+};

@@ -1,0 +1,68 @@
+/**
+ * HAProxy, the traffic endpoint applications use: routes to the live primary, keeps the other
+ * node present but disabled so failover switches traffic through the admin socket.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { renderHaproxyCfg } from "../../infra/config-files/haproxy.ts";
+import type { SandboxComponent } from "../component.ts";
+import type { PgNodeName, SandboxLayout } from "../layout.ts";
+import { assertPortFree, livePid, notReady, portOpen, run, spawnDaemon, stopDaemon, waitUntil } from "../processes.ts";
+import { inRecovery, pgBin, pgBinaries } from "./postgres.ts";
+
+const READY_TIMEOUT_MS = 10_000;
+
+/**
+ * The node that accepts writes now. Usually pg-a; after a failover runbook promoted pg-b, a
+ * restarted HAProxy must not send traffic back to the old primary.
+ */
+export async function livePrimary(layout: SandboxLayout): Promise<PgNodeName> {
+  const [a, b] = await Promise.all([inRecovery(layout, layout.pg["pg-a"]), inRecovery(layout, layout.pg["pg-b"])]);
+  if (a === false && b === false) {
+    throw new Error("pg-a and pg-b both accept writes (split brain); fence one before starting HAProxy");
+  }
+  if (a === false) return "pg-a";
+  if (b === false) return "pg-b";
+  throw new Error("no PostgreSQL primary is up: start pg-a first");
+}
+
+export const haproxy: SandboxComponent = {
+  name: "haproxy",
+  startStep: () => "Start HAProxy, the traffic endpoint in front of the primary",
+  stopStep: () => "Stop HAProxy",
+  port: (layout) => layout.ports.traffic,
+  requires: (layout) => [{ binary: "haproxy", debianPackage: "haproxy" }, ...pgBinaries(layout, "pg_isready")],
+  logFile: (layout) => layout.haproxy.log,
+  pid: (layout) => livePid(layout.haproxy.pidFile, layout.dir),
+  isUp: async (layout) => livePid(layout.haproxy.pidFile, layout.dir) !== undefined && (await portOpen(layout.host, layout.ports.traffic)),
+
+  async start({ layout, log }) {
+    await assertPortFree(layout.host, layout.ports.traffic, "HAProxy");
+    const primary = await livePrimary(layout);
+    log(`traffic → ${primary}; ${primary === "pg-a" ? "pg-b" : "pg-a"} present but disabled`);
+    mkdirSync(layout.haproxy.dir, { recursive: true, mode: 0o755 });
+    const servers = (["pg-a", "pg-b"] as const).map((name) => ({
+      name,
+      host: layout.host,
+      port: layout.pg[name].port,
+      enabled: name === primary,
+    }));
+    const cfg = renderHaproxyCfg({ bind: { host: layout.host, port: layout.ports.traffic }, servers, statsSocket: layout.haproxy.socket });
+    writeFileSync(layout.haproxy.config, cfg, { mode: 0o644 });
+    // -db: stay in the foreground (we hold the pid) and log to the log file.
+    spawnDaemon(layout, { name: "haproxy", command: "haproxy", args: ["-db", "-f", layout.haproxy.config], log: layout.haproxy.log, pidFile: layout.haproxy.pidFile });
+    if (!(await waitUntil(() => portOpen(layout.host, layout.ports.traffic), READY_TIMEOUT_MS))) {
+      throw notReady("HAProxy", `listen on port ${layout.ports.traffic}`, READY_TIMEOUT_MS, layout.haproxy.log);
+    }
+  },
+
+  async verify({ layout }) {
+    // A PostgreSQL answer through the frontend proves the backend routes to a live server.
+    const reaches = await waitUntil(async () => {
+      const result = await run(layout, [pgBin(layout, "pg_isready"), "-q", "-h", layout.host, "-p", String(layout.ports.traffic), "-t", "1"]);
+      return result.exitCode === 0;
+    }, 5_000, 200);
+    if (!reaches) throw new Error(`port ${layout.ports.traffic} (HAProxy) does not reach PostgreSQL; see ${layout.haproxy.log}`);
+  },
+
+  stop: (layout) => stopDaemon(layout, layout.haproxy),
+};

@@ -1,0 +1,54 @@
+/**
+ * The reference ops API (sandbox/ops-api/main.ts): the trading bot's health, metrics,
+ * kill switch and positions, connected to PostgreSQL through HAProxy and to Redis.
+ */
+import type { SandboxComponent } from "../component.ts";
+import { projectRoot } from "../../contract/home.ts";
+import type { SandboxLayout } from "../layout.ts";
+import { assertPortFree, httpStatus, livePid, notReady, spawnDaemon, stopDaemon, waitUntil } from "../processes.ts";
+
+const READY_TIMEOUT_MS = 30_000;
+
+const baseUrl = (layout: SandboxLayout) => `http://${layout.host}:${layout.ports.opsApi}`;
+
+export const opsApi: SandboxComponent = {
+  name: "ops-api",
+  startStep: () => "Start the reference ops API",
+  stopStep: () => "Stop the ops API",
+  port: (layout) => layout.ports.opsApi,
+  logFile: (layout) => layout.opsApi.log,
+  pid: (layout) => livePid(layout.opsApi.pidFile, layout.dir),
+  isUp: async (layout) => livePid(layout.opsApi.pidFile, layout.dir) !== undefined && (await httpStatus(`${baseUrl(layout)}/health`)) === 200,
+
+  async start({ layout, secrets }) {
+    await assertPortFree(layout.host, layout.ports.opsApi, "the ops API");
+    const { user, name } = layout.database;
+    spawnDaemon(layout, {
+      name: "ops-api",
+      command: process.execPath,
+      args: ["--import", "tsx", layout.opsApi.main],
+      // tsx resolves from the repo; the API talks to the traffic endpoint, never to a node directly.
+      cwd: projectRoot,
+      env: {
+        OPS_API_HOST: layout.host,
+        OPS_API_PORT: String(layout.ports.opsApi),
+        DATABASE_URL: `postgres://${user}:${secrets.pgPassword}@${layout.host}:${layout.ports.traffic}/${name}`,
+        REDIS_URL: `redis://:${secrets.redisPassword}@${layout.host}:${layout.ports.redis}/0`,
+        OPS_API_TOKEN: secrets.opsApiToken,
+        KILL_SWITCH_ADMIN_KEY: secrets.killSwitchAdminKey,
+      },
+      log: layout.opsApi.log,
+      pidFile: layout.opsApi.pidFile,
+    });
+    const live = await waitUntil(async () => (await httpStatus(`${baseUrl(layout)}/health`)) === 200, READY_TIMEOUT_MS, 200);
+    if (!live) throw notReady("the ops API", `answer GET /health with 200`, READY_TIMEOUT_MS, layout.opsApi.log);
+  },
+
+  async verify({ layout }) {
+    // Z1: ready means its database and Redis answer too, not just the process.
+    const ready = await waitUntil(async () => (await httpStatus(`${baseUrl(layout)}/health/ready`, 3_000)) === 200, 10_000, 250);
+    if (!ready) throw notReady("the ops API", "answer GET /health/ready with 200", 10_000, layout.opsApi.log);
+  },
+
+  stop: (layout) => stopDaemon(layout, layout.opsApi),
+};

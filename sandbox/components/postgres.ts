@@ -1,0 +1,222 @@
+/**
+ * What both PostgreSQL nodes share: rendering their config, pg_ctl start/stop as the OS user,
+ * psql over the unix socket (peer auth, so no password on any command line), role checks.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { renderPgHba, renderPostgresqlConf, standardHbaRules } from "../../infra/config-files/postgresql.ts";
+import type { RequiredBinary, ComponentContext } from "../component.ts";
+import type { PgNodeLayout, SandboxLayout } from "../layout.ts";
+import {
+  asOsUser,
+  assertPortFree,
+  belongsToSandbox,
+  chownToOsUser,
+  isAlive,
+  livePid,
+  logTail,
+  osUserIds,
+  processesWorkingIn,
+  readPidFile,
+  removeFile,
+  run,
+  runOrThrow,
+  stopAll,
+  stopProcess,
+  waitUntil,
+  writePidFile,
+} from "../processes.ts";
+
+export const PG_START_TIMEOUT_MS = 60_000;
+
+export const pgBin = (layout: SandboxLayout, name: string) => join(layout.pgBinDir, name);
+
+/** PostgreSQL binaries under pgBinDir, with the package of that major version (postgresql-15 by default). */
+export function pgBinaries(layout: SandboxLayout, ...names: string[]): RequiredBinary[] {
+  const major = /postgresql\/(\d+)\/bin\/?$/.exec(layout.pgBinDir)?.[1] ?? "15";
+  return names.map((name) => ({ binary: pgBin(layout, name), debianPackage: `postgresql-${major}` }));
+}
+
+/** A complete data dir: initdb / pg_basebackup write into `<dir>.partial` and rename on success. */
+export function isInitialised(node: PgNodeLayout): boolean {
+  return existsSync(join(node.dataDir, "PG_VERSION"));
+}
+
+/**
+ * Starts one node: refuses a port another process holds, creates its data dir on the first start
+ * (`create` fills it: initdb on pg-a, pg_basebackup on pg-b), renders its config, then pg_ctl start.
+ */
+export async function startNode(
+  sandbox: ComponentContext,
+  node: PgNodeLayout,
+  opts: { create: (dataDir: string) => Promise<void>; synchronousStandby?: string },
+): Promise<void> {
+  const { layout } = sandbox;
+  await assertPortFree(layout.host, node.port, node.name);
+  if (!isInitialised(node)) await createDataDir(layout, node, opts.create);
+  writePgConfig(layout, node, opts.synchronousStandby);
+  await startCluster(layout, node, sandbox.log);
+}
+
+/** `fill` writes into an empty `<dir>.partial` (0700, the OS user's); it becomes the data dir only when `fill` succeeds. */
+async function createDataDir(layout: SandboxLayout, node: PgNodeLayout, fill: (dataDir: string) => Promise<void>): Promise<void> {
+  const partial = `${node.dataDir}.partial`;
+  rmSync(partial, { recursive: true, force: true });
+  mkdirSync(partial, { recursive: true, mode: 0o700 });
+  chownToOsUser(layout, dirname(partial), partial);
+  await fill(partial);
+  renameSync(partial, node.dataDir);
+}
+
+/** Writes a file the server reads, owned by its OS user, 0600 (pg_hba and conf hold no secret, but the data dir is 0700 anyway). */
+export function writeOwned(layout: SandboxLayout, file: string, text: string, mode = 0o600): void {
+  writeFileSync(file, text, { mode });
+  chownToOsUser(layout, file);
+}
+
+/**
+ * postgresql.conf + pg_hba.conf of one node, rendered at every start so ports and paths always
+ * match the layout (field notes: pg_rewind copies postgresql.conf from its source).
+ */
+export function writePgConfig(layout: SandboxLayout, node: PgNodeLayout, synchronousStandby?: string): void {
+  const conf = renderPostgresqlConf({
+    listenAddresses: layout.host,
+    port: node.port,
+    unixSocketDirectories: layout.pgSocketDir,
+    clusterName: node.name,
+    synchronousStandby,
+    maxConnections: 50,
+    archive: { pgbackrestConfig: layout.pgbackrest.config, stanza: layout.pgbackrest.stanza },
+  });
+  writeOwned(layout, join(node.dataDir, "postgresql.conf"), conf);
+  const hba = renderPgHba(standardHbaRules({ replicationUser: layout.database.replicationUser, osSuperuser: layout.osUser }));
+  writeOwned(layout, join(node.dataDir, "pg_hba.conf"), hba);
+}
+
+/** The postmaster's pid when it is alive and ours (postmaster.pid may outlive a SIGKILL). */
+export function postmasterPid(node: PgNodeLayout, layout: SandboxLayout): number | undefined {
+  const pid = readPidFile(join(node.dataDir, "postmaster.pid"));
+  return pid !== undefined && isAlive(pid) && belongsToSandbox(pid, layout.dir) ? pid : undefined;
+}
+
+export async function pgReady(layout: SandboxLayout, node: PgNodeLayout): Promise<boolean> {
+  const result = await run(layout, [pgBin(layout, "pg_isready"), "-q", "-h", layout.host, "-p", String(node.port), "-t", "1"]);
+  return result.exitCode === 0;
+}
+
+export async function isUp(layout: SandboxLayout, node: PgNodeLayout): Promise<boolean> {
+  return postmasterPid(node, layout) !== undefined && (await pgReady(layout, node));
+}
+
+/** Runs SQL as the OS superuser over the socket; returns unaligned, tuples-only output. */
+export async function psql(layout: SandboxLayout, node: PgNodeLayout, sql: string, database = "postgres"): Promise<string> {
+  const argv = asOsUser(layout, pgBin(layout, "psql"), [
+    // terse: an error must not echo the failing statement, which may carry a password.
+    "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=terse",
+    "-h", layout.pgSocketDir, "-p", String(node.port), "-d", database, "-f", "-",
+  ]);
+  const output = await runOrThrow(layout, argv, { input: sql, what: `psql on ${node.name}`, timeoutMs: 30_000 });
+  return output.trim();
+}
+
+/** `true` standby, `false` primary, `undefined` not reachable. */
+export async function inRecovery(layout: SandboxLayout, node: PgNodeLayout): Promise<boolean | undefined> {
+  if (!(await isUp(layout, node))) return undefined;
+  return (await psql(layout, node, "SELECT pg_is_in_recovery()")) === "t";
+}
+
+export async function startCluster(layout: SandboxLayout, node: PgNodeLayout, log: (line: string) => void = () => {}): Promise<void> {
+  await clearStaleLock(layout, node, log);
+  touchOwned(layout, node.log);
+  const argv = asOsUser(layout, pgBin(layout, "pg_ctl"), [
+    "start", "-D", node.dataDir, "-l", node.log, "-w", "-t", String(PG_START_TIMEOUT_MS / 1000), "-s",
+  ]);
+  const result = await run(layout, argv, { timeoutMs: PG_START_TIMEOUT_MS + 5_000 });
+  const pid = readPidFile(join(node.dataDir, "postmaster.pid"));
+  if (pid !== undefined) writePidFile(node.pidFile, pid);
+  const tail = () => logTail(node.log) || result.stderr.trim() || "empty";
+  if (result.exitCode !== 0) {
+    throw new Error(`${node.name} failed to start (pg_ctl exit ${result.exitCode}; log: ${tail()}); see ${node.log}`);
+  }
+  if (!(await waitUntil(() => pgReady(layout, node), 10_000))) {
+    throw new Error(`${node.name} started but does not accept connections on port ${node.port} (log: ${tail()}); see ${node.log}`);
+  }
+}
+
+/**
+ * Field notes: after a SIGKILL of the postmaster, postmaster.pid and its backends linger a few
+ * seconds, and an unreaped (zombie) postmaster still answers kill(pid, 0): PostgreSQL then refuses
+ * to start ("lock file already exists"). With the postmaster dead, stop its backends and drop the
+ * lock files (data dir and socket).
+ */
+async function clearStaleLock(layout: SandboxLayout, node: PgNodeLayout, log: (line: string) => void): Promise<void> {
+  const lockFile = join(node.dataDir, "postmaster.pid");
+  const pid = readPidFile(lockFile);
+  if (pid === undefined || isAlive(pid)) return;
+  const backends = clusterProcesses(layout, node);
+  log(`${node.name}: postmaster ${pid} is gone; clearing its lock file${backends.length ? ` and ${backends.length} orphaned backend(s)` : ""}`);
+  await stopAll(backends);
+  // The socket's lock names the dead pid too; both go, or the start fails on the socket instead.
+  const socket = join(layout.pgSocketDir, `.s.PGSQL.${node.port}`);
+  for (const file of [`${socket}.lock`, socket, lockFile]) removeFile(file);
+}
+
+export async function reloadCluster(layout: SandboxLayout, node: PgNodeLayout): Promise<void> {
+  await runOrThrow(layout, asOsUser(layout, pgBin(layout, "pg_ctl"), ["reload", "-D", node.dataDir, "-s"]), {
+    what: `pg_ctl reload of ${node.name}`,
+  });
+}
+
+/**
+ * `pg_ctl stop -m fast`; if that fails, SIGKILL the postmaster, then wait out its backends
+ * (field notes: postmaster.pid and shared memory linger a few seconds after a SIGKILL).
+ */
+export async function stopCluster(layout: SandboxLayout, node: PgNodeLayout, log: (line: string) => void): Promise<void> {
+  const pid = postmasterPid(node, layout) ?? ownPid(node, layout);
+  if (pid !== undefined) {
+    const argv = asOsUser(layout, pgBin(layout, "pg_ctl"), ["stop", "-D", node.dataDir, "-m", "fast", "-w", "-t", "30", "-s"]);
+    const result = await run(layout, argv, { timeoutMs: 35_000 });
+    if (result.exitCode !== 0 && isAlive(pid)) {
+      log(`${node.name}: pg_ctl stop failed (${result.stderr.trim() || `exit ${result.exitCode}`}); killing pid ${pid}`);
+      await stopProcess(pid, 2_000);
+    }
+  }
+  const leftovers = clusterProcesses(layout, node);
+  if (leftovers.length) log(`${node.name}: stopping ${leftovers.length} leftover backend(s) ${leftovers.join(", ")}`);
+  await stopAll(leftovers);
+  removeFile(node.pidFile);
+}
+
+function ownPid(node: PgNodeLayout, layout: SandboxLayout): number | undefined {
+  return livePid(node.pidFile, layout.dir);
+}
+
+/** The cluster's processes, a killed postmaster's orphaned backends included. */
+export function clusterProcesses(layout: SandboxLayout, node: PgNodeLayout): number[] {
+  return processesWorkingIn(node.dataDir, osUserUid(layout));
+}
+
+function osUserUid(layout: SandboxLayout): number | undefined {
+  return process.getuid?.() === 0 ? osUserIds(layout.osUser).uid : process.getuid?.();
+}
+
+function touchOwned(layout: SandboxLayout, file: string): void {
+  closeSync(openSync(file, "a", 0o600));
+  chownToOsUser(layout, file);
+}
+
+/** The replication state of `standby` as seen from the primary's pg_stat_replication. */
+export async function replicationState(
+  layout: SandboxLayout,
+  primary: PgNodeLayout,
+  standby: PgNodeLayout,
+): Promise<{ state: string; syncState: string } | undefined> {
+  const row = await psql(
+    layout,
+    primary,
+    `SELECT state || ',' || sync_state FROM pg_stat_replication WHERE application_name = '${standby.name}'`,
+  );
+  if (!row) return undefined;
+  const [state = "", syncState = ""] = row.split("\n")[0]!.split(",");
+  return { state, syncState };
+}

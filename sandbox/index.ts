@@ -1,0 +1,93 @@
+/**
+ * The sandbox's one public interface: the whole platform as real local processes on 127.0.0.1
+ * (PostgreSQL primary + streaming standby, HAProxy, Redis, an S3 store over TLS, pgBackRest, the
+ * reference ops API, Prometheus), writing an outputs file of the same contract the Pulumi stacks
+ * export.
+ *
+ * The runbooks and the CLI import this file and nothing else of the sandbox (a unit test holds
+ * that line); the sandbox never imports the runbooks. Its procedures (`up`, `down`) come as
+ * `SandboxTask`s in its own words, which the runbooks wrap as engine steps.
+ */
+import type { StackOutputs } from "../contract/outputs.ts";
+import type { ComponentName, PgNodeName, ReplicationMode } from "./layout.ts";
+
+export { COMPONENT_NAMES, DEFAULT_BASE_PORT, PORT_OFFSETS, type ComponentName, type PgNodeName, type ReplicationMode } from "./layout.ts";
+export type { ComponentStatus } from "./component.ts";
+export { SandboxStateFileError } from "./state-file.ts";
+
+/**
+ * Opens the sandbox at `options.dir`: its layout (ports as its first `up` chose them) and secrets,
+ * resolved once. Throws one line when a state file is unusable. The implementation (every
+ * component, zx) loads here, not with this interface: `tradeops --help` never pays for it.
+ */
+export async function openSandbox(options: SandboxOptions): Promise<Sandbox> {
+  const { openLocalSandbox } = await import("./sandbox.ts");
+  return openLocalSandbox(options);
+}
+
+/** A sandbox lives at `dir`: its settings or secrets file, or one of its processes. */
+export async function sandboxExistsAt(dir: string): Promise<boolean> {
+  return (await import("./sandbox.ts")).sandboxExistsAt(dir);
+}
+
+export interface SandboxOptions {
+  /** The sandbox's directory (the CLI resolves `--dir`, the active sandbox, or `$TRADEOPS_HOME/sandbox`). */
+  dir: string;
+  /** Ports are base+1 … base+7. @default 15400 for a new sandbox; an existing one keeps its own */
+  basePort?: number;
+  /** I5: `sync` commits wait for the standby (RPO 0). @default the sandbox's current mode ("sync" for a new one) */
+  mode?: ReplicationMode;
+}
+
+/** One step of a sandbox procedure, in the sandbox's own words; the runbooks wrap each as an engine step. */
+export interface SandboxTask {
+  /** A sentence: "Start the PostgreSQL primary pg-a". */
+  name: string;
+  /** What it will do, for dry-run plans. */
+  plan?: string;
+  /** Deletes data: the runbook asks for --yes. */
+  destructive?: boolean;
+  /** Its effect is already there (the component runs): skip it. */
+  isDone?(): Promise<boolean>;
+  /** Read-only; throws one line when the task cannot work here (nothing has been changed). */
+  precondition?(): Promise<void>;
+  action(log: (line: string) => void): Promise<void>;
+  verify?(): Promise<void>;
+  undo?: { plan: string; run(log: (line: string) => void): Promise<void> };
+  /** What to do when it fails. */
+  onFailure?: string;
+}
+
+export interface SandboxStatus {
+  components: import("./component.ts").ComponentStatus[];
+  /** A problem that does not stop `status`/`down` but would stop `up` (e.g. a damaged secrets.json). */
+  warning?: string;
+}
+
+/** An opened sandbox: layout and secrets resolved once; the outputs derived from them. */
+export interface Sandbox {
+  readonly dir: string;
+  /** The stack outputs of this sandbox (what `up` writes to outputs.json). */
+  readonly outputs: StackOutputs;
+  readonly outputsFile: string;
+  /** Every component's log file is here. */
+  readonly logsDir: string;
+  /** The dir holds a sandbox (its settings or secrets file, or one of its processes). */
+  exists(): boolean;
+  /** `up`: prepare the dir, then every component in start order. */
+  upTasks(): SandboxTask[];
+  /** `down`: every component in reverse order, strays, and with `purge` the data. */
+  downTasks(options?: { purge?: boolean }): SandboxTask[];
+  /** The tasks of `up` (then a check that every component answers) / `down`, without the runbook engine (tests, bench scripts). */
+  up(log?: (line: string) => void): Promise<void>;
+  down(options?: { purge?: boolean }, log?: (line: string) => void): Promise<void>;
+  status(): Promise<SandboxStatus>;
+  /** The PostgreSQL node that accepts writes now (it changes after a failover). */
+  primary(): Promise<PgNodeName>;
+  /** Starts one component (already running: nothing to do); its dependencies must be up. */
+  start(component: ComponentName, log?: (line: string) => void): Promise<void>;
+  /** Stops one component by PID; resolves once its processes are gone. */
+  stop(component: ComponentName, log?: (line: string) => void): Promise<void>;
+  /** The live pid of a component's main process. */
+  pid(component: ComponentName): number | undefined;
+}

@@ -1,0 +1,173 @@
+/**
+ * Where everything of one sandbox lives: every path and every port, computed from the sandbox dir
+ * and a base port. Pure (no I/O), so plans, status and tests agree with `up` on every path.
+ *
+ * Ports are the base port plus a fixed offset (default base 15400):
+ *
+ *   +1 pg-a (PostgreSQL primary)      +5 s3 (s3rver, HTTPS)
+ *   +2 pg-b (PostgreSQL standby)      +6 ops-api (HTTP)
+ *   +3 traffic (HAProxy → primary)    +7 prometheus (HTTP)
+ *   +4 redis
+ *
+ * Files under the dir:
+ *
+ *   secrets.json  outputs.json  sandbox.json (settings of the first `up`: ports, mode)
+ *   logs/<component>.log          run/<component>.pid   run/haproxy.sock   run/pg/ (PG sockets)
+ *   pg/pg-a  pg/pg-b (data dirs, postgres 0700)
+ *   s3/data  s3/tls/{cert,key}.pem
+ *   pgbackrest/{pgbackrest.conf,log,lock,spool}
+ *   haproxy/haproxy.cfg   redis/{redis.conf,data}   prometheus/{prometheus.yml,rules.yml,data}
+ */
+import { userInfo } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** This folder: the reference ops API's entry point is under it. */
+const sandboxRoot = dirname(fileURLToPath(import.meta.url));
+
+export const DEFAULT_BASE_PORT = 15400;
+export const DEFAULT_PG_BIN_DIR = "/usr/lib/postgresql/15/bin";
+export const SANDBOX_HOST = "127.0.0.1";
+
+/** Offsets from the base port; documented above, fixed so two sandboxes differ only by base port. */
+export const PORT_OFFSETS = {
+  pgA: 1,
+  pgB: 2,
+  traffic: 3,
+  redis: 4,
+  s3: 5,
+  opsApi: 6,
+  prometheus: 7,
+} as const;
+
+export type SandboxPorts = { -readonly [K in keyof typeof PORT_OFFSETS]: number };
+export type ReplicationMode = "sync" | "async";
+
+/** The components in start order; `down` walks it backwards. */
+export const COMPONENT_NAMES = ["s3", "pg-a", "stanza", "pg-b", "haproxy", "redis", "ops-api", "prometheus"] as const;
+export type ComponentName = (typeof COMPONENT_NAMES)[number];
+export type PgNodeName = "pg-a" | "pg-b";
+
+export interface SandboxLayoutOptions {
+  /** The sandbox's directory; the CLI picks it (`--dir`, else the active sandbox, else `$TRADEOPS_HOME/sandbox`). */
+  dir: string;
+  /** @default 15400 */
+  basePort?: number;
+  /** Individual overrides of the offsets above. */
+  ports?: Partial<SandboxPorts>;
+  /** Commits wait for pg-b (`sync`, I5 RPO 0) or not. @default "sync" */
+  mode?: ReplicationMode;
+  /** @default "/usr/lib/postgresql/15/bin" */
+  pgBinDir?: string;
+}
+
+export interface PgNodeLayout {
+  name: PgNodeName;
+  port: number;
+  dataDir: string;
+  log: string;
+  pidFile: string;
+}
+
+export interface ProcessFiles {
+  log: string;
+  pidFile: string;
+}
+
+export interface SandboxLayout {
+  dir: string;
+  host: typeof SANDBOX_HOST;
+  basePort: number;
+  ports: SandboxPorts;
+  mode: ReplicationMode;
+  /** PostgreSQL refuses root: it and pgBackRest run as this OS user. */
+  osUser: string;
+  pgBinDir: string;
+  files: { secrets: string; outputs: string; settings: string };
+  logsDir: string;
+  runDir: string;
+  /** unix_socket_directories of both nodes (ports differ, so one dir serves both). */
+  pgSocketDir: string;
+  pg: Record<PgNodeName, PgNodeLayout>;
+  /** Physical replication slot pg-b streams from (slot names allow no hyphen). */
+  replicationSlot: string;
+  database: { name: string; user: string; replicationUser: string };
+  s3: ProcessFiles & { dataDir: string; tlsDir: string; cert: string; key: string; bucket: string; region: string; prefix: string };
+  pgbackrest: { dir: string; config: string; logPath: string; lockPath: string; spoolPath: string; stanza: string };
+  haproxy: ProcessFiles & { dir: string; config: string; socket: string };
+  redis: ProcessFiles & { dir: string; config: string; dataDir: string };
+  opsApi: ProcessFiles & { main: string };
+  prometheus: ProcessFiles & { dir: string; config: string; rules: string; dataDir: string };
+}
+
+/** PostgreSQL refuses to run as root; as any other user the sandbox runs it as that user. */
+export function sandboxOsUser(): string {
+  return process.getuid?.() === 0 ? "postgres" : userInfo().username;
+}
+
+export function sandboxPorts(basePort: number, overrides: Partial<SandboxPorts> = {}): SandboxPorts {
+  const ports = Object.fromEntries(
+    Object.entries(PORT_OFFSETS).map(([key, offset]) => [key, basePort + offset]),
+  ) as SandboxPorts;
+  return { ...ports, ...overrides };
+}
+
+export function sandboxLayout(opts: SandboxLayoutOptions): SandboxLayout {
+  const dir = resolve(opts.dir);
+  const basePort = opts.basePort ?? DEFAULT_BASE_PORT;
+  const ports = sandboxPorts(basePort, opts.ports);
+  const logsDir = join(dir, "logs");
+  const runDir = join(dir, "run");
+  const processFiles = (name: string): ProcessFiles => ({ log: join(logsDir, `${name}.log`), pidFile: join(runDir, `${name}.pid`) });
+  const pgNode = (name: PgNodeName, port: number): PgNodeLayout => ({ name, port, dataDir: join(dir, "pg", name), ...processFiles(name) });
+  const pgbackrestDir = join(dir, "pgbackrest");
+  return {
+    dir,
+    host: SANDBOX_HOST,
+    basePort,
+    ports,
+    mode: opts.mode ?? "sync",
+    osUser: sandboxOsUser(),
+    pgBinDir: opts.pgBinDir ?? DEFAULT_PG_BIN_DIR,
+    files: { secrets: join(dir, "secrets.json"), outputs: join(dir, "outputs.json"), settings: join(dir, "sandbox.json") },
+    logsDir,
+    runDir,
+    pgSocketDir: join(runDir, "pg"),
+    pg: { "pg-a": pgNode("pg-a", ports.pgA), "pg-b": pgNode("pg-b", ports.pgB) },
+    replicationSlot: "pg_b",
+    database: { name: "trading", user: "tradeops", replicationUser: "replicator" },
+    s3: {
+      ...processFiles("s3"),
+      dataDir: join(dir, "s3", "data"),
+      tlsDir: join(dir, "s3", "tls"),
+      cert: join(dir, "s3", "tls", "cert.pem"),
+      key: join(dir, "s3", "tls", "key.pem"),
+      bucket: "tradeops-backups",
+      region: "us-east-1",
+      prefix: "/pgbackrest",
+    },
+    pgbackrest: {
+      dir: pgbackrestDir,
+      config: join(pgbackrestDir, "pgbackrest.conf"),
+      logPath: join(pgbackrestDir, "log"),
+      lockPath: join(pgbackrestDir, "lock"),
+      spoolPath: join(pgbackrestDir, "spool"),
+      stanza: "trading",
+    },
+    haproxy: { ...processFiles("haproxy"), dir: join(dir, "haproxy"), config: join(dir, "haproxy", "haproxy.cfg"), socket: join(runDir, "haproxy.sock") },
+    redis: { ...processFiles("redis"), dir: join(dir, "redis"), config: join(dir, "redis", "redis.conf"), dataDir: join(dir, "redis", "data") },
+    opsApi: { ...processFiles("ops-api"), main: join(sandboxRoot, "ops-api", "main.ts") },
+    prometheus: {
+      ...processFiles("prometheus"),
+      dir: join(dir, "prometheus"),
+      config: join(dir, "prometheus", "prometheus.yml"),
+      rules: join(dir, "prometheus", "rules.yml"),
+      dataDir: join(dir, "prometheus", "data"),
+    },
+  };
+}
+
+/** The other node of the pair. */
+export function peerOf(name: PgNodeName): PgNodeName {
+  return name === "pg-a" ? "pg-b" : "pg-a";
+}

@@ -1,0 +1,187 @@
+/**
+ * The route table: what the runbooks call on a trading bot, endpoint by endpoint. Bodies follow
+ * contract/ops-api.ts; authentication, errors and metrics are handled once, in server.ts.
+ */
+import type { IncomingMessage } from "node:http";
+import type { z } from "zod";
+import type { OpsApiConfig } from "./config.ts";
+import { readinessReport, type ReadinessProbes } from "./health.ts";
+import { HttpError, readBody, secretMatches } from "./http.ts";
+import type { Logger } from "./log.ts";
+import type { OpsMetrics } from "./metrics.ts";
+import {
+  CircuitBreakerTripRequest,
+  CloseAllRequest,
+  DEFAULT_CLOSE_ALL_REASON,
+  DEFAULT_PAUSE_REASON,
+  EmptyRequest,
+  KillSwitchActivateRequest,
+  KillSwitchDeactivateRequest,
+  KillSwitchForceDeactivateRequest,
+  type LivenessReport,
+  PositionOpenRequest,
+  TradingPauseRequest,
+} from "../../contract/ops-api.ts";
+import type { CircuitBreaker } from "./redis.ts";
+import type { DeactivationResult, TradingStore } from "./state.ts";
+
+export interface Reply {
+  status: number;
+  body: unknown;
+  /** Defaults to JSON; set for the Prometheus text of /metrics. */
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+export interface RouteContext {
+  request: IncomingMessage;
+  /** Reads and validates the JSON body; throws a 400 HttpError when it does not match. */
+  body<T extends z.ZodType>(schema: T): Promise<z.output<T>>;
+}
+
+export interface Route {
+  method: "GET" | "POST";
+  path: string;
+  handle(context: RouteContext): Promise<Reply>;
+}
+
+export interface RouteDependencies {
+  config: OpsApiConfig;
+  log: Logger;
+  store: TradingStore;
+  breaker: CircuitBreaker;
+  metrics: OpsMetrics;
+  probes: ReadinessProbes;
+  startedAt: number;
+}
+
+export function createRouteContext(request: IncomingMessage): RouteContext {
+  return { request, body: (schema) => readBody(request, schema) };
+}
+
+export function opsRoutes(deps: RouteDependencies): Route[] {
+  return [...healthRoutes(deps), ...killSwitchRoutes(deps), ...circuitBreakerRoutes(deps), ...tradingRoutes(deps)];
+}
+
+const reply = (status: number, body: unknown): Reply => ({ status, body });
+const get = (path: string, handle: Route["handle"]): Route => ({ method: "GET", path, handle });
+const post = (path: string, handle: Route["handle"]): Route => ({ method: "POST", path, handle });
+
+/** Z1, C1, S4: open endpoints for probes and Prometheus. */
+function healthRoutes({ config, metrics, probes, startedAt }: RouteDependencies): Route[] {
+  return [
+    get("/health", async () => {
+      const liveness: LivenessReport = {
+        status: "ok",
+        timestamp: new Date().toISOString(),
+        version: config.version,
+        uptime_s: Math.round((Date.now() - startedAt) / 100) / 10,
+      };
+      return reply(200, liveness);
+    }),
+    get("/health/ready", async () => {
+      const report = await readinessReport(probes);
+      return reply(report.status === "healthy" ? 200 : 503, report);
+    }),
+    get("/metrics", async () => ({ status: 200, body: await metrics.scrape(), contentType: metrics.contentType })),
+  ];
+}
+
+/** I1. The confirmation code appears in the activation answer only: never in a status or a log line. */
+function killSwitchRoutes({ config, log, store }: RouteDependencies): Route[] {
+  const answerDeactivation = (result: DeactivationResult): Reply => {
+    if ("deactivated" in result) {
+      log.warn("kill switch deactivated", { deactivated_by: result.deactivated.deactivated_by });
+      return reply(200, result.deactivated);
+    }
+    log.warn("kill switch deactivation refused", { refused: result.refused });
+    switch (result.refused) {
+      case "not-active":
+        throw new HttpError(409, "kill switch is not active", { active: false });
+      case "no-code":
+        throw new HttpError(
+          403,
+          "the active kill switch was set without a confirmation code (e.g. by psql): use /api/kill-switch/force-deactivate",
+        );
+      case "wrong-code":
+        throw new HttpError(403, "confirmation code does not match the active kill switch");
+    }
+  };
+
+  return [
+    post("/api/kill-switch", async ({ body }) => {
+      const { reason } = await body(KillSwitchActivateRequest);
+      const result = await store.activateKillSwitch(reason);
+      if ("alreadyActive" in result) throw new HttpError(409, "kill switch already active", result.alreadyActive);
+      log.warn("kill switch activated; trading paused", { reason, activated_at: result.activated.activated_at });
+      return reply(201, result.activated);
+    }),
+    get("/api/kill-switch/status", async () => reply(200, await store.killSwitchStatus())),
+    post("/api/kill-switch/deactivate", async ({ body }) => {
+      const { confirmation_code } = await body(KillSwitchDeactivateRequest);
+      return answerDeactivation(await store.deactivateKillSwitch(confirmation_code));
+    }),
+    post("/api/kill-switch/force-deactivate", async ({ body }) => {
+      const { admin_key } = await body(KillSwitchForceDeactivateRequest);
+      if (!secretMatches(admin_key, config.killSwitchAdminKey)) {
+        log.warn("kill switch force-deactivation refused: wrong admin key");
+        throw new HttpError(403, "admin key does not match");
+      }
+      return answerDeactivation(await store.forceDeactivateKillSwitch());
+    }),
+  ];
+}
+
+/** I2, T2. */
+function circuitBreakerRoutes({ log, breaker }: RouteDependencies): Route[] {
+  return [
+    get("/api/circuit-breaker/status", async () => reply(200, await breaker.status())),
+    post("/api/circuit-breaker/reset", async ({ body }) => {
+      await body(EmptyRequest);
+      const status = await breaker.reset();
+      log.info("circuit breaker reset");
+      return reply(200, status);
+    }),
+    post("/api/circuit-breaker/trip", async ({ body }) => {
+      const { reason } = await body(CircuitBreakerTripRequest);
+      const result = await breaker.trip(reason);
+      if ("alreadyOpen" in result) throw new HttpError(409, "circuit breaker already open", result.alreadyOpen);
+      log.warn("circuit breaker tripped", { reason });
+      return reply(200, result.tripped);
+    }),
+  ];
+}
+
+/** I9 orderly stop (pause, check positions, close them) and I3 emergency close. */
+function tradingRoutes({ log, store }: RouteDependencies): Route[] {
+  return [
+    get("/api/trading/status", async () => reply(200, await store.tradingStatus())),
+    post("/api/trading/pause", async ({ body }) => {
+      const { reason = DEFAULT_PAUSE_REASON } = await body(TradingPauseRequest);
+      const status = await store.pauseTrading(reason);
+      log.info("trading paused", { reason: status.reason });
+      return reply(200, status);
+    }),
+    post("/api/trading/resume", async ({ body }) => {
+      await body(EmptyRequest);
+      const result = await store.resumeTrading();
+      if ("killSwitch" in result) {
+        throw new HttpError(409, "kill switch is active: deactivate it before resuming", { kill_switch: result.killSwitch });
+      }
+      log.info("trading resumed");
+      return reply(200, result.resumed);
+    }),
+    get("/api/positions", async () => reply(200, { positions: await store.openPositions() })),
+    post("/api/positions", async ({ body }) => {
+      const result = await store.openPosition(await body(PositionOpenRequest));
+      if ("paused" in result) throw new HttpError(409, `trading is paused: ${result.paused.reason ?? ""}`, result.paused);
+      return reply(201, result.opened);
+    }),
+    post("/api/positions/close-all", async ({ body }) => {
+      const { reason = DEFAULT_CLOSE_ALL_REASON } = await body(CloseAllRequest);
+      const closed = await store.closeAllPositions(reason);
+      log.warn("positions closed", { closed, reason });
+      return reply(200, { closed });
+    }),
+  ];
+}

@@ -1,0 +1,53 @@
+/**
+ * The sandbox's stack outputs: the same contract the Pulumi stacks export, so every runbook runs
+ * against the sandbox unchanged.
+ */
+import { StackOutputs } from "../contract/outputs.ts";
+import type { SandboxLayout } from "./layout.ts";
+import { S3RVER_CREDENTIALS, type SandboxSecrets } from "./secrets.ts";
+
+export function sandboxOutputs(layout: SandboxLayout, secrets: SandboxSecrets): StackOutputs {
+  const { host } = layout;
+  const pgNode = (name: "pg-a" | "pg-b", role: "primary" | "standby") => ({
+    name,
+    host,
+    port: layout.pg[name].port,
+    role,
+    dataDir: layout.pg[name].dataDir,
+  });
+  return StackOutputs.parse({
+    contractVersion: 1,
+    stack: "sandbox",
+    platform: { kind: "sandbox", dir: layout.dir, osUser: layout.osUser, pgBinDir: layout.pgBinDir },
+    database: {
+      name: layout.database.name,
+      user: layout.database.user,
+      password: secrets.pgPassword,
+      primary: pgNode("pg-a", "primary"),
+      standby: pgNode("pg-b", "standby"),
+      replication: {
+        mode: layout.mode,
+        slot: layout.replicationSlot,
+        user: layout.database.replicationUser,
+        password: secrets.replicatorPassword,
+      },
+      traffic: { host, port: layout.ports.traffic },
+    },
+    redis: { host, port: layout.ports.redis, password: secrets.redisPassword },
+    opsApi: { url: `http://${host}:${layout.ports.opsApi}`, token: secrets.opsApiToken, killSwitchAdminKey: secrets.killSwitchAdminKey },
+    backup: {
+      type: "s3",
+      // Field notes: pgBackRest 2.45 with verify-tls rejects IP-only certificates.
+      endpoint: "localhost",
+      port: layout.ports.s3,
+      region: layout.s3.region,
+      bucket: layout.s3.bucket,
+      prefix: layout.s3.prefix,
+      uriStyle: "path",
+      ...S3RVER_CREDENTIALS,
+      caFile: layout.s3.cert,
+      stanza: layout.pgbackrest.stanza,
+      configFile: layout.pgbackrest.config,
+    },
+  });
+}

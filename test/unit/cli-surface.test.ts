@@ -1,0 +1,48 @@
+/**
+ * The CLI's commands and flags, read from the real `tradeops … --help` output, against what they
+ * were before the registry (issue #6): nothing an operator or a script uses was lost or renamed.
+ */
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { COMMANDS } from "../../runbooks/registry.ts";
+
+/** Every command and its long flags before the registry (tradeops 0.1.0, commit 212add5). */
+const BEFORE: Record<string, string[]> = {
+  "": ["--dry-run", "--json", "--outputs", "--stack", "--yes"],
+  health: [],
+  diagnose: ["--limit"],
+  backup: ["--type"],
+  sandbox: [],
+  "sandbox up": ["--async", "--base-port", "--dir", "--sync"],
+  "sandbox down": ["--dir", "--purge"],
+  "sandbox status": ["--dir"],
+};
+/** What came since, each with the issue that added it. */
+const ADDED: Record<string, string[]> = {
+  drill: ["--async", "--base-port", "--dir", "--sync"], // #6: `npm run drill -- --dir DIR`
+};
+
+function help(command: string): { commands: string[]; flags: string[] } {
+  const run = spawnSync(process.execPath, ["bin/tradeops.mjs", ...command.split(" ").filter(Boolean), "--help"], { encoding: "utf8" });
+  expect(run.status, run.stderr).toBe(0);
+  const [options = "", commands = ""] = run.stdout.split(/^Commands:$/m);
+  return {
+    flags: [...new Set([...options.matchAll(/^\s+(?:-\w, )?(--[a-z-]+)/gm)].map((m) => m[1]!))].filter((f) => f !== "--help").sort(),
+    commands: [...commands.matchAll(/^ {2}([a-z][a-z-]*)/gm)].map((m) => m[1]!).filter((c) => c !== "help"),
+  };
+}
+
+describe("CLI surface", () => {
+  const expected = { ...BEFORE, ...ADDED };
+
+  it("every --help lists the same commands and flags as before, plus the ones added since", () => {
+    const actual = Object.fromEntries(Object.keys(expected).map((command) => [command, help(command).flags]));
+    expect(actual).toEqual(Object.fromEntries(Object.entries(expected).map(([command, flags]) => [command, [...flags].sort()])));
+  });
+
+  it("tradeops --help and tradeops sandbox --help list every command of the registry", () => {
+    const top = COMMANDS.map((entry) => entry.command[0]!).filter((word, i, all) => all.indexOf(word) === i);
+    expect(help("").commands).toEqual(top);
+    expect(help("sandbox").commands).toEqual(COMMANDS.filter((e) => e.command[0] === "sandbox").map((e) => e.command[1]));
+  });
+});
