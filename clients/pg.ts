@@ -39,17 +39,19 @@ export async function withPg<T>(target: PgTarget, use: (client: pg.Client) => Pr
     password: target.password,
     database: target.database,
     application_name: options.applicationName ?? "tradeops",
-    connectionTimeoutMillis: Math.min(PG_CONNECT_TIMEOUT_MS, timeoutMs),
     statement_timeout: options.statementTimeoutMs ?? timeoutMs,
   });
   // A server dying mid-session emits 'error' on the client; the pending query rejects anyway.
   client.on("error", () => {});
   const destroy = () => socketOf(client)?.destroy();
+  // A hung server accepts the TCP connection (the kernel does) and never answers the startup
+  // packet: the connect gets its own, shorter deadline, so "no answer within 3 s" names it.
+  const connectTimeoutMs = Math.min(PG_CONNECT_TIMEOUT_MS, timeoutMs);
   try {
     return await withDeadline(
       { ...options, timeoutMs },
-      async () => {
-        await client.connect();
+      async (signal) => {
+        await withDeadline({ signal, timeoutMs: connectTimeoutMs }, () => client.connect(), destroy);
         return use(client);
       },
       destroy,

@@ -25,12 +25,14 @@ export async function withRedis<T>(target: RedisTarget, use: (redis: Redis) => P
   const timeoutMs = options.timeoutMs ?? REDIS_SESSION_TIMEOUT_MS;
   // Loaded on first use: `tradeops --help` and plans never pay for the client.
   const { Redis: Client } = await import("ioredis");
+  // A hung server accepts the TCP connection and never answers AUTH: connecting gets its own deadline.
+  const connectTimeoutMs = Math.min(options.connectTimeoutMs ?? REDIS_CONNECT_TIMEOUT_MS, timeoutMs);
   const redis = new Client({
     host: target.host,
     port: target.port,
     password: target.password,
     lazyConnect: true,
-    connectTimeout: Math.min(options.connectTimeoutMs ?? REDIS_CONNECT_TIMEOUT_MS, timeoutMs),
+    connectTimeout: connectTimeoutMs,
     commandTimeout: timeoutMs,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
@@ -43,10 +45,12 @@ export async function withRedis<T>(target: RedisTarget, use: (redis: Redis) => P
   try {
     return await withDeadline(
       { ...options, timeoutMs },
-      async () => {
-        await redis.connect().catch((error: unknown) => {
-          throw new Error(`Redis does not answer on ${target.host}:${target.port} (${describe(error)})`);
-        });
+      async (signal) => {
+        const connect = () =>
+          redis.connect().catch((error: unknown) => {
+            throw new Error(`Redis does not answer on ${target.host}:${target.port} (${describe(error)})`);
+          });
+        await withDeadline({ signal, timeoutMs: connectTimeoutMs }, connect, destroy);
         return use(redis);
       },
       destroy,

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 /** The project root: Pulumi.yaml, package.json, node_modules. */
 export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
+/** An empty TRADEOPS_HOME is no home at all (the CLI refuses it before anything runs). */
 export function tradeopsHome(): string {
-  return resolve(process.env.TRADEOPS_HOME ?? join(projectRoot, ".tradeops"));
+  return resolve(process.env.TRADEOPS_HOME || join(projectRoot, ".tradeops"));
 }

@@ -9,7 +9,7 @@ import { defineRunbook } from "./engine/runbook.ts";
 import { flag } from "./flags.ts";
 import { bytes } from "./format.ts";
 import { pgbackrest } from "./platform/db-node.ts";
-import { checkBackupRepository } from "./probes.ts";
+import { checkBackupRepository, checkPrimaryAnswers } from "./probes.ts";
 
 /** The part of `pgbackrest info --output=json` the runbooks read. */
 export const PgbackrestInfo = z.array(
@@ -31,6 +31,9 @@ export const PgbackrestInfo = z.array(
 );
 export type BackupSet = z.infer<typeof PgbackrestInfo>[number]["backup"][number];
 
+/** The repository and the primary answer within this, or the backup is refused before pgBackRest starts. */
+const PRECHECK_TIMEOUT_MS = 3_000;
+
 const BACKUP_TYPE_NAMES = { full: "a full", diff: "a differential", incr: "an incremental" } as const;
 
 export const backup = defineRunbook({
@@ -43,8 +46,8 @@ export const backup = defineRunbook({
   steps: ({ type }, { outputs }) => {
     const pgbackrestOn = pgbackrest(outputs);
     const stanza = outputs.backup.stanza;
-    const listBackups = async () => {
-      const info = PgbackrestInfo.parse(JSON.parse(await pgbackrestOn("info", "--output=json")));
+    const listBackups = async (signal: AbortSignal) => {
+      const info = PgbackrestInfo.parse(JSON.parse(await pgbackrestOn("info", ["--output=json"], signal)));
       return info.find((s) => s.name === stanza)?.backup ?? [];
     };
     let labelsBefore = new Set<string>();
@@ -52,32 +55,39 @@ export const backup = defineRunbook({
       {
         name: "Check the backup repository and WAL archiving",
         plan: `pgbackrest check --stanza=${stanza}: the primary archives WAL into s3://${outputs.backup.bucket}${outputs.backup.prefix}`,
-        precondition: async () => {
-          // Seconds, not pgBackRest's minutes of retries, when the repository is not there at all.
-          await checkBackupRepository(outputs).catch((error) => {
-            throw new Refusal(`backup repository does not answer: ${oneLine(error)}`, "run `tradeops health` and bring the S3 store back first");
-          });
-          await pgbackrestOn("check").catch((error) => {
+        // check waits up to pgBackRest's archive-timeout (60 s) for the switched WAL segment.
+        budgetMs: 90_000,
+        precondition: async ({ signal }) => {
+          // Seconds, not pgBackRest's minutes of retries or a hang, when the store or the primary does not answer.
+          const quick = { signal, timeoutMs: PRECHECK_TIMEOUT_MS };
+          const [repository, primary] = await Promise.allSettled([checkBackupRepository(outputs, quick), checkPrimaryAnswers(outputs, quick)]);
+          if (repository.status === "rejected") {
+            throw new Refusal(`backup repository does not answer: ${oneLine(repository.reason)}`, "run `tradeops health` and bring the S3 store back first");
+          }
+          if (primary.status === "rejected") {
+            throw new Refusal(`primary ${outputs.database.primary.name} is not ready for a backup: ${oneLine(primary.reason)}`, "run `tradeops health` and bring the primary back first");
+          }
+          await pgbackrestOn("check", [], signal).catch((error) => {
             throw new Refusal(`pgbackrest check failed: ${oneLine(error)}`, "fix WAL archiving first (see `tradeops diagnose` and the pgBackRest log)");
           });
         },
         action: async (ctx) => {
-          labelsBefore = new Set((await listBackups()).map((b) => b.label));
+          labelsBefore = new Set((await listBackups(ctx.signal)).map((b) => b.label));
           ctx.record("backupsBefore", labelsBefore.size);
         },
       },
       {
         name: `Take ${BACKUP_TYPE_NAMES[type]} backup of the primary`,
         plan: `pgbackrest backup --type=${type} (start-fast checkpoint; expires backups beyond ${outputs.retention.pgFullDays}-day retention)`,
-        action: async () => {
-          await pgbackrestOn("backup", `--type=${type}`);
+        action: async (ctx) => {
+          await pgbackrestOn("backup", [`--type=${type}`], ctx.signal);
         },
         onFailure: "read the pgBackRest log on the primary; a failed backup leaves the older ones intact, so re-run once fixed",
       },
       {
         name: "Verify the new backup is in the repository",
         action: async (ctx) => {
-          const fresh = (await listBackups()).filter((b) => !labelsBefore.has(b.label));
+          const fresh = (await listBackups(ctx.signal)).filter((b) => !labelsBefore.has(b.label));
           const newest = fresh.at(-1);
           if (!newest) throw new StepFailure("pgbackrest info lists no new backup", "run `pgbackrest info` on the primary to see the repository");
           ctx.record("backup", describeBackup(newest));

@@ -14,7 +14,7 @@ import type { OutputsSource, Runbook, Sequence, Target } from "./engine/runbook.
 import { argsFromOptions, optionsOf } from "./flags.ts";
 import { loadOutputs } from "./outputs.ts";
 import { COMMANDS, GROUPS, type Entry } from "./registry.ts";
-import { lockFor, stateDirFor } from "./state.ts";
+import { checkHome, lockFor, stateDirFor } from "./state.ts";
 
 interface GlobalFlags {
   stack: string;
@@ -60,6 +60,7 @@ export function buildProgram(dispatch: Dispatch, commands: Entry[] = COMMANDS): 
 
 /** Runs one command: a runbook, or a sequence of them; renders; sets the exit code. */
 async function dispatch(entry: Entry, flags: GlobalFlags, options: Record<string, unknown>): Promise<void> {
+  checkHome();
   const source: OutputsSource = { stack: flags.stack, outputsFile: flags.outputs };
   const raw = argsFromOptions(entry.args, options);
   const abort = new AbortController();
@@ -156,4 +157,7 @@ export async function main(argv = process.argv): Promise<void> {
   } catch (error) {
     fail(error, json);
   }
+  // The run is over and reported: whatever a hung peer may still hold open (a half-closed socket,
+  // a pending SDK timer) must not keep the process alive. Writes to pipes and files are synchronous.
+  process.exit(process.exitCode ?? ExitCode.ok);
 }

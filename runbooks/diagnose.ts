@@ -2,23 +2,33 @@
  * `tradeops diagnose` — Z5 (and the T1 quick diagnosis): the seeds' performance views in one command.
  *
  * Each view is one step, in the order an on-call engineer reads them. A view that cannot be taken
- * (its component is down) says why and the next views still run: diagnosis is most needed exactly
- * when something is broken.
+ * (its component is down or hung) says why and the next views still run: diagnosis is most needed
+ * exactly when something is broken. A component that gave no answer once is not waited for again
+ * in the same run: its later views say so at once.
  */
 import { statfsSync } from "node:fs";
+import type { Redis } from "ioredis";
 import type pg from "pg";
 import { z } from "zod";
-import type { StackOutputs } from "../contract/outputs.ts";
+import { NoAnswer } from "../clients/deadline.ts";
+import { WORK_QUEUES } from "../contract/ops-api.ts";
+import type { PgNode, StackOutputs } from "../contract/outputs.ts";
+import { onPg, onRedis } from "./connect.ts";
 import { oneLine } from "./engine/errors.ts";
 import { defineRunbook, type Step, type StepContext } from "./engine/runbook.ts";
-import { WORK_QUEUES } from "../contract/ops-api.ts";
-import { onPg, onRedis } from "./connect.ts";
 import { flag } from "./flags.ts";
 import { bytes, table } from "./format.ts";
 import { parseRedisInfo } from "./probes.ts";
 
 /** One view of the report: its rows, or why it could not be taken. */
 export type View = { title: string; header: string[]; rows: (string | number)[][]; note?: string };
+
+/** What a view reaches, under the step's signal; a hung endpoint is remembered for the rest of the run. */
+interface Reach {
+  outputs: StackOutputs;
+  pg<T>(endpoint: { host: string; port: number }, use: (client: pg.Client) => Promise<T>): Promise<T>;
+  redis<T>(use: (redis: Redis) => Promise<T>): Promise<T>;
+}
 
 export const diagnose = defineRunbook({
   command: ["diagnose"],
@@ -29,14 +39,18 @@ export const diagnose = defineRunbook({
   args: z.object({
     limit: flag(z.number().int().min(1).max(1000).default(10), { description: "rows per view", placeholder: "rows" }),
   }),
-  steps: ({ limit }, { outputs }) => [
-    view("Show active queries by duration", "activeQueries", () => activeQueries(outputs, limit)),
-    view("Show the biggest tables", "biggestTables", () => biggestTables(outputs, limit)),
-    view("Show TimescaleDB chunks", "timescaleChunks", () => timescaleChunks(outputs, limit)),
-    view("Show the replication state", "replication", () => replicationState(outputs)),
-    view("Show Redis memory, clients, keys and queues", "redis", () => redisState(outputs)),
-    view("Show disk use of each data dir", "disk", () => diskUse(outputs)),
-  ],
+  steps: ({ limit }, { outputs }) => {
+    const silent = new Map<string, NoAnswer>();
+    const view = (name: string, key: string, take: (reach: Reach) => Promise<View>) => viewStep(name, key, outputs, silent, take);
+    return [
+      view("Show active queries by duration", "activeQueries", (reach) => activeQueries(reach, limit)),
+      view("Show the biggest tables", "biggestTables", (reach) => biggestTables(reach, limit)),
+      view("Show TimescaleDB chunks", "timescaleChunks", (reach) => timescaleChunks(reach, limit)),
+      view("Show the replication state", "replication", (reach) => replicationState(reach)),
+      view("Show Redis memory, clients, keys and queues", "redis", (reach) => redisState(reach)),
+      view("Show disk use of each data dir", "disk", (reach) => diskUse(reach)),
+    ];
+  },
   report: (facts) => {
     const views = Object.values(facts) as View[];
     // Cells are cut for the screen only after masking (facts are masked as recorded): a cut secret stays hidden.
@@ -48,12 +62,28 @@ export const diagnose = defineRunbook({
   },
 });
 
-function view(name: string, key: string, take: () => Promise<View>): Step {
+function viewStep(name: string, key: string, outputs: StackOutputs, silent: Map<string, NoAnswer>, take: (reach: Reach) => Promise<View>): Step {
   return {
     name,
     action: async (ctx: StepContext) => {
+      const remembered = async <T>(target: string, call: () => Promise<T>): Promise<T> => {
+        const known = silent.get(target);
+        if (known) throw known;
+        try {
+          return await call();
+        } catch (error) {
+          if (error instanceof NoAnswer) silent.set(target, error);
+          throw error;
+        }
+      };
+      const options = { signal: ctx.signal };
+      const reach: Reach = {
+        outputs,
+        pg: (endpoint, use) => remembered(`${endpoint.host}:${endpoint.port}`, () => onPg(outputs, endpoint, use, options)),
+        redis: (use) => remembered(`${outputs.redis.host}:${outputs.redis.port}`, () => onRedis(outputs, use, options)),
+      };
       try {
-        ctx.record(key, await take());
+        ctx.record(key, await take(reach));
       } catch (error) {
         ctx.record(key, { title: name.replace(/^Show /, ""), header: [], rows: [], note: `unavailable: ${oneLine(error)}` });
       }
@@ -61,10 +91,10 @@ function view(name: string, key: string, take: () => Promise<View>): Step {
   };
 }
 
-const onPrimary = <T>(outputs: StackOutputs, use: (client: pg.Client) => Promise<T>) => onPg(outputs, outputs.database.primary, use);
+const onPrimary = <T>(reach: Reach, use: (client: pg.Client) => Promise<T>) => reach.pg(reach.outputs.database.primary, use);
 
-async function activeQueries(outputs: StackOutputs, limit: number): Promise<View> {
-  const { rows } = await onPrimary(outputs, (c) =>
+async function activeQueries(reach: Reach, limit: number): Promise<View> {
+  const { rows } = await onPrimary(reach, (c) =>
     c.query(
       `select pid, usename, state, coalesce(wait_event_type || ':' || wait_event, '') as waiting,
               round(extract(epoch from now() - query_start)::numeric, 1) as seconds, regexp_replace(left(query, 4000), '\\s+', ' ', 'g') as query
@@ -81,8 +111,8 @@ async function activeQueries(outputs: StackOutputs, limit: number): Promise<View
   };
 }
 
-async function biggestTables(outputs: StackOutputs, limit: number): Promise<View> {
-  const { rows } = await onPrimary(outputs, (c) =>
+async function biggestTables(reach: Reach, limit: number): Promise<View> {
+  const { rows } = await onPrimary(reach, (c) =>
     c.query(
       `select schemaname || '.' || relname as table_name, pg_total_relation_size(relid)::bigint as total,
               pg_relation_size(relid)::bigint as heap, n_live_tup as live_rows, n_dead_tup as dead_rows
@@ -98,8 +128,8 @@ async function biggestTables(outputs: StackOutputs, limit: number): Promise<View
 }
 
 /** TimescaleDB is optional: the view says so when the extension is not installed. */
-async function timescaleChunks(outputs: StackOutputs, limit: number): Promise<View> {
-  return onPrimary(outputs, async (c) => {
+async function timescaleChunks(reach: Reach, limit: number): Promise<View> {
+  return onPrimary(reach, async (c) => {
     const installed = await c.query(`select extversion from pg_extension where extname = 'timescaledb'`);
     const title = "TimescaleDB chunks";
     if (!installed.rowCount) return { title, header: [], rows: [], note: "TimescaleDB extension not installed: no chunks to show" };
@@ -117,8 +147,8 @@ async function timescaleChunks(outputs: StackOutputs, limit: number): Promise<Vi
   });
 }
 
-async function replicationState(outputs: StackOutputs): Promise<View> {
-  const { rows } = await onPrimary(outputs, (c) =>
+async function replicationState(reach: Reach): Promise<View> {
+  const { rows } = await onPrimary(reach, (c) =>
     c.query(
       `select s.slot_name, s.active, r.application_name, r.state, r.sync_state,
               pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::bigint as replay_lag_bytes,
@@ -142,8 +172,8 @@ async function replicationState(outputs: StackOutputs): Promise<View> {
   };
 }
 
-async function redisState(outputs: StackOutputs): Promise<View> {
-  return onRedis(outputs, async (redis) => {
+async function redisState(reach: Reach): Promise<View> {
+  return reach.redis(async (redis) => {
     const info = parseRedisInfo(await redis.info());
     const dbsize = await redis.dbsize();
     const queueLengths = await Promise.all(WORK_QUEUES.map((q) => redis.llen(`queue:${q}`)));
@@ -167,12 +197,13 @@ async function redisState(outputs: StackOutputs): Promise<View> {
  * Sizes come from PostgreSQL itself (works on every platform); free space is read from the
  * filesystem where the data dir is local (the sandbox).
  */
-async function diskUse(outputs: StackOutputs): Promise<View> {
-  const nodes = [outputs.database.primary, outputs.database.standby].filter((n) => n !== undefined);
+async function diskUse(reach: Reach): Promise<View> {
+  const { outputs } = reach;
+  const nodes = [outputs.database.primary, outputs.database.standby].filter((n): n is PgNode => n !== undefined);
   const rows = await Promise.all(
     nodes.map(async (node) => {
       try {
-        const sizes = await onPg(outputs, node, (c) =>
+        const sizes = await reach.pg(node, (c) =>
           c.query(
             `select (select sum(pg_database_size(oid)) from pg_database)::bigint as databases,
                     (select coalesce(sum(size), 0) from pg_ls_waldir())::bigint as wal`,

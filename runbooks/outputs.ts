@@ -3,8 +3,8 @@
  * for `--stack sandbox`, or `pulumi stack output` for any other stack. Whatever the source, the
  * result is parsed with the outputs contract; a bad or missing value is a usage error naming the key.
  */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { JsonFileError, readJsonFile } from "../clients/json-file.ts";
 import { projectRoot } from "../contract/home.ts";
 import { StackOutputs, describeIssue } from "../contract/outputs.ts";
 import { UsageError } from "./engine/errors.ts";
@@ -22,17 +22,12 @@ export async function loadOutputs(source: OutputsSource): Promise<StackOutputs> 
 }
 
 function readOutputsFile(file: string, hint = "check the path"): unknown {
-  let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    return readJsonFile(file);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot read outputs file ${file} (${code === "ENOENT" ? "not found" : code}); ${hint}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new UsageError(`outputs file ${file} is not valid JSON`);
+    if (!(error instanceof JsonFileError)) throw error;
+    if (error.kind === "missing") throw new UsageError(`cannot read outputs file ${file} (not found); ${hint}`);
+    throw new UsageError(`outputs file ${file} ${error.reason}`);
   }
 }
 

@@ -35,6 +35,14 @@ export async function checkPrimary(outputs: StackOutputs, options?: CallOptions)
   );
 }
 
+/** The primary answers and is not in recovery (what a backup needs; unlike `checkPrimary`, a missing sync standby is fine). */
+export async function checkPrimaryAnswers(outputs: StackOutputs, options?: CallOptions): Promise<string> {
+  const { primary } = outputs.database;
+  const inRecovery = await onPg(outputs, primary, async (client) => (await client.query<{ r: boolean }>("select pg_is_in_recovery() as r")).rows[0]!.r, options);
+  if (inRecovery) throw new Error(`${primary.name} is in recovery: it is not a primary`);
+  return `${primary.name} answers as a primary`;
+}
+
 /** The standby must be in recovery, streaming, and within the lag limit failover accepts (I6). */
 export async function checkStandby(outputs: StackOutputs, options?: CallOptions): Promise<string> {
   const { standby, primary, replication } = outputs.database;

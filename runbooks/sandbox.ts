@@ -12,7 +12,7 @@ import { Refusal, StepFailure, UsageError, oneLine } from "./engine/errors.ts";
 import { defineRunbook, type Step, type Target } from "./engine/runbook.ts";
 import { flag } from "./flags.ts";
 import { table } from "./format.ts";
-import { forgetActiveSandbox, recordActiveSandbox, sandboxDir } from "./state.ts";
+import { forgetActiveSandbox, recordActiveSandbox, sandboxDir, unusableDir } from "./state.ts";
 
 const dir = flag(z.string().min(1).optional(), {
   description: "sandbox directory",
@@ -42,8 +42,11 @@ interface SandboxTarget extends Target {
 
 /** The sandbox these args name; its damaged state files are a usage error naming file and remedy. */
 async function openTarget(args: { dir?: string; basePort?: number; mode?: "sync" | "async" }): Promise<SandboxTarget> {
+  const dir = sandboxDir(args.dir);
+  const problem = unusableDir(dir);
+  if (problem) throw new UsageError(`${problem}: --dir must name the sandbox's directory`);
   try {
-    const sandbox = await openSandbox({ dir: sandboxDir(args.dir), basePort: args.basePort, mode: args.mode });
+    const sandbox = await openSandbox({ dir, basePort: args.basePort, mode: args.mode });
     return { outputs: sandbox.outputs, sandbox };
   } catch (error) {
     throw new UsageError(oneLine(error));

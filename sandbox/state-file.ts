@@ -1,10 +1,11 @@
 /**
- * The sandbox's own JSON files (secrets.json, sandbox.json): read and checked in one place, so a
- * damaged one is reported the same way everywhere — naming the file, why it is unusable, and what
- * to do about it — instead of a bare `JSON.parse` message that names nothing.
+ * The sandbox's own JSON files (secrets.json, sandbox.json): read (clients/json-file.ts) and
+ * checked with their schemas in one place, so a damaged one is reported the same way everywhere —
+ * naming the file, the key or the line where it is broken, and what to do about it — and never
+ * quoting its content (secrets.json holds every password of the sandbox).
  */
-import { readFileSync } from "node:fs";
 import type { z } from "zod";
+import { JsonFileError, readJsonFile } from "../clients/json-file.ts";
 import { describeIssue } from "../contract/outputs.ts";
 
 /** A sandbox state file that exists but cannot be used. The message names the file and the remedy. */
@@ -23,19 +24,14 @@ export class SandboxStateFileError extends Error {
 
 /** The parsed file, or undefined when it does not exist (or its dir is not a directory). */
 export function readStateFile<T>(file: string, schema: z.ZodType<T>, remedy: string): T | undefined {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
-    throw new SandboxStateFileError(file, `cannot be read (${code ?? (error as Error).message})`, remedy);
-  }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = readJsonFile(file);
   } catch (error) {
-    throw new SandboxStateFileError(file, `is damaged (not valid JSON: ${(error as Error).message})`, remedy);
+    if (!(error instanceof JsonFileError)) throw error;
+    if (error.kind === "missing") return undefined;
+    // "is not valid JSON: line 2, column 17, at pgPassword" → "is damaged (not valid JSON: …)".
+    throw new SandboxStateFileError(file, error.kind === "not-json" ? `is damaged (${error.reason.replace(/^is /, "")})` : error.reason, remedy);
   }
   const parsed = schema.safeParse(json);
   if (!parsed.success) throw new SandboxStateFileError(file, `is damaged (${describeIssue(parsed.error)})`, remedy);

@@ -7,7 +7,7 @@
  * treats a leftover postmaster.pid — so a crashed run never blocks the next one, and a live one
  * can never be overrun.
  */
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, lstatSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { Refusal } from "./errors.ts";
 
@@ -55,7 +55,12 @@ export class FileLock implements StackLock {
         process.once("exit", this.releaseOnExit);
         return;
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
+          throw new Refusal(`cannot create the lock file ${this.where} (${(error as NodeJS.ErrnoException).code})`, "check that its directory exists and is writable");
+        }
+        if (!lstatSync(this.where).isFile()) {
+          throw new Refusal(`the lock path ${this.where} is not a lock file (a directory or a link is in the way)`, `remove it when no runbook is running: rm -r ${this.where}`);
+        }
         const current = this.holder();
         if (current && isAlive(current)) {
           throw new Refusal(

@@ -20,7 +20,7 @@ import type { RunResult, StepRecord } from "./document.ts";
 import { ExitCode, Refusal, StepFailure, UsageError, exitCodeOf, oneLine } from "./errors.ts";
 import { FileLock, type StackLock } from "./lock.ts";
 import { Masker } from "./mask.ts";
-import { createProgress, type StepOutcome } from "./progress.ts";
+import { createProgress, seconds, type StepOutcome } from "./progress.ts";
 import type { ArgsSchema, Runbook, Step, StepContext, Target } from "./runbook.ts";
 
 export type { RunResult } from "./document.ts";
@@ -123,12 +123,13 @@ async function runSteps<T extends Target>(run: Run, steps: Step[], options: RunO
   const { base, result, masker, audit, auditArgs } = run;
   audit.write({ ...base, args: auditArgs, result: "started" });
   const progress = createProgress(options.progressTo ?? process.stderr, options.quiet);
-  const signal = options.signal ?? new AbortController().signal;
+  const runSignal = options.signal ?? new AbortController().signal;
   for (const [i, step] of steps.entries()) {
     const index = i + 1;
     const stepFacts: Record<string, unknown> = {};
+    const budget = stepBudget(step, runSignal);
     const ctx: StepContext = {
-      signal,
+      signal: budget.signal,
       log: (line) => progress.log(masker.text(line)),
       // Masked as recorded: facts reach the report, --json and the audit line.
       record: (key, value) => {
@@ -137,8 +138,9 @@ async function runSteps<T extends Target>(run: Run, steps: Step[], options: RunO
     };
     progress.start(index, steps.length, step.name);
     const startedAt = performance.now();
-    const { outcome, error } = await runStep(step, ctx, signal);
+    const { outcome, error } = await runStep(step, ctx);
     const durationMs = Math.round(performance.now() - startedAt);
+    budget.done();
     const message = error ? masker.text(oneLine(error)) : undefined;
     progress.end(index, steps.length, step.name, outcome, durationMs, message);
     result.steps.push({ index, name: step.name, outcome, durationMs, error: message } satisfies StepRecord);
@@ -161,18 +163,46 @@ async function runSteps<T extends Target>(run: Run, steps: Step[], options: RunO
   }
 }
 
-async function runStep(step: Step, ctx: StepContext, signal: AbortSignal): Promise<{ outcome: StepOutcome; error?: unknown }> {
+/** The step's signal: the run's (SIGINT/SIGTERM), and its own budget when it has one. */
+function stepBudget(step: Step, runSignal: AbortSignal): { signal: AbortSignal; done(): void } {
+  if (step.budgetMs === undefined) return { signal: runSignal, done: () => {} };
+  const budget = new AbortController();
+  const timer = setTimeout(() => budget.abort(new StepFailure(`did not finish within ${seconds(step.budgetMs!)}`)), step.budgetMs);
+  return { signal: AbortSignal.any([runSignal, budget.signal]), done: () => clearTimeout(timer) };
+}
+
+/** After an abort, the step's own work gets this long to wind down (its clients give up on the same signal). */
+const WIND_DOWN_MS = 5_000;
+
+/** `work`, or the signal's reason once it aborts and the work has wound down (or WIND_DOWN_MS passed). */
+function untilAborted<T>(signal: AbortSignal, work: Promise<T>): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      const timer = setTimeout(() => reject(signal.reason), WIND_DOWN_MS);
+      work.finally(() => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      }).catch(() => {});
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+async function runStep(step: Step, ctx: StepContext): Promise<{ outcome: StepOutcome; error?: unknown }> {
+  const { signal } = ctx;
   try {
     if (signal.aborted) throw new StepFailure("interrupted before the step started", "re-run the same command to resume");
-    if (step.isDone && (await step.isDone(ctx))) return { outcome: "skipped" };
+    if (step.isDone && (await untilAborted(signal, step.isDone(ctx)))) return { outcome: "skipped" };
     try {
-      await step.precondition?.(ctx);
+      await untilAborted(signal, step.precondition?.(ctx) ?? Promise.resolve());
     } catch (error) {
       // A precondition that cannot even be evaluated is a refusal too: nothing has been changed.
       return { outcome: "refused", error: error instanceof Refusal ? error : new Refusal(oneLine(error)) };
     }
-    await step.action(ctx);
-    await step.verify?.(ctx);
+    await untilAborted(signal, step.action(ctx));
+    await untilAborted(signal, step.verify?.(ctx) ?? Promise.resolve());
     return { outcome: "ok" };
   } catch (error) {
     return { outcome: error instanceof Refusal ? "refused" : "failed", error };

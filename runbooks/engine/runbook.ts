@@ -28,6 +28,12 @@ export interface Step {
   /** Changes or removes something that cannot be taken back silently: needs --yes or a typed confirmation. */
   destructive?: boolean;
   /**
+   * How long the whole step (precondition, action, verify) may take; past it the step's signal
+   * aborts, every client call under it gives up, and the step fails "did not finish within N s".
+   * @default no budget: the step's own calls bound it (a backup of 1 TB takes what it takes)
+   */
+  budgetMs?: number;
+  /**
    * True when the step's effect is already in place; the step is then skipped. This is what makes
    * re-running a runbook after a failure resume safely instead of repeating work.
    */

@@ -6,8 +6,8 @@ import type { PgNode, StackOutputs } from "../../contract/outputs.ts";
 import { StepFailure, oneLine } from "../engine/errors.ts";
 
 export interface DbNodeShell {
-  /** Runs argv on the node as the database OS user; rejects with the command's last error line. */
-  exec(node: PgNode, argv: string[]): Promise<string>;
+  /** Runs argv on the node as the database OS user; rejects with the command's last error line; stops it when `signal` aborts. */
+  exec(node: PgNode, argv: string[], signal?: AbortSignal): Promise<string>;
   /** The port PostgreSQL listens on as seen from the node itself (outputs carry the client-side one). */
   pgPort(node: PgNode): number;
 }
@@ -21,22 +21,24 @@ export function dbNodeShell(outputs: StackOutputs): DbNodeShell {
     case "sandbox":
       return {
         // PostgreSQL refuses root; its tools run as the sandbox's OS user, with the sandbox's binaries first on PATH.
-        exec: (_node, argv) => {
+        exec: (_node, argv, signal) => {
           const asUser = process.getuid?.() === 0 ? ["runuser", "-u", platform.osUser, "--"] : [];
           const env = { ...process.env, PATH: `${platform.pgBinDir}:${process.env.PATH}` };
-          return run(argv[0]!, [...asUser, ...argv], env);
+          return run(argv[0]!, [...asUser, ...argv], { env, signal });
         },
         pgPort: (node) => node.port,
       };
     case "docker":
       return {
-        exec: (node, argv) => run(argv[0]!, ["docker", "exec", "-u", "postgres", containerFor(platform.containers, node), ...argv]),
+        exec: (node, argv, signal) => run(argv[0]!, ["docker", "exec", "-u", "postgres", containerFor(platform.containers, node), ...argv], { signal }),
         pgPort: () => PG_CONTAINER_PORT,
       };
     case "kubernetes":
       return {
-        exec: (node, argv) =>
-          run(argv[0]!, [
+        exec: (node, argv, signal) =>
+          run(
+            argv[0]!,
+            [
             "kubectl",
             ...(platform.context ? ["--context", platform.context] : []),
             "-n",
@@ -45,7 +47,9 @@ export function dbNodeShell(outputs: StackOutputs): DbNodeShell {
             node.host.split(".")[0]!,
             "--",
             ...argv,
-          ]),
+            ],
+            { signal },
+          ),
         pgPort: () => PG_CONTAINER_PORT,
       };
   }
@@ -56,9 +60,9 @@ function containerFor(containers: { primary: string; standby?: string }, node: P
 }
 
 /** `tool` names the command in errors ("pgbackrest exited 56: …"), not the wrapper that ran it. */
-async function run(tool: string, argv: string[], env?: NodeJS.ProcessEnv): Promise<string> {
+async function run(tool: string, argv: string[], options: { env?: NodeJS.ProcessEnv; signal?: AbortSignal } = {}): Promise<string> {
   const { $ } = await import("zx");
-  const result = await $({ quiet: true, nothrow: true, env })`${argv}`;
+  const result = await $({ quiet: true, nothrow: true, env: options.env, signal: options.signal })`${argv}`;
   if (result.exitCode !== 0) {
     const lastLine = (result.stderr || result.stdout).trim().split("\n").pop() ?? "";
     throw new StepFailure(`${tool} exited ${result.exitCode}: ${oneLine(lastLine)}`);
@@ -68,6 +72,16 @@ async function run(tool: string, argv: string[], env?: NodeJS.ProcessEnv): Promi
 
 /** pgBackRest commands that connect to PostgreSQL; the others (info, expire…) refuse pg options. */
 const TALKS_TO_POSTGRES = new Set(["backup", "check", "stanza-create", "stanza-upgrade"]);
+
+/**
+ * pgBackRest's own deadlines for the quick commands (its defaults are 60 s per S3 I/O and 30 min
+ * per query): `check` and `info` that take longer are stuck, not busy. A backup keeps the defaults:
+ * its queries (a checkpoint, the stop of the backup) legitimately take long on a big cluster.
+ */
+const QUICK_COMMAND_TIMEOUTS: Record<string, string[]> = {
+  check: ["--io-timeout=10", "--db-timeout=30"],
+  info: ["--io-timeout=10"],
+};
 
 /**
  * pgBackRest on the primary's node, with the stack's config file and stanza. Where the primary and
@@ -86,6 +100,10 @@ export function pgbackrest(outputs: StackOutputs, shell: DbNodeShell = dbNodeShe
     `--repo1-path=${backup.prefix}`,
   ];
   const primary = [`--pg1-port=${shell.pgPort(database.primary)}`];
-  return (command: string, ...options: string[]) =>
-    shell.exec(database.primary, ["pgbackrest", ...base, ...(TALKS_TO_POSTGRES.has(command) ? primary : []), ...options, command]);
+  return (command: string, options: string[] = [], signal?: AbortSignal) =>
+    shell.exec(
+      database.primary,
+      ["pgbackrest", ...base, ...(TALKS_TO_POSTGRES.has(command) ? primary : []), ...(QUICK_COMMAND_TIMEOUTS[command] ?? []), ...options, command],
+      signal,
+    );
 }

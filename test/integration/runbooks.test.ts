@@ -25,7 +25,7 @@ const auditFile = join(stateDirFor(outputs), "audit.jsonl");
 const onStack = (...args: string[]) => tradeops(["--outputs", outputsFile, ...args]);
 
 async function backupLabels(): Promise<string[]> {
-  const info = PgbackrestInfo.parse(JSON.parse(await pgbackrest(outputs)("info", "--output=json")));
+  const info = PgbackrestInfo.parse(JSON.parse(await pgbackrest(outputs)("info", ["--output=json"])));
   return info[0]?.backup.map((b) => b.label) ?? [];
 }
 

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -15,6 +15,8 @@ function tradeops(...args: string[]) {
   });
   return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
+
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 
 /** Bad input: a usage exit code and exactly one readable line, never a stack trace. */
 function expectOneLineError(result: ReturnType<typeof tradeops>, code: number, pattern: RegExp) {
@@ -97,5 +99,56 @@ describe("what a new user meets (#6)", () => {
       .flatMap((text) => [...text.matchAll(/\b([ZSCIT]\d{1,2})\b/g)].map((m) => m[1]!));
     expect(shown.length).toBeGreaterThan(10);
     expect(shown.filter((id) => !defined.has(id))).toEqual([]);
+  });
+});
+
+describe("inputs that could hang or flood the CLI are refused at once (#14)", () => {
+  const timedRun = (...args: string[]) => {
+    const startedAt = performance.now();
+    const result = tradeops(...args);
+    return { ...result, seconds: (performance.now() - startedAt) / 1000 };
+  };
+
+  it("--outputs naming a device, a FIFO, a directory or a 50 MiB file exits 2 within 1 s with one line", () => {
+    const fifo = join(home, "outputs.fifo");
+    spawnSync("mkfifo", [fifo]);
+    const big = join(home, "big.json");
+    writeFileSync(big, Buffer.alloc(50 * 1024 * 1024, 0x20));
+    for (const [file, why] of [
+      ["/dev/zero", "is a device, not a regular file"],
+      [fifo, "is a FIFO (named pipe), not a regular file"],
+      [home, "is a directory, not a regular file"],
+      [big, "is 52428800 bytes, over the 1048576-byte limit"],
+    ] as const) {
+      const run = timedRun("health", "--outputs", file);
+      expectOneLineError(run, 2, new RegExp(`^${escapeRegExp(`tradeops: outputs file ${file} ${why}`)}`));
+      expect(run.seconds, file).toBeLessThan(1);
+    }
+  });
+
+  it("TRADEOPS_HOME under /proc, empty, or not writable exits 2 within 1 s naming it", () => {
+    const withHome = (value: string, ...args: string[]) => {
+      const startedAt = performance.now();
+      const run = spawnSync(process.execPath, ["bin/tradeops.mjs", ...args], { encoding: "utf8", env: { ...process.env, TRADEOPS_HOME: value } });
+      return { code: run.status, stdout: run.stdout, stderr: run.stderr, seconds: (performance.now() - startedAt) / 1000 };
+    };
+    const proc = withHome("/proc/x", "backup");
+    expectOneLineError(proc, 2, /^tradeops: TRADEOPS_HOME: \/proc\/x is under \/proc, not a real filesystem$/);
+    expect(proc.seconds).toBeLessThan(1);
+    expectOneLineError(withHome("", "health"), 2, /^tradeops: TRADEOPS_HOME is set but empty/);
+
+    const locked = join(home, "read-only-home");
+    mkdirSync(locked);
+    // As root only the immutable flag makes a directory unwritable; as anyone else, its mode does.
+    const root = process.getuid?.() === 0;
+    if (root) expect(spawnSync("chattr", ["+i", locked]).status).toBe(0);
+    else chmodSync(locked, 0o555);
+    try {
+      const run = withHome(join(locked, "home"), "sandbox", "up");
+      expectOneLineError(run, 2, new RegExp(`^tradeops: TRADEOPS_HOME: ${locked} is not writable`));
+      expect(run.seconds).toBeLessThan(1);
+    } finally {
+      if (root) spawnSync("chattr", ["-i", locked]);
+    }
   });
 });

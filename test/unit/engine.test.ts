@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -231,5 +231,42 @@ describe("step engine", () => {
     expect(() => parseArgs(runbook, { count: "many" })).toThrow(
       "counter: count: Invalid input: expected number, received string",
     );
+  });
+});
+
+describe("the stack lock's own faults (#14)", () => {
+  it("a lock path that is a directory refuses (exit 3) naming the path, and nothing runs", async () => {
+    mkdirSync(join(stateDir, "lock"));
+    let ran = false;
+    const runbook = counterRunbook([{ name: "Change", action: async () => void (ran = true) }]);
+    const refused = run(runbook, {}, options);
+    await expect(refused).rejects.toBeInstanceOf(Refusal);
+    await expect(run(runbook, {}, options)).rejects.toThrow(`the lock path ${join(stateDir, "lock")} is not a lock file`);
+    expect(ran).toBe(false);
+  });
+});
+
+describe("step budgets (#14)", () => {
+  it("a step past its budget fails 'did not finish within N s' and its signal aborts the work under it", async () => {
+    let aborted = false;
+    const runbook = counterRunbook([
+      {
+        name: "Wait for a hung peer",
+        budgetMs: 200,
+        action: (ctx) =>
+          new Promise<void>((resolve) => {
+            ctx.signal.addEventListener("abort", () => {
+              aborted = true;
+              resolve();
+            });
+          }),
+      },
+      { name: "Never reached", action: async () => {} },
+    ]);
+    const result = await run(runbook, {}, options);
+    expect(aborted).toBe(true);
+    expect(result.exitCode).toBe(ExitCode.stepFailed);
+    expect(result.failure).toMatchObject({ step: "Wait for a hung peer", message: "did not finish within 200 ms" });
+    expect(result.steps.map((s) => s.name)).toEqual(["Wait for a hung peer"]);
   });
 });

@@ -1,0 +1,63 @@
+/**
+ * Nothing hangs (issue #14): with each component of the shared sandbox hung in turn (SIGSTOP),
+ * every runbook answers within its deadline, names the hung component ("no answer within N s"),
+ * and exits by itself with nothing left running. The component is resumed (SIGCONT) after each case.
+ */
+import { execFileSync } from "node:child_process";
+import { describe, expect, inject, it } from "vitest";
+import { RunDocument } from "../../runbooks/engine/document.ts";
+import { HealthDocument } from "../../runbooks/health.ts";
+import { openSandbox, type ComponentName } from "../../sandbox/index.ts";
+import { timed, whileHung } from "../support/hang.ts";
+import { tradeops } from "../support/tradeops.ts";
+
+const outputsFile = inject("outputsFile");
+const sandboxDir = inject("sandboxDir");
+const sandbox = await openSandbox({ dir: sandboxDir });
+const onStack = (...args: string[]) => timed(() => tradeops(["--outputs", outputsFile, ...args]));
+
+/** The component of `health` (and the view of `diagnose`) that stands for each sandbox process. */
+const CASES: Array<{ component: ComponentName; health: string; diagnoseView?: string }> = [
+  { component: "pg-a", health: "primary", diagnoseView: "activeQueries" },
+  { component: "pg-b", health: "standby" },
+  { component: "haproxy", health: "traffic" },
+  { component: "redis", health: "redis", diagnoseView: "redis" },
+  { component: "s3", health: "backup-repository" },
+  { component: "ops-api", health: "ops-api" },
+];
+
+/** pgBackRest processes of this sandbox still alive (a refused backup must not leave one behind). */
+function pgbackrestProcesses(): string[] {
+  const listing = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
+  return listing.split("\n").filter((line) => line.includes("pgbackrest") && line.includes(sandboxDir) && !line.includes("archive-push"));
+}
+
+describe("a hung component is named, and nothing waits for it (#14)", () => {
+  for (const { component, health, diagnoseView } of CASES) {
+    it(`Z1: with ${component} hung, health exits 1 within 7 s naming ${health} as not answering`, async () => {
+      const run = await whileHung(sandbox, component, () => onStack("health", "--json"));
+      expect(run.code).toBe(1);
+      const unhealthy = HealthDocument.parse(JSON.parse(run.stdout)).report!.components.filter((c) => c.status === "unhealthy");
+      expect(unhealthy.find((c) => c.component === health)?.detail).toMatch(/no answer within \d+(\.\d)? s/);
+      expect(run.seconds).toBeLessThan(7);
+    });
+
+    it(`Z5: with ${component} hung, diagnose finishes within 10 s${diagnoseView ? ` and says its view is unavailable` : ""}`, async () => {
+      const run = await whileHung(sandbox, component, () => onStack("diagnose", "--json"));
+      expect(run.code, run.stderr).toBe(0);
+      const facts = RunDocument.parse(JSON.parse(run.stdout)).facts as Record<string, { note?: string }>;
+      if (diagnoseView) expect(facts[diagnoseView]?.note).toMatch(/^unavailable: no answer within \d+(\.\d)? s/);
+      expect(run.seconds).toBeLessThan(10);
+    });
+  }
+
+  for (const [component, named] of [["pg-a", /primary pg-a .*no answer within/], ["s3", /backup repository does not answer: no answer within/]] as const) {
+    it(`Z6: with ${component} hung, backup refuses (exit 3) within 15 s naming it, and leaves no pgBackRest process`, async () => {
+      const run = await whileHung(sandbox, component, () => onStack("backup"));
+      expect(run.code, run.stderr).toBe(3);
+      expect(run.stderr).toMatch(named);
+      expect(run.seconds).toBeLessThan(15);
+      expect(pgbackrestProcesses()).toEqual([]);
+    });
+  }
+});
