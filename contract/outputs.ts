@@ -152,10 +152,13 @@ export const Platform = z.discriminatedUnion("kind", [
 ]);
 export type Platform = z.infer<typeof Platform>;
 
+/** A stack name (`sandbox`, `dev`, `prod`, `dr`); it names a local state dir, so no paths. */
+export const StackName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "a stack name: letters, digits, '.', '_' and '-'");
+
 export const StackOutputs = z.object({
   contractVersion: z.literal(1),
-  /** Stack name the outputs belong to (`sandbox`, `dev`, `prod`, `dr`); it names a local state dir, so no paths. */
-  stack: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "a stack name: letters, digits, '.', '_' and '-'"),
+  /** Stack name the outputs belong to. */
+  stack: StackName,
   platform: Platform,
   database: Database,
   redis: Redis,

@@ -1,11 +1,12 @@
 /**
  * `tradeops backup` — Z6, S8, I7: a physical backup of the primary into the stack's S3 repository
- * with pgBackRest, verified by reading the repository back. Replaces the seeds' `pg_dump | gzip`
+ * with pgBackRest, verified by reading the repository back. Interrupted, it says whether the
+ * backup completed anyway (the repository is read again). Replaces the seeds' `pg_dump | gzip`
  * cron lines; retention (I7: full 30 d) is pgBackRest's `repo1-retention-full`, applied after each backup.
  */
 import { z } from "zod";
 import { Refusal, StepFailure, oneLine } from "./engine/errors.ts";
-import { defineRunbook } from "./engine/runbook.ts";
+import { defineRunbook, type Interruption, type StepContext } from "./engine/runbook.ts";
 import { flag } from "./flags.ts";
 import { bytes } from "./format.ts";
 import { pgbackrest } from "./platform/db-node.ts";
@@ -51,12 +52,20 @@ export const backup = defineRunbook({
       return info.find((s) => s.name === stanza)?.backup ?? [];
     };
     let labelsBefore = new Set<string>();
+    let backupStarted = false;
+    /** The backup this run took, if the repository lists it (recorded as the `backup` fact). */
+    const newBackup = async (ctx: StepContext) => {
+      const fresh = (await listBackups(ctx.signal)).filter((b) => !labelsBefore.has(b.label)).at(-1);
+      if (fresh) ctx.record("backup", describeBackup(fresh));
+      return fresh;
+    };
     return [
       {
         name: "Check the backup repository and WAL archiving",
         plan: `pgbackrest check --stanza=${stanza}: the primary archives WAL into s3://${outputs.backup.bucket}${outputs.backup.prefix}`,
         // check waits up to pgBackRest's archive-timeout (60 s) for the switched WAL segment.
         budgetMs: 90_000,
+        readOnly: true,
         precondition: async ({ signal }) => {
           // Seconds, not pgBackRest's minutes of retries or a hang, when the store or the primary does not answer.
           const quick = { signal, timeoutMs: PRECHECK_TIMEOUT_MS };
@@ -79,29 +88,28 @@ export const backup = defineRunbook({
       {
         name: `Take ${BACKUP_TYPE_NAMES[type]} backup of the primary`,
         plan: `pgbackrest backup --type=${type} (start-fast checkpoint; expires backups beyond ${outputs.retention.pgFullDays}-day retention)`,
+        // Nothing of this run can be in place before its action starts (step 1 just listed the
+        // repository); after an interruption, the repository says whether pgBackRest finished.
+        isDone: async (ctx) => backupStarted && (await newBackup(ctx)) !== undefined,
         action: async (ctx) => {
+          backupStarted = true;
           await pgbackrestOn("backup", [`--type=${type}`], ctx.signal);
         },
-        onFailure: "read the pgBackRest log on the primary; a failed backup leaves the older ones intact, so re-run once fixed",
-      },
-      {
-        name: "Verify the new backup is in the repository",
-        action: async (ctx) => {
-          const fresh = (await listBackups(ctx.signal)).filter((b) => !labelsBefore.has(b.label));
-          const newest = fresh.at(-1);
-          if (!newest) throw new StepFailure("pgbackrest info lists no new backup", "run `pgbackrest info` on the primary to see the repository");
-          ctx.record("backup", describeBackup(newest));
+        // Read the repository back: the backup counts once pgBackRest lists it.
+        verify: async (ctx) => {
+          if (!(await newBackup(ctx))) throw new StepFailure("pgbackrest info lists no new backup", "run `pgbackrest info` on the primary to see the repository");
         },
+        onFailure: "read the pgBackRest log on the primary; a failed backup leaves the older ones intact, so re-run once fixed",
       },
     ];
   },
   report: (facts) => {
     const made = facts.backup as ReturnType<typeof describeBackup> | undefined;
-    if (!made) return { text: "no backup was made", json: null };
-    return {
-      text: `backup ${made.label} (${made.type}): ${bytes(made.sizeBytes)} of data, ${bytes(made.repositoryDeltaBytes)} stored, WAL ${made.walStart} … ${made.walStop}, took ${made.seconds} s`,
-      json: made,
-    };
+    const interrupted = facts.interrupted as Interruption | undefined;
+    const lead = interrupted ? `interrupted by ${interrupted.signal}; ` : "";
+    if (!made) return { text: interrupted ? `${lead}no new backup in the repository` : "no backup was made", json: null };
+    const line = `backup ${made.label} (${made.type}): ${bytes(made.sizeBytes)} of data, ${bytes(made.repositoryDeltaBytes)} stored, WAL ${made.walStart} … ${made.walStop}, took ${made.seconds} s`;
+    return { text: interrupted ? `${lead}${line} — completed anyway` : line, json: made };
   },
 });
 

@@ -8,7 +8,8 @@
 import { createInterface } from "node:readline/promises";
 import { Command, CommanderError, Option } from "commander";
 import type { RunResult } from "./engine/document.ts";
-import { ExitCode, Refusal, StepFailure, UsageError, exitCodeOf, oneLine } from "./engine/errors.ts";
+import { describeIssue, StackName } from "../contract/outputs.ts";
+import { ExitCode, Interrupted, Refusal, StepFailure, UsageError, exitCodeOf, oneLine } from "./engine/errors.ts";
 import { parseArgs, runRunbook } from "./engine/run.ts";
 import type { OutputsSource, Runbook, Sequence, Target } from "./engine/runbook.ts";
 import { argsFromOptions, optionsOf } from "./flags.ts";
@@ -24,7 +25,7 @@ interface GlobalFlags {
   json?: boolean;
 }
 
-type Dispatch = (entry: Entry, flags: GlobalFlags, options: Record<string, unknown>) => Promise<void>;
+type Dispatch = (entry: Entry, flags: GlobalFlags, options: Record<string, unknown>, stackNamed: boolean) => Promise<void>;
 
 export function buildProgram(dispatch: Dispatch, commands: Entry[] = COMMANDS): Command {
   const program = new Command("tradeops")
@@ -36,7 +37,7 @@ export function buildProgram(dispatch: Dispatch, commands: Entry[] = COMMANDS): 
     .option("--json", "print the result as one JSON document on stdout")
     .showSuggestionAfterError()
     .exitOverride()
-    .configureOutput({ outputError: (message, write) => write(`tradeops: ${message.replace(/^error: /, "")}`) });
+    .configureOutput({ outputError: (message, write) => write(`tradeops: ${printable(message.replace(/^error: /, "").trimEnd())}\n`) });
 
   const groups = new Map<string, Command>();
   const parentOf = (words: string[]): Command => {
@@ -52,35 +53,59 @@ export function buildProgram(dispatch: Dispatch, commands: Entry[] = COMMANDS): 
     for (const option of optionsOf(entry.args)) command.addOption(option);
     command.action((...commandArgs: unknown[]) => {
       const self = commandArgs.at(-1) as Command;
-      return dispatch(entry, self.optsWithGlobals<GlobalFlags>(), self.opts());
+      return dispatch(entry, self.optsWithGlobals<GlobalFlags>(), self.opts(), program.getOptionValueSource("stack") !== "default");
     });
   }
   return program;
 }
 
 /** Runs one command: a runbook, or a sequence of them; renders; sets the exit code. */
-async function dispatch(entry: Entry, flags: GlobalFlags, options: Record<string, unknown>): Promise<void> {
+async function dispatch(entry: Entry, flags: GlobalFlags, options: Record<string, unknown>, stackNamed: boolean): Promise<void> {
   checkHome();
+  const stack = StackName.safeParse(flags.stack);
+  if (!stack.success) throw new UsageError(`--stack ${JSON.stringify(flags.stack)}: ${describeIssue(stack.error)}`);
   const source: OutputsSource = { stack: flags.stack, outputsFile: flags.outputs };
   const raw = argsFromOptions(entry.args, options);
-  const abort = new AbortController();
-  const onSignal = () => abort.abort(new StepFailure("interrupted", "re-run the same command to resume"));
-  process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
-  const context = { flags, signal: abort.signal };
+  const context = { flags, stackNamed, signal: interruptible() };
   const results = "runs" in entry ? await runSequence(entry, raw, source, context) : [await runOne(entry, raw, source, context)];
   render(results, "runs" in entry, Boolean(flags.json));
   process.exitCode = results.at(-1)!.exitCode;
 }
 
+/**
+ * The first SIGINT/SIGTERM stops the running step (its processes too), finds out what it left and
+ * reports that; a second one exits at once.
+ */
+function interruptible(): AbortSignal {
+  const abort = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (abort.signal.aborted) {
+      process.stderr.write(`tradeops: ${signal} again: exiting now; re-run the same command to see where the run stopped\n`);
+      process.exit(ExitCode.stepFailed);
+    }
+    process.stderr.write(`tradeops: ${signal}: stopping the running step and checking what it left (${signal} again exits at once)\n`);
+    abort.abort(new Interrupted(signal));
+  };
+  process.on("SIGINT", onSignal).on("SIGTERM", onSignal);
+  return abort.signal;
+}
+
 interface RunContext {
   flags: GlobalFlags;
+  /** --stack (or TRADEOPS_STACK) was given, not defaulted. */
+  stackNamed: boolean;
   signal: AbortSignal;
 }
 
 async function runOne<T extends Target>(runbook: Runbook<unknown, T>, raw: unknown, source: OutputsSource, context: RunContext, target?: T): Promise<RunResult> {
   const args = parseArgs(runbook, raw);
-  const resolved = target ?? (runbook.target ? await runbook.target(args, source) : ({ outputs: await loadOutputs(source) } as T));
+  const resolved = target ?? (runbook.target ? await runbook.target(args, source) : ({ outputs: await loadOutputs(source, context.signal) } as T));
   const { flags } = context;
+  // Never act on another stack than the one named: `--stack prod --outputs sandbox.json` is a mistake.
+  if (context.stackNamed && resolved.outputs.stack !== flags.stack) {
+    const from = runbook.target ? `\`tradeops ${runbook.command.join(" ")}\` acts on stack '${resolved.outputs.stack}'` : `${flags.outputs} holds stack '${resolved.outputs.stack}'`;
+    throw new UsageError(`--stack ${flags.stack} but ${from}; drop --stack, or name the outputs of stack '${flags.stack}'`);
+  }
   return runRunbook(runbook, args, {
     target: resolved,
     stateDir: stateDirFor(resolved.outputs),
@@ -88,7 +113,7 @@ async function runOne<T extends Target>(runbook: Runbook<unknown, T>, raw: unkno
     dryRun: flags.dryRun,
     yes: flags.yes,
     quiet: flags.json,
-    confirm: process.stdin.isTTY && process.stderr.isTTY ? askOnTty : undefined,
+    confirm: process.stdin.isTTY && process.stderr.isTTY ? (question) => askOnTty(question, context.signal) : undefined,
     signal: context.signal,
   });
 }
@@ -106,10 +131,12 @@ async function runSequence<T extends Target>(sequence: Sequence<unknown, T>, raw
   return results;
 }
 
-async function askOnTty(question: string): Promise<string> {
+async function askOnTty(question: string, signal: AbortSignal): Promise<string> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
-    return await rl.question(question);
+    return await rl.question(question, { signal });
+  } catch {
+    return ""; // Interrupted while asking: no confirmation.
   } finally {
     rl.close();
   }
@@ -138,16 +165,24 @@ function render(results: RunResult[], sequence: boolean, json: boolean): void {
 /** Every error ends as one line and an exit code; a stack trace only with TRADEOPS_DEBUG=1. */
 function fail(error: unknown, json: boolean): never {
   if (error instanceof CommanderError) {
+    // commander printed its one line already; --json still gets its one document.
+    if (error.exitCode !== 0 && json) process.stdout.write(`${JSON.stringify({ exitCode: ExitCode.usage, error: printable(error.message.replace(/^error: /, "")) })}\n`);
     process.exit(error.exitCode === 0 ? ExitCode.ok : ExitCode.usage);
   }
   const code = exitCodeOf(error);
   const next = error instanceof Refusal || error instanceof StepFailure ? error.next : undefined;
   const kind = error instanceof UsageError ? "" : error instanceof Refusal ? "refused: " : "failed: ";
-  const line = `${kind}${oneLine(error)}${next ? ` (next: ${next})` : ""}`;
+  const line = printable(`${kind}${oneLine(error)}${next ? ` (next: ${next})` : ""}`);
   if (process.env.TRADEOPS_DEBUG === "1" && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   if (json) process.stdout.write(`${JSON.stringify({ exitCode: code, error: line })}\n`);
   process.stderr.write(`tradeops: ${line}\n`);
   process.exit(code);
+}
+
+/** Control characters from an argument (a terminal escape in --stack) are shown, never sent to the terminal. */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 export async function main(argv = process.argv): Promise<void> {

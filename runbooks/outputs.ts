@@ -12,13 +12,13 @@ import type { OutputsSource } from "./engine/runbook.ts";
 import { pulumiStackOutputs } from "./pulumi.ts";
 import { sandboxDir } from "./state.ts";
 
-export async function loadOutputs(source: OutputsSource): Promise<StackOutputs> {
+export async function loadOutputs(source: OutputsSource, signal?: AbortSignal): Promise<StackOutputs> {
   if (source.outputsFile) return parseOutputs(readOutputsFile(source.outputsFile), source.outputsFile);
   if (source.stack === "sandbox") {
     const file = join(sandboxDir(), "outputs.json");
     return parseOutputs(readOutputsFile(file, "run `tradeops sandbox up` first"), file);
   }
-  return parseOutputs(await pulumiStackOutputs(source.stack, projectRoot), `stack ${source.stack}`);
+  return parseOutputs(await pulumiStackOutputs(source.stack, projectRoot, signal), `stack ${source.stack}`);
 }
 
 function readOutputsFile(file: string, hint = "check the path"): unknown {

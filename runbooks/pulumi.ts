@@ -13,6 +13,7 @@ export async function pulumiStackOutputs(stack: string, cwd: string, signal?: Ab
   const bin = process.env.PULUMI_BIN ?? "pulumi";
   const { $ } = await import("zx");
   const run = await $({ cwd, quiet: true, nothrow: true, signal, timeout: `${PULUMI_TIMEOUT_MS}ms` })`${bin} stack output --json --show-secrets --stack ${stack}`;
+  if (signal?.aborted) throw signal.reason;
   if (run.exitCode === 127) {
     throw new UsageError(`the pulumi CLI is not installed here (needed to read stack '${stack}'); install it, or pass --outputs FILE`);
   }

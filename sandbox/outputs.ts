@@ -2,7 +2,7 @@
  * The sandbox's stack outputs: the same contract the Pulumi stacks export, so every runbook runs
  * against the sandbox unchanged.
  */
-import { StackOutputs } from "../contract/outputs.ts";
+import { describeIssue, StackOutputs } from "../contract/outputs.ts";
 import type { SandboxLayout } from "./layout.ts";
 import { S3RVER_CREDENTIALS, type SandboxSecrets } from "./secrets.ts";
 
@@ -15,7 +15,7 @@ export function sandboxOutputs(layout: SandboxLayout, secrets: SandboxSecrets): 
     role,
     dataDir: layout.pg[name].dataDir,
   });
-  return StackOutputs.parse({
+  const outputs = StackOutputs.safeParse({
     contractVersion: 1,
     stack: "sandbox",
     platform: { kind: "sandbox", dir: layout.dir, osUser: layout.osUser, pgBinDir: layout.pgBinDir },
@@ -50,4 +50,7 @@ export function sandboxOutputs(layout: SandboxLayout, secrets: SandboxSecrets): 
       configFile: layout.pgbackrest.config,
     },
   });
+  // Never a raw ZodError (a JSON dump on the terminal): one line naming the key.
+  if (!outputs.success) throw new Error(`the sandbox at ${layout.dir} yields outputs that break the contract: ${describeIssue(outputs.error)}`);
+  return outputs.data;
 }

@@ -23,7 +23,7 @@ import { prometheus } from "./components/prometheus.ts";
 import { redis } from "./components/redis.ts";
 import { s3Store } from "./components/s3-store.ts";
 import type { Sandbox, SandboxOptions, SandboxStatus, SandboxTask } from "./index.ts";
-import { sandboxLayout, type ComponentName, type SandboxLayout, type SandboxLayoutOptions } from "./layout.ts";
+import { PORT_OFFSETS, sandboxLayout, type ComponentName, type SandboxLayout, type SandboxLayoutOptions } from "./layout.ts";
 import { sandboxOutputs } from "./outputs.ts";
 import { notADirectory, upBlockers } from "./preflight.ts";
 import { chownToOsUser, markedProcesses, run, stopAll } from "./processes.ts";
@@ -42,12 +42,14 @@ export const SANDBOX_COMPONENTS: readonly SandboxComponent[] = [
   prometheus,
 ];
 
-/** What the first `up` chose; later commands on the same dir reuse it. */
+const port = z.number().int().min(1).max(65_535);
+
+/** What the first `up` chose; later commands on the same dir reuse it. Checked as strictly as a flag. */
 const SandboxSettings = z.object({
-  basePort: z.number().int(),
-  ports: z.record(z.string(), z.number().int()),
+  basePort: z.number().int().min(1024).max(65_528),
+  ports: z.record(z.enum(Object.keys(PORT_OFFSETS) as [keyof typeof PORT_OFFSETS]), port),
   mode: z.enum(["sync", "async"]),
-  pgBinDir: z.string(),
+  pgBinDir: z.string().min(1),
 });
 
 function readSettings(dir: string): z.infer<typeof SandboxSettings> | undefined {

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 
-export const StepOutcome = z.enum(["ok", "skipped", "refused", "failed"]);
+export const StepOutcome = z.enum(["ok", "skipped", "refused", "failed", "interrupted"]);
 
 export const StepRecordSchema = z.object({
   index: z.number().int().positive(),

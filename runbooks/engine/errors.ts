@@ -33,6 +33,17 @@ export class StepFailure extends Error {
   }
 }
 
+/** The operator (or a supervisor) stopped the run with SIGINT or SIGTERM. */
+export class Interrupted extends StepFailure {
+  override name = "Interrupted";
+  readonly signal: NodeJS.Signals;
+  /** `detail` says what is true after the interruption: "the step completed anyway: …". */
+  constructor(signal: NodeJS.Signals, detail?: string) {
+    super(`interrupted by ${signal}${detail ? ` ${detail}` : ""}`, "re-run the same command to resume: completed steps are skipped");
+    this.signal = signal;
+  }
+}
+
 export function exitCodeOf(error: unknown): ExitCode {
   if (error instanceof UsageError || error instanceof Refusal || error instanceof StepFailure) return error.exitCode;
   return ExitCode.stepFailed;

@@ -9,7 +9,7 @@ import type { StepOutcome as StepOutcomeSchema } from "./document.ts";
 
 export type StepOutcome = z.infer<typeof StepOutcomeSchema>;
 
-const SYMBOL: Record<StepOutcome, string> = { ok: "✔", skipped: "↷", refused: "⊘", failed: "✖" };
+const SYMBOL: Record<StepOutcome, string> = { ok: "✔", skipped: "↷", refused: "⊘", failed: "✖", interrupted: "⏹" };
 
 export interface Progress {
   start(index: number, total: number, name: string): void;

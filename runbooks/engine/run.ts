@@ -17,11 +17,11 @@ import type { Writable } from "node:stream";
 import { describeIssue, secretValues } from "../../contract/outputs.ts";
 import { AuditLog, operator, type AuditEntry } from "./audit.ts";
 import type { RunResult, StepRecord } from "./document.ts";
-import { ExitCode, Refusal, StepFailure, UsageError, exitCodeOf, oneLine } from "./errors.ts";
+import { ExitCode, Interrupted, Refusal, StepFailure, UsageError, exitCodeOf, oneLine } from "./errors.ts";
 import { FileLock, type StackLock } from "./lock.ts";
 import { Masker } from "./mask.ts";
 import { createProgress, seconds, type StepOutcome } from "./progress.ts";
-import type { ArgsSchema, Runbook, Step, StepContext, Target } from "./runbook.ts";
+import type { ArgsSchema, Interruption, Runbook, Step, StepContext, Target } from "./runbook.ts";
 
 export type { RunResult } from "./document.ts";
 
@@ -57,6 +57,8 @@ export function parseArgs<Args>(runbook: { name: string; args: ArgsSchema<Args> 
 /** One run in progress: what every phase shares. */
 interface Run {
   base: { runId: string; runbook: string; stack: string };
+  /** A read-only runbook's steps change nothing, whatever they say. */
+  mutates: boolean;
   masker: Masker;
   audit: AuditLog;
   auditArgs: unknown;
@@ -71,6 +73,7 @@ export async function runRunbook<Args, T extends Target>(runbook: Runbook<Args, 
   const base = { runId: randomUUID(), runbook: runbook.name, stack: outputs.stack };
   const run: Run = {
     base,
+    mutates: runbook.mutates,
     masker,
     audit: new AuditLog(auditFile, masker, mutating),
     auditArgs: masker.value(args),
@@ -138,7 +141,9 @@ async function runSteps<T extends Target>(run: Run, steps: Step[], options: RunO
     };
     progress.start(index, steps.length, step.name);
     const startedAt = performance.now();
-    const { outcome, error } = await runStep(step, ctx);
+    const { outcome, error, interruption } = await runStep(run.mutates ? step : { ...step, readOnly: true }, ctx);
+    // What is true after an interruption is a fact like any other: the report, --json and the audit line carry it.
+    if (interruption) ctx.record("interrupted", interruption);
     const durationMs = Math.round(performance.now() - startedAt);
     budget.done();
     const message = error ? masker.text(oneLine(error)) : undefined;
@@ -172,7 +177,9 @@ function stepBudget(step: Step, runSignal: AbortSignal): { signal: AbortSignal; 
 }
 
 /** After an abort, the step's own work gets this long to wind down (its clients give up on the same signal). */
-const WIND_DOWN_MS = 5_000;
+const WIND_DOWN_MS = 10_000;
+/** After an interruption, finding out whether the step's effect is in place gets this long. */
+const AFTERMATH_MS = 30_000;
 
 /** `work`, or the signal's reason once it aborts and the work has wound down (or WIND_DOWN_MS passed). */
 function untilAborted<T>(signal: AbortSignal, work: Promise<T>): Promise<T> {
@@ -190,10 +197,44 @@ function untilAborted<T>(signal: AbortSignal, work: Promise<T>): Promise<T> {
   });
 }
 
-async function runStep(step: Step, ctx: StepContext): Promise<{ outcome: StepOutcome; error?: unknown }> {
+type StepResult = { outcome: StepOutcome; error?: unknown; interruption?: Interruption };
+
+async function runStep(step: Step, ctx: StepContext): Promise<StepResult> {
+  const before: unknown = ctx.signal.reason;
+  if (before instanceof Interrupted) {
+    return { outcome: "interrupted", error: new Interrupted(before.signal, "before the step started"), interruption: { step: step.name, signal: before.signal, completed: false } };
+  }
+  const attempt = await attemptStep(step, ctx);
+  const reason: unknown = ctx.signal.reason;
+  if (attempt.outcome === "ok" || attempt.outcome === "skipped" || !(reason instanceof Interrupted)) return attempt;
+  const { error, completed } = await aftermath(step, ctx, reason.signal);
+  return { outcome: "interrupted", error, interruption: { step: step.name, signal: reason.signal, completed } };
+}
+
+/**
+ * An interrupted step may have done its work anyway (pgBackRest finished the copy a moment before
+ * its SIGTERM): what is true is found the way resume finds it, with the step's `isDone`, under a
+ * fresh budget (the run's signal is spent). The report and the audit line say exactly that.
+ */
+async function aftermath(step: Step, ctx: StepContext, signal: NodeJS.Signals): Promise<{ error: Interrupted; completed: boolean | null }> {
+  if (step.readOnly) return { error: new Interrupted(signal, "during a step that only reads: nothing was changed"), completed: false };
+  if (!step.isDone) return { error: new Interrupted(signal, "during the step; tradeops cannot tell whether it completed"), completed: null };
+  const budget = new AbortController();
+  const timer = setTimeout(() => budget.abort(new StepFailure(`no answer within ${seconds(AFTERMATH_MS)}`)), AFTERMATH_MS);
+  try {
+    const completed = await untilAborted(budget.signal, step.isDone({ ...ctx, signal: budget.signal }));
+    const detail = completed ? "during the step; it completed anyway: its effect is in place" : "during the step; it did not complete: its effect is not in place";
+    return { error: new Interrupted(signal, detail), completed };
+  } catch (error) {
+    return { error: new Interrupted(signal, `during the step; whether it completed could not be checked (${oneLine(error)})`), completed: null };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function attemptStep(step: Step, ctx: StepContext): Promise<StepResult> {
   const { signal } = ctx;
   try {
-    if (signal.aborted) throw new StepFailure("interrupted before the step started", "re-run the same command to resume");
     if (step.isDone && (await untilAborted(signal, step.isDone(ctx)))) return { outcome: "skipped" };
     try {
       await untilAborted(signal, step.precondition?.(ctx) ?? Promise.resolve());

@@ -27,6 +27,8 @@ export interface Step {
   plan?: string;
   /** Changes or removes something that cannot be taken back silently: needs --yes or a typed confirmation. */
   destructive?: boolean;
+  /** It only reads (a check, a listing): interrupted, it leaves nothing to find out. */
+  readOnly?: boolean;
   /**
    * How long the whole step (precondition, action, verify) may take; past it the step's signal
    * aborts, every client call under it gives up, and the step fails "did not finish within N s".
@@ -47,6 +49,16 @@ export interface Step {
   undo?: { plan: string; run(ctx: StepContext): Promise<void> };
   /** What the operator should do when this step fails (the engine adds it to the error line). */
   onFailure?: string;
+}
+
+/**
+ * What an interrupted step left, recorded by the engine as the `interrupted` fact: `completed` as
+ * the step's `isDone` found it after the interruption (null: the step cannot tell).
+ */
+export interface Interruption {
+  step: string;
+  signal: NodeJS.Signals;
+  completed: boolean | null;
 }
 
 /** What a runbook acts on: the stack's outputs, and whatever its target resolver adds (the sandbox). */

@@ -2,6 +2,7 @@
  * Running a command on a database node (pgBackRest, pg_ctl, pg_rewind): the one platform concern
  * the runbooks need for PostgreSQL. One implementation per platform; runbooks never branch on it.
  */
+import type { ProcessPromise } from "zx";
 import type { PgNode, StackOutputs } from "../../contract/outputs.ts";
 import { StepFailure, oneLine } from "../engine/errors.ts";
 
@@ -62,12 +63,34 @@ function containerFor(containers: { primary: string; standby?: string }, node: P
 /** `tool` names the command in errors ("pgbackrest exited 56: …"), not the wrapper that ran it. */
 async function run(tool: string, argv: string[], options: { env?: NodeJS.ProcessEnv; signal?: AbortSignal } = {}): Promise<string> {
   const { $ } = await import("zx");
-  const result = await $({ quiet: true, nothrow: true, env: options.env, signal: options.signal })`${argv}`;
+  const { signal } = options;
+  if (signal?.aborted) throw signal.reason;
+  // A process group of its own: an interruption stops the tool and every worker it started
+  // (pgBackRest's process-max workers), not just the runuser in front of them.
+  const child = $({ quiet: true, nothrow: true, env: options.env, detached: true })`${argv}`;
+  const stop = () => void stopGroup(child);
+  signal?.addEventListener("abort", stop, { once: true });
+  const result = await child.finally(() => signal?.removeEventListener("abort", stop));
+  if (signal?.aborted) throw signal.reason;
   if (result.exitCode !== 0) {
     const lastLine = (result.stderr || result.stdout).trim().split("\n").pop() ?? "";
     throw new StepFailure(`${tool} exited ${result.exitCode}: ${oneLine(lastLine)}`);
   }
   return result.stdout;
+}
+
+/** SIGTERM to the group (pgBackRest stops cleanly, its partial backup is not listed), SIGKILL after STOP_GRACE_MS. */
+const STOP_GRACE_MS = 8_000;
+
+async function stopGroup(child: ProcessPromise): Promise<void> {
+  await child.kill("SIGTERM").catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  const exited = await Promise.race([
+    child.then(() => true, () => true),
+    new Promise<boolean>((done) => (timer = setTimeout(() => done(false), STOP_GRACE_MS))),
+  ]);
+  clearTimeout(timer);
+  if (!exited) await child.kill("SIGKILL").catch(() => {});
 }
 
 /** pgBackRest commands that connect to PostgreSQL; the others (info, expire…) refuse pg options. */

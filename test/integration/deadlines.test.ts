@@ -3,13 +3,17 @@
  * every runbook answers within its deadline, names the hung component ("no answer within N s"),
  * and exits by itself with nothing left running. The component is resumed (SIGCONT) after each case.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { chmodSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { RunDocument } from "../../runbooks/engine/document.ts";
 import { HealthDocument } from "../../runbooks/health.ts";
 import { openSandbox, type ComponentName } from "../../sandbox/index.ts";
 import { timed, whileHung } from "../support/hang.ts";
 import { tradeops } from "../support/tradeops.ts";
+import { INTEGRATION_BASE_PORT } from "./global-setup.ts";
 
 const outputsFile = inject("outputsFile");
 const sandboxDir = inject("sandboxDir");
@@ -60,4 +64,64 @@ describe("a hung component is named, and nothing waits for it (#14)", () => {
       expect(pgbackrestProcesses()).toEqual([]);
     });
   }
+});
+
+describe("signals while a dependency hangs (#17)", () => {
+  /** health against the outputs, with `signals` sent to its pid from `afterMs` after start, 200 ms apart (a pending signal is not queued twice). */
+  function healthSignalled(signals: NodeJS.Signals[], afterMs: number) {
+    return new Promise<{ code: number | null; stderr: string; secondsAfterSignal: number }>((done) => {
+      const child = spawn(process.execPath, [resolve(import.meta.dirname, "../../bin/tradeops.mjs"), "--outputs", outputsFile, "health"], { stdio: ["ignore", "pipe", "pipe"] });
+      let stderr = "";
+      let signalledAt = 0;
+      child.stderr.on("data", (chunk) => (stderr += chunk));
+      signals.forEach((signal, i) =>
+        setTimeout(() => {
+          signalledAt = performance.now();
+          child.kill(signal);
+        }, afterMs + i * 200),
+      );
+      child.on("close", (code) => done({ code, stderr, secondsAfterSignal: (performance.now() - signalledAt) / 1000 }));
+    });
+  }
+
+  it("the first SIGTERM stops a run stuck on a hung Redis within seconds, reporting what it found", async () => {
+    const run = await whileHung(sandbox, "redis", () => healthSignalled(["SIGTERM"], 1_500));
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("tradeops: SIGTERM: stopping the running step");
+    expect(run.stderr).toMatch(/interrupted by SIGTERM/);
+    expect(run.secondsAfterSignal).toBeLessThan(3);
+  });
+
+  it("a second signal exits at once, while the first waits for a step that cannot stop at once (initdb of a new sandbox)", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "tradeops-it-signal-"));
+    chmodSync(parent, 0o755); // the postgres OS user must reach the sandbox
+    const dir = join(parent, "sandbox");
+    const basePort = INTEGRATION_BASE_PORT + 300;
+    const run = await new Promise<{ code: number | null; stderr: string; secondsAfterSignal: number }>((done) => {
+      const child = spawn(process.execPath, [resolve(import.meta.dirname, "../../bin/tradeops.mjs"), "sandbox", "up", "--dir", dir, "--base-port", String(basePort)], { stdio: ["ignore", "pipe", "pipe"] });
+      let stderr = "";
+      let signalledAt = 0;
+      child.stderr.on("data", (chunk) => {
+        stderr += chunk;
+        if (!signalledAt && stderr.includes("Start the PostgreSQL primary pg-a ...")) {
+          signalledAt = performance.now();
+          child.kill("SIGINT");
+          setTimeout(() => {
+            signalledAt = performance.now();
+            child.kill("SIGINT");
+          }, 300);
+        }
+      });
+      child.on("close", (code) => done({ code, stderr, secondsAfterSignal: (performance.now() - signalledAt) / 1000 }));
+    });
+    try {
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain("tradeops: SIGINT: stopping the running step");
+      expect(run.stderr).toContain("tradeops: SIGINT again: exiting now");
+      expect(run.secondsAfterSignal).toBeLessThan(1);
+    } finally {
+      const down = await tradeops(["sandbox", "down", "--purge", "--yes", "--dir", dir]);
+      expect(down.code, down.stderr).toBe(0);
+    }
+  });
 });

@@ -5,7 +5,7 @@
  * dry runs, refusals and damaged state files (through the real CLI) change nothing.
  */
 import { randomUUID } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { Agent } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -306,5 +306,73 @@ describe("what a new user meets (#6)", () => {
     if (process.getuid?.() === 0) expect(run.stderr).toMatch(/runuser \(PostgreSQL as the postgres OS user\).*util-linux/);
     expect(run.stderr).not.toMatch(/traversable/);
     expect(existsSync(dir)).toBe(false);
+  });
+});
+
+describe("state files, refusals and modes (#15, #17)", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "tradeops-it-state-"));
+  chmodSync(scratch, 0o755);
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  const replicationMode = () =>
+    onPg(outputs, outputs.database.primary, async (client) => (await client.query("SELECT sync_state FROM pg_stat_replication WHERE application_name = 'pg-b'")).rows[0]?.sync_state);
+
+  it("I5: after `up --async`, a plain `up` keeps the sandbox asynchronous; `up --sync` switches it back", async () => {
+    try {
+      expect((await tradeops(["sandbox", "up", "--async", "--dir", sandboxDir])).code).toBe(0);
+      expect(await replicationMode()).toBe("async");
+      const plain = await tradeops(["sandbox", "up", "--dir", sandboxDir]);
+      expect(plain.code, plain.stderr).toBe(0);
+      expect(await replicationMode()).toBe("async");
+    } finally {
+      expect((await tradeops(["sandbox", "up", "--sync", "--dir", sandboxDir])).code).toBe(0);
+    }
+    expect(await replicationMode()).toBe("sync");
+  });
+
+  it("S1: with secrets.json gone and data present, up exits 3 naming the file and changes nothing; health works once it is back", async () => {
+    const aside = `${layout.files.secrets}.aside`;
+    renameSync(layout.files.secrets, aside);
+    try {
+      const pidsBefore = (await runSandbox(sandboxStatus, { dir: sandboxDir })).facts.components;
+      const up = await tradeops(["sandbox", "up", "--dir", sandboxDir]);
+      expect(up.code).toBe(3);
+      expect(up.stderr).toContain(`${layout.files.secrets} is missing but the sandbox has data`);
+      expect(up.stderr).toContain("restore it from a copy");
+      expect(existsSync(layout.files.secrets)).toBe(false);
+      expect((await runSandbox(sandboxStatus, { dir: sandboxDir })).facts.components).toEqual(pidsBefore);
+    } finally {
+      renameSync(aside, layout.files.secrets);
+    }
+    const health = await tradeops(["--outputs", outputsFile, "health"]);
+    expect(health.code, health.stdout).toBe(0);
+  });
+
+  it("S3: a sandbox.json with a port of 99999, or without pgBinDir: status exits 2 with one line naming the file and the key", async () => {
+    const settings = JSON.parse(readFileSync(layout.files.settings, "utf8")) as Record<string, unknown> & { ports: Record<string, number> };
+    for (const [name, broken, key] of [
+      ["bad-port", { ...settings, ports: { ...settings.ports, pgA: 99999 } }, "ports.pgA"],
+      ["no-bin-dir", { ...settings, pgBinDir: undefined }, "pgBinDir"],
+    ] as const) {
+      const dir = join(scratch, name);
+      mkdirSync(dir);
+      writeFileSync(join(dir, "sandbox.json"), JSON.stringify(broken));
+      const status = await tradeops(["sandbox", "status", "--dir", dir]);
+      expect(status.code).toBe(2);
+      const lines = status.stderr.trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(new RegExp(`^tradeops: ${join(dir, "sandbox.json")} is damaged \\(${key.replace(".", "\\.")}: `));
+      expect(status.stdout).toBe("");
+    }
+  });
+
+  it("S3: down --purge --yes of a dir that is not a sandbox is refused (exit 3) and deletes nothing", async () => {
+    const decoy = join(scratch, "decoy");
+    mkdirSync(decoy);
+    writeFileSync(join(decoy, "notes.txt"), "keep me");
+    const down = await tradeops(["sandbox", "down", "--purge", "--yes", "--dir", decoy]);
+    expect(down.code).toBe(3);
+    expect(down.stderr).toMatch(/^tradeops: refused: no sandbox at /);
+    expect(readFileSync(join(decoy, "notes.txt"), "utf8")).toBe("keep me");
   });
 });

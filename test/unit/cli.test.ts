@@ -152,3 +152,43 @@ describe("inputs that could hang or flood the CLI are refused at once (#14)", ()
     }
   });
 });
+
+describe("the small promises of the CLI (#17)", () => {
+  const outputsFile = () => {
+    const file = join(home, "unit-outputs.json");
+    writeFileSync(file, JSON.stringify(sampleOutputs({ platform: { kind: "sandbox", dir: join(home, "state"), osUser: "postgres", pgBinDir: "/usr/lib/postgresql/15/bin" } })));
+    return file;
+  };
+
+  it("--stack prod with --outputs of another stack (flag or TRADEOPS_STACK) exits 2 naming both, and acts on neither", () => {
+    const file = outputsFile();
+    expectOneLineError(tradeops("health", "--stack", "prod", "--outputs", file), 2, new RegExp(`^tradeops: --stack prod but ${escapeRegExp(file)} holds stack 'unit'`));
+    const run = spawnSync(process.execPath, ["bin/tradeops.mjs", "health", "--outputs", file], { encoding: "utf8", env: { ...process.env, TRADEOPS_HOME: home, TRADEOPS_STACK: "prod" } });
+    expectOneLineError({ code: run.status, stdout: run.stdout, stderr: run.stderr }, 2, /^tradeops: --stack prod but .* holds stack 'unit'/);
+    expectOneLineError(tradeops("sandbox", "up", "--dry-run", "--stack", "prod"), 2, /^tradeops: --stack prod but `tradeops sandbox up` acts on stack 'sandbox'/);
+  });
+
+  it("--json prints one JSON document for flag-parsing errors too", () => {
+    for (const args of [["backup", "--type", "bogus", "--json"], ["health", "--json", "--bogus"]]) {
+      const run = tradeops(...args);
+      expect(run.code).toBe(2);
+      expect(JSON.parse(run.stdout)).toEqual({ exitCode: 2, error: expect.stringMatching(/argument 'bogus' is invalid|unknown option '--bogus'/) });
+      expect(run.stderr.trim().split("\n")).toHaveLength(1);
+    }
+  });
+
+  it("an outputs file with a UTF-8 byte-order mark is read like any other", () => {
+    const file = join(home, "bom.json");
+    writeFileSync(file, `\ufeff${readFileSync(outputsFile(), "utf8")}`);
+    const run = tradeops("backup", "--dry-run", "--outputs", file);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^Plan for 'backup' on stack 'unit'/);
+  });
+
+  it("terminal escape codes in --stack are shown, never sent to the terminal", () => {
+    const run = tradeops("health", "--stack", "\u001b[31mprod\u001b]0;pwned\u0007");
+    expect(run.code).toBe(2);
+    expect(run.stderr).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
+    expect(run.stderr).toContain("\\u001b[31mprod");
+  });
+});
