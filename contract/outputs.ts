@@ -152,6 +152,21 @@ export const Platform = z.discriminatedUnion("kind", [
 ]);
 export type Platform = z.infer<typeof Platform>;
 
+/**
+ * Where the stack's lock lives: one runbook at a time per cluster, for every operator on every
+ * machine. Not set: the sandbox uses a lock file on its machine, every other stack an object in its
+ * backup bucket (`locks<prefix>/<stanza>.json`).
+ */
+export const StackLockLocation = z.discriminatedUnion("kind", [
+  /** A file in the machine-wide lock dir (`$TRADEOPS_LOCK_DIR`, default `<tmp>/tradeops-locks`): the sandbox's. */
+  z.object({ kind: z.literal("file") }),
+  /** An object in the backup bucket, written with S3 conditional writes (If-None-Match / If-Match). */
+  z.object({ kind: z.literal("s3"), key: z.string().min(1).regex(/^[^/]/, "an object key (no leading /)") }),
+  /** A coordination.k8s.io/v1 Lease in the stack's namespace (kubeconfig from the environment). */
+  z.object({ kind: z.literal("kubernetes-lease"), namespace: z.string().min(1), name: z.string().min(1), context: z.string().optional() }),
+]);
+export type StackLockLocation = z.infer<typeof StackLockLocation>;
+
 /** A stack name (`sandbox`, `dev`, `prod`, `dr`); it names a local state dir, so no paths. */
 export const StackName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "a stack name: letters, digits, '.', '_' and '-'");
 
@@ -165,6 +180,7 @@ export const StackOutputs = z.object({
   opsApi: OpsApi,
   backup: BackupRepository,
   dr: DrSite.optional(),
+  lock: StackLockLocation.optional(),
   notifications: Notifications.default({}),
   retention: Retention.default({ pgFullDays: 30, walDays: 7, redisSnapshotHours: 24, modelDays: 90 }),
 });

@@ -15,7 +15,8 @@ import type { OutputsSource, Runbook, Sequence, Target } from "./engine/runbook.
 import { argsFromOptions, optionsOf } from "./flags.ts";
 import { loadOutputs } from "./outputs.ts";
 import { COMMANDS, GROUPS, type Entry } from "./registry.ts";
-import { checkHome, lockFor, stateDirFor } from "./state.ts";
+import { lockFor } from "./locks/index.ts";
+import { checkHome, stateDirFor } from "./state.ts";
 
 interface GlobalFlags {
   stack: string;

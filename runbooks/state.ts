@@ -4,18 +4,14 @@
  *   stacks/<stack>/audit.jsonl   every run against that stack (one JSON line per step)
  *   active-sandbox.json          the sandbox `tradeops sandbox up` last brought up
  *
- * and the stack lock, keyed by the cluster's identity (its backup repository), not by the path of
- * an outputs file: every copy of one cluster's outputs maps to one lock.
+ * (The stack lock is not here: it lives where every operator of the cluster meets it, runbooks/locks/.)
  */
-import { createHash } from "node:crypto";
 import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { tradeopsHome } from "../contract/home.ts";
 import type { StackOutputs } from "../contract/outputs.ts";
 import { UsageError } from "./engine/errors.ts";
-import { FileLock, type StackLock } from "./engine/lock.ts";
 
 // ---- where state may go -----------------------------------------------------------------------------
 
@@ -67,27 +63,6 @@ export function checkHome(): void {
 /** Where a stack's audit log lives. */
 export function stateDirFor(outputs: StackOutputs): string {
   return join(tradeopsHome(), "stacks", outputs.stack);
-}
-
-/**
- * The cluster behind the outputs: its backup repository (endpoint, bucket, prefix, stanza) names
- * one PostgreSQL cluster, whatever dir or file the outputs were copied to.
- */
-export function clusterKey(outputs: StackOutputs): string {
-  const { endpoint, port, bucket, prefix, stanza } = outputs.backup;
-  const identity = `${outputs.stack}|${endpoint}:${port}|${bucket}${prefix}|${stanza}`;
-  return createHash("sha256").update(identity).digest("hex").slice(0, 16);
-}
-
-/** Machine-wide, so two operators (or two TRADEOPS_HOMEs) on one host meet at the same lock. */
-function lockDir(): string {
-  const dir = resolve(process.env.TRADEOPS_LOCK_DIR ?? join(tmpdir(), "tradeops-locks"));
-  mkdirSync(dir, { recursive: true, mode: 0o1777 });
-  return dir;
-}
-
-export function lockFor(outputs: StackOutputs): StackLock {
-  return new FileLock(join(lockDir(), `${outputs.stack}-${clusterKey(outputs)}.lock`));
 }
 
 // ---- the active sandbox ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import { dirname } from "node:path";
 import { UsageError } from "./errors.ts";
 import type { Masker } from "./mask.ts";
 
-export type AuditResult = "started" | "planned" | "ok" | "skipped" | "refused" | "failed" | "interrupted" | "finished";
+export type AuditResult = "started" | "planned" | "ok" | "skipped" | "refused" | "failed" | "interrupted" | "lock-taken-over" | "finished";
 
 export interface AuditEntry {
   runId: string;

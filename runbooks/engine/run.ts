@@ -84,10 +84,13 @@ export async function runRunbook<Args, T extends Target>(runbook: Runbook<Args, 
   if (options.dryRun) return plan(run, steps);
 
   if (mutating) ensureStateDir(options.stateDir);
-  const lock = runbook.mutates ? (options.lock ?? new FileLock(join(options.stateDir, "lock"))) : undefined;
+  const takesLock = runbook.mutates && runbook.takesLock !== false;
+  const lock = takesLock ? (options.lock ?? new FileLock(join(options.stateDir, "lock"))) : undefined;
   await confirmAndLock(run, steps, lock, options);
   try {
-    await runSteps(run, steps, options);
+    // A lock lost mid-run (another run took it over) stops the run like an interruption would.
+    const signal = lock ? AbortSignal.any([options.signal ?? new AbortController().signal, lock.lost]) : options.signal;
+    await runSteps(run, steps, { ...options, signal });
   } finally {
     await lock?.release();
     run.audit.write({ ...base, result: "finished", exitCode: run.result.exitCode, facts: run.result.facts });
@@ -113,7 +116,11 @@ function plan(run: Run, steps: Step[]): RunResult {
 async function confirmAndLock<T extends Target>(run: Run, steps: Step[], lock: StackLock | undefined, options: RunOptions<T>): Promise<void> {
   try {
     await confirmDestructive(steps, options);
-    await lock?.acquire({ runbook: run.base.runbook, runId: run.base.runId, who: operator() });
+    const acquired = await lock?.acquire({ runbook: run.base.runbook, runId: run.base.runId, who: operator() });
+    if (acquired?.tookOverFrom) {
+      // Who held it, and that it was taken over: the record an operator looks for after a crash.
+      run.audit.write({ ...run.base, result: "lock-taken-over", facts: { lock: lock!.where, previousHolder: acquired.tookOverFrom } });
+    }
   } catch (error) {
     // Refused before any step: still on the record (who tried what, and why it was refused).
     run.audit.write({ ...run.base, args: run.auditArgs, result: "refused", error: run.masker.text(oneLine(error)), exitCode: exitCodeOf(error) });

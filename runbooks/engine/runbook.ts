@@ -87,6 +87,8 @@ export interface Runbook<Args = Record<string, unknown>, T extends Target = Targ
   features: string[];
   /** Mutating runbooks take the stack lock; read-only ones (health, diagnose) never wait for it. */
   mutates: boolean;
+  /** `unlock` changes the lock itself and must not hold it. @default mutates */
+  takesLock?: boolean;
   /** Its flags: a `z.object` whose keys become `--kebab-case` options (flags.ts). */
   args: ArgsSchema<Args>;
   /** Where its stack comes from. @default the outputs named by `--stack` / `--outputs` */

@@ -3,7 +3,8 @@
  * (global-setup.ts): PostgreSQL primary + synchronous standby, HAProxy, Redis, s3rver + pgBackRest,
  * the ops API.
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, inject, it } from "vitest";
@@ -14,7 +15,8 @@ import { RunDocument } from "../../runbooks/engine/document.ts";
 import { onPg } from "../../runbooks/connect.ts";
 import { loadOutputs } from "../../runbooks/outputs.ts";
 import { pgbackrest } from "../../runbooks/platform/db-node.ts";
-import { lockFor, stateDirFor } from "../../runbooks/state.ts";
+import { lockFor } from "../../runbooks/locks/index.ts";
+import { stateDirFor } from "../../runbooks/state.ts";
 import { openSandbox } from "../../sandbox/index.ts";
 import { tradeops } from "../support/tradeops.ts";
 
@@ -112,16 +114,56 @@ describe("backup (Z6, S8, I7) and the engine's safety rails", () => {
     expect(await backupLabels()).toEqual(before);
   });
 
-  it("a second runbook started while one holds the stack lock exits 3", async () => {
+  it("I6: copies of one cluster's outputs meet one lock: the second mutating runbook exits 3 naming the holder; another cluster is not blocked", async () => {
+    const copy = (name: string, change: (doc: Record<string, any>) => void) => {
+      const doc = JSON.parse(readFileSync(outputsFile, "utf8"));
+      change(doc);
+      const file = join(mkdtempSync(join(tmpdir(), `tradeops-it-${name}-`)), "outputs.json");
+      writeFileSync(file, JSON.stringify(doc), { mode: 0o600 });
+      return file;
+    };
+    // The second operator's copy: another platform.dir, another directory for the file.
+    const sameCluster = copy("same-cluster", (doc) => (doc.platform.dir = "/srv/elsewhere"));
+    const otherCluster = copy("other-cluster", (doc) => (doc.backup.port = 1));
     const first = onStack("backup", "--type", "incr");
     const lock = lockFor(outputs).where;
     for (let i = 0; i < 200 && !existsSync(lock); i++) await sleep(25);
     expect(existsSync(lock)).toBe(true);
-    const second = await onStack("backup");
-    expect(second.code).toBe(3);
-    expect(second.stderr).toMatch(/^tradeops: refused: stack is locked by runbook 'backup' \(pid \d+/);
+    for (const outputsCopy of [outputsFile, sameCluster, sameCluster]) {
+      const second = await tradeops(["--outputs", outputsCopy, "backup"]);
+      expect(second.code).toBe(3);
+      expect(second.stderr).toMatch(/^tradeops: refused: stack is locked by runbook 'backup' \(pid \d+ on \S+, .*, since /);
+    }
+    // Another cluster takes its own lock and gets as far as its own precondition.
+    const other = await tradeops(["--outputs", otherCluster, "backup"]);
+    expect(other.code).toBe(3);
+    expect(other.stderr).toMatch(/backup repository does not answer/);
     expect((await first).code).toBe(0);
     expect(existsSync(lock)).toBe(false);
+  });
+});
+
+describe("unlock (#16)", () => {
+  it("I6: a lock left by a run on another host blocks backup; unlock --force --yes removes it, on the record", async () => {
+    const lock = lockFor(outputs).where;
+    const gone = { runbook: "failover", runId: "0b5c9f3e-1d2a-4c55-9a51-0d9e7f6a1b2c", pid: 4242, host: "operator-laptop", who: "alice@operator-laptop", since: "2026-12-03T03:12:00.000Z" };
+    writeFileSync(lock, JSON.stringify(gone));
+    const blocked = await onStack("backup");
+    expect(blocked.code).toBe(3);
+    expect(blocked.stderr).toMatch(/stack is locked by runbook 'failover' \(pid 4242 on operator-laptop, alice@operator-laptop/);
+
+    const withoutForce = await onStack("unlock", "--yes");
+    expect(withoutForce.code).toBe(3);
+    expect(withoutForce.stderr).toMatch(/pass --force \(and --yes\)/);
+    expect(existsSync(lock)).toBe(true);
+
+    const unlocked = await onStack("unlock", "--force", "--yes", "--json");
+    expect(unlocked.code, unlocked.stderr).toBe(0);
+    const doc = RunDocument.parse(JSON.parse(unlocked.stdout));
+    expect(doc.report).toEqual({ removed: gone });
+    expect(existsSync(lock)).toBe(false);
+    const removal = readFileSync(auditFile, "utf8").trim().split("\n").map((line) => JSON.parse(line)).find((line) => line.runId === doc.runId && line.step?.startsWith("Remove the stack lock"));
+    expect(removal).toMatchObject({ result: "ok", facts: { removed: { who: "alice@operator-laptop", runbook: "failover" } } });
   });
 });
 

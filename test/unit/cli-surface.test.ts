@@ -20,6 +20,7 @@ const BEFORE: Record<string, string[]> = {
 /** What came since, each with the issue that added it. */
 const ADDED: Record<string, string[]> = {
   drill: ["--async", "--base-port", "--dir", "--sync"], // #6: `npm run drill -- --dir DIR`
+  unlock: ["--force"], // #16: the human way out of a stale lock
 };
 
 function help(command: string): { commands: string[]; flags: string[] } {

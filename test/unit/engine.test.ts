@@ -270,3 +270,17 @@ describe("step budgets (#14)", () => {
     expect(result.steps.map((s) => s.name)).toEqual(["Wait for a hung peer"]);
   });
 });
+
+describe("lock takeover on the record (#16)", () => {
+  it("a stale lock taken over leaves an audit line naming its old holder", async () => {
+    writeFileSync(
+      join(stateDir, "lock"),
+      JSON.stringify({ runbook: "failover", runId: "r-1", pid: 2 ** 22 + 17, host: hostname(), who: "alice@laptop", since: "2026-12-03T03:00:00Z" }),
+    );
+    expect((await run(counterRunbook([{ name: "Go", action: async () => {} }]), {}, options)).exitCode).toBe(0);
+    expect(auditLines().find((line) => line.result === "lock-taken-over")).toMatchObject({
+      runbook: "counter",
+      facts: { lock: join(stateDir, "lock"), previousHolder: { runbook: "failover", who: "alice@laptop", pid: 2 ** 22 + 17 } },
+    });
+  });
+});

@@ -1,0 +1,190 @@
+/**
+ * The stack lock as a coordination.k8s.io/v1 Lease in the stack's namespace — what Kubernetes'
+ * own leader election uses, and what CloudNativePG's operator holds. The API server's optimistic
+ * concurrency makes it a lock: create fails with 409 AlreadyExists for the second creator; renew,
+ * take over and release name the `resourceVersion` they read, so a lease that changed in between
+ * answers 409 Conflict instead of being overwritten.
+ *
+ * Staleness: `renewTime + leaseDurationSeconds` against the API server's clock (the Date of its
+ * answer); the holder writes renewTime with its own clock, so clocks must agree to within the
+ * renewal slack (NTP), as they must for client-go's leader election. The holder's identity is also
+ * kept whole in an annotation, for the refusal message and the takeover audit line.
+ */
+import type { CoordinationV1Api, V1Lease } from "@kubernetes/client-node";
+import { StepFailure } from "../engine/errors.ts";
+import { Refusal } from "../engine/errors.ts";
+import { holderLine, holderOf, type LockAcquired, type LockHolder, type LockRequest, type StackLock } from "../engine/lock.ts";
+import { DEFAULT_LEASE_TIMING, type LeaseTiming } from "./s3.ts";
+
+const HOLDER_ANNOTATION = "tradeops.io/holder";
+
+export interface LeaseLocation {
+  namespace: string;
+  name: string;
+  /** kubeconfig context. @default the current context */
+  context?: string;
+}
+
+export class KubernetesLeaseLock implements StackLock {
+  readonly where: string;
+  private readonly lostController = new AbortController();
+  readonly lost = this.lostController.signal;
+  private resourceVersion?: string;
+  private me?: LockHolder;
+  private renewing?: NodeJS.Timeout;
+  private lastRenewedAt = 0;
+  private api?: Promise<CoordinationV1Api>;
+  private readonly location: LeaseLocation;
+  private readonly timing: LeaseTiming;
+
+  constructor(location: LeaseLocation, timing: LeaseTiming = DEFAULT_LEASE_TIMING) {
+    this.location = location;
+    this.timing = timing;
+    this.where = `Lease ${location.namespace}/${location.name}${location.context ? ` (context ${location.context})` : ""}`;
+  }
+
+  async acquire(request: LockRequest): Promise<LockAcquired> {
+    this.me = holderOf(request);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const api = await this.coordination();
+      try {
+        const created = await api.createNamespacedLease({ namespace: this.location.namespace, body: this.lease() });
+        return this.held(created, {});
+      } catch (error) {
+        if (statusOf(error) !== 409) throw error;
+      }
+      const current = await this.read();
+      if (!current) continue; // deleted in between: try again
+      if (current.ageMs <= current.durationMs) {
+        const expires = new Date(Date.now() + current.durationMs - current.ageMs).toISOString();
+        throw new Refusal(
+          `stack is locked by ${current.holder ? holderLine(current.holder) : `'${current.lease.spec?.holderIdentity}'`} (${this.where})`,
+          `wait for it to finish (if it stopped renewing, its lease expires at ${expires}); a run that is surely gone: \`tradeops unlock --force --yes\``,
+        );
+      }
+      try {
+        const transitions = (current.lease.spec?.leaseTransitions ?? 0) + 1;
+        const taken = await api.replaceNamespacedLease({
+          name: this.location.name,
+          namespace: this.location.namespace,
+          body: this.lease(current.lease.metadata?.resourceVersion, transitions),
+        });
+        return this.held(taken, { tookOverFrom: current.holder });
+      } catch (error) {
+        if (statusOf(error) !== 409 && statusOf(error) !== 404) throw error;
+      }
+    }
+    throw new Refusal(`could not take the stack lock (${this.where}): it changed hands three times`, "retry in a moment");
+  }
+
+  async release(): Promise<void> {
+    clearInterval(this.renewing);
+    if (!this.resourceVersion) return;
+    const resourceVersion = this.resourceVersion;
+    this.resourceVersion = undefined;
+    // Preconditions: never delete a lease another run has taken over since.
+    await (await this.coordination())
+      .deleteNamespacedLease({ name: this.location.name, namespace: this.location.namespace, body: { preconditions: { resourceVersion } } })
+      .catch(() => {});
+  }
+
+  async holder(): Promise<LockHolder | undefined> {
+    return (await this.read())?.holder;
+  }
+
+  async breakLock(): Promise<LockHolder | undefined> {
+    const current = await this.read();
+    if (current) await (await this.coordination()).deleteNamespacedLease({ name: this.location.name, namespace: this.location.namespace });
+    return current?.holder;
+  }
+
+  private lease(resourceVersion?: string, transitions = 0): V1Lease {
+    const now = new Date();
+    return {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: {
+        name: this.location.name,
+        namespace: this.location.namespace,
+        resourceVersion,
+        annotations: { [HOLDER_ANNOTATION]: JSON.stringify(this.me) },
+      },
+      spec: {
+        holderIdentity: `${this.me!.who}/${this.me!.runbook}/${this.me!.runId}`,
+        leaseDurationSeconds: Math.ceil(this.timing.ttlMs / 1000),
+        acquireTime: now,
+        renewTime: now,
+        leaseTransitions: transitions,
+      },
+    };
+  }
+
+  private held(lease: V1Lease, acquired: LockAcquired): LockAcquired {
+    this.resourceVersion = lease.metadata?.resourceVersion;
+    this.lastRenewedAt = Date.now();
+    this.renewing = setInterval(() => void this.renew(), this.timing.renewMs);
+    this.renewing.unref();
+    return acquired;
+  }
+
+  private async renew(): Promise<void> {
+    if (!this.resourceVersion || this.lost.aborted) return;
+    try {
+      const renewed = await (await this.coordination()).replaceNamespacedLease({
+        name: this.location.name,
+        namespace: this.location.namespace,
+        body: this.lease(this.resourceVersion),
+      });
+      this.resourceVersion = renewed.metadata?.resourceVersion;
+      this.lastRenewedAt = Date.now();
+    } catch (error) {
+      if (statusOf(error) === 409 || statusOf(error) === 404) {
+        const now = await this.read().catch(() => undefined);
+        this.lose(now?.holder ? `another run holds it now: ${holderLine(now.holder)}` : "it was removed (tradeops unlock --force?)");
+      } else if (Date.now() - this.lastRenewedAt > this.timing.ttlMs) {
+        this.lose(`no renewal succeeded for ${this.timing.ttlMs / 1000} s`);
+      }
+    }
+  }
+
+  private lose(why: string): void {
+    clearInterval(this.renewing);
+    this.resourceVersion = undefined;
+    this.lostController.abort(new StepFailure(`lost the stack lock (${this.where}): ${why}`, "find out what the other run did (`tradeops health`) before re-running"));
+  }
+
+  /** The lease as the API server has it, with its age on the server's clock. */
+  private async read(): Promise<{ lease: V1Lease; holder?: LockHolder; ageMs: number; durationMs: number } | undefined> {
+    try {
+      const answer = await (await this.coordination()).readNamespacedLeaseWithHttpInfo({ name: this.location.name, namespace: this.location.namespace });
+      const lease = answer.data;
+      const serverNow = Date.parse(answer.headers.date ?? "") || Date.now();
+      const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
+      const annotation = lease.metadata?.annotations?.[HOLDER_ANNOTATION];
+      return {
+        lease,
+        holder: annotation ? (JSON.parse(annotation) as LockHolder) : undefined,
+        ageMs: serverNow - renewed,
+        durationMs: (lease.spec?.leaseDurationSeconds ?? 0) * 1000,
+      };
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** The kubeconfig of the environment (KUBECONFIG or ~/.kube/config), in the stack's context. Loaded on first use. */
+  private coordination(): Promise<CoordinationV1Api> {
+    this.api ??= import("@kubernetes/client-node").then(({ CoordinationV1Api, KubeConfig }) => {
+      const config = new KubeConfig();
+      config.loadFromDefault();
+      if (this.location.context) config.setCurrentContext(this.location.context);
+      return config.makeApiClient(CoordinationV1Api);
+    });
+    return this.api;
+  }
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { code?: unknown }).code !== undefined && typeof (error as { code: unknown }).code === "number" ? (error as { code: number }).code : undefined;
+}
