@@ -5,6 +5,7 @@
 import type { z } from "zod";
 import { describeIssue } from "../contract/outputs.ts";
 import { NoAnswer, type CallOptions } from "./deadline.ts";
+import { httpRequest } from "./http.ts";
 
 export interface OpsApiTarget {
   url: string;
@@ -18,38 +19,18 @@ export interface OpsApiAnswer<T> {
   body: T;
 }
 
-/** One request; `body` is the parsed JSON answer (or its text when it is not JSON). */
+/** One request with the bearer token; `body` is the parsed JSON answer (or its text when it is not JSON). */
 export async function opsApiRequest(
   api: OpsApiTarget,
   path: string,
   init: CallOptions & { method?: "GET" | "POST"; body?: unknown } = {},
 ): Promise<OpsApiAnswer<unknown>> {
-  const timeoutMs = init.timeoutMs ?? OPS_API_TIMEOUT_MS;
-  const deadline = AbortSignal.timeout(timeoutMs);
-  const signal = init.signal ? AbortSignal.any([init.signal, deadline]) : deadline;
+  const url = new URL(path, api.url);
   try {
-    const response = await fetch(new URL(path, api.url), {
-      method: init.method ?? "GET",
-      headers: {
-        authorization: `Bearer ${api.token}`,
-        ...(init.body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      body: init.body === undefined ? undefined : JSON.stringify(init.body),
-      signal,
-    });
-    const text = await response.text();
-    let body: unknown = text;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // Not JSON (e.g. /metrics): keep the text.
-    }
-    return { status: response.status, body };
+    return await httpRequest(url, { ...init, timeoutMs: init.timeoutMs ?? OPS_API_TIMEOUT_MS, headers: { authorization: `Bearer ${api.token}` } });
   } catch (error) {
-    if (deadline.aborted && !init.signal?.aborted) throw new NoAnswer(timeoutMs);
-    if (init.signal?.aborted) throw init.signal.reason;
-    const cause = (error as { cause?: { code?: string } }).cause?.code;
-    throw new Error(`ops API does not answer at ${new URL(path, api.url).href}${cause ? ` (${cause})` : ""}`);
+    if (error instanceof NoAnswer || init.signal?.aborted) throw error;
+    throw new Error(`ops API: ${(error as Error).message}`);
   }
 }
 

@@ -107,6 +107,14 @@ export const DrSite = z.object({
     .optional(),
 });
 
+/** The monitoring that pages people at 3 a.m. (S4, S5): `health` probes it like any component. */
+export const Monitoring = z.object({
+  /** Prometheus' base URL, e.g. `http://127.0.0.1:15407` (probed at `/-/ready`, rules at `/api/v1/rules`). */
+  prometheusUrl: z.url({ protocol: /^https?$/ }),
+  /** Alertmanager's base URL (probed at `/-/ready`), where one runs. */
+  alertmanagerUrl: z.url({ protocol: /^https?$/ }).optional(),
+});
+
 export const Notifications = z.object({
   telegram: z.object({ botToken: secret("Telegram bot token"), chatId: z.string().min(1) }).optional(),
   discord: z.object({ webhookUrl: secret("Discord webhook URL") }).optional(),
@@ -180,6 +188,7 @@ export const StackOutputs = z.object({
   opsApi: OpsApi,
   backup: BackupRepository,
   dr: DrSite.optional(),
+  monitoring: Monitoring.optional(),
   lock: StackLockLocation.optional(),
   notifications: Notifications.default({}),
   retention: Retention.default({ pgFullDays: 30, walDays: 7, redisSnapshotHours: 24, modelDays: 90 }),

@@ -12,9 +12,9 @@ import { RunDocument } from "./engine/document.ts";
 import { StepFailure, oneLine } from "./engine/errors.ts";
 import { defineRunbook } from "./engine/runbook.ts";
 import { table } from "./format.ts";
-import { checkBackupRepository, checkOpsApi, checkPrimary, checkRedis, checkStandby, checkTraffic } from "./probes.ts";
+import { checkAlertmanager, checkBackupRepository, checkOpsApi, checkPrimary, checkPrometheus, checkRedis, checkStandby, checkTraffic } from "./probes.ts";
 
-export const ComponentName = z.enum(["primary", "standby", "traffic", "redis", "backup-repository", "ops-api"]);
+export const ComponentName = z.enum(["primary", "standby", "traffic", "redis", "backup-repository", "ops-api", "prometheus", "alertmanager"]);
 
 export const ComponentHealth = z.object({
   component: ComponentName,
@@ -128,6 +128,12 @@ function probes(outputs: StackOutputs): Probe[] {
     { component: "ops-api", target: new URL("/health/ready", outputs.opsApi.url).href, check: (options) => checkOpsApi(outputs, options) },
   ];
   if (database.standby) list.splice(1, 0, { component: "standby", target: hostPort(database.standby), check: (options) => checkStandby(outputs, options) });
+  const { monitoring } = outputs;
+  if (monitoring) list.push({ component: "prometheus", target: monitoring.prometheusUrl, check: (options) => checkPrometheus(monitoring.prometheusUrl, options) });
+  if (monitoring?.alertmanagerUrl) {
+    const url = monitoring.alertmanagerUrl;
+    list.push({ component: "alertmanager", target: url, check: (options) => checkAlertmanager(url, options) });
+  }
   return list;
 }
 

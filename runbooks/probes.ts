@@ -4,6 +4,7 @@
  * probes the repository before pgBackRest would retry it for a minute).
  */
 import { NoAnswer, type CallOptions } from "../clients/deadline.ts";
+import { httpRequest } from "../clients/http.ts";
 import { opsApiRequest, parseAnswer } from "../clients/ops-api.ts";
 import { S3_REQUEST_TIMEOUT_MS, s3Client } from "../clients/s3.ts";
 import { ReadyReport } from "../contract/ops-api.ts";
@@ -155,4 +156,21 @@ export async function checkOpsApi(outputs: StackOutputs, options?: CallOptions):
   }
   const report = parseAnswer(path, answer, ReadyReport);
   return `ready; bot sees ${Object.keys(report.components).join(", ")} healthy`;
+}
+
+/** S5: the alerting side answers and has its rules loaded; a silent Prometheus pages nobody. */
+export async function checkPrometheus(url: string, options?: CallOptions): Promise<string> {
+  const ready = await httpRequest(new URL("/-/ready", url), options);
+  if (ready.status !== 200) throw new Error(`/-/ready answered ${ready.status}`);
+  const rules = await httpRequest(new URL("/api/v1/rules", url), options);
+  const groups = (rules.body as { data?: { groups?: Array<{ rules?: unknown[] }> } }).data?.groups ?? [];
+  const count = groups.reduce((sum, group) => sum + (group.rules?.length ?? 0), 0);
+  if (count === 0) throw new Error("ready, but no alert rule is loaded: nothing would fire");
+  return `ready; ${count} alert rules loaded`;
+}
+
+export async function checkAlertmanager(url: string, options?: CallOptions): Promise<string> {
+  const ready = await httpRequest(new URL("/-/ready", url), options);
+  if (ready.status !== 200) throw new Error(`/-/ready answered ${ready.status}`);
+  return "ready";
 }

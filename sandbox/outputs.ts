@@ -35,6 +35,8 @@ export function sandboxOutputs(layout: SandboxLayout, secrets: SandboxSecrets): 
     },
     redis: { host, port: layout.ports.redis, password: secrets.redisPassword },
     opsApi: { url: `http://${host}:${layout.ports.opsApi}`, token: secrets.opsApiToken, killSwitchAdminKey: secrets.killSwitchAdminKey },
+    monitoring: { prometheusUrl: `http://${host}:${layout.ports.prometheus}` },
+    lock: { kind: "file" },
     backup: {
       type: "s3",
       // Field notes: pgBackRest 2.45 with verify-tls rejects IP-only certificates.

@@ -28,6 +28,7 @@ const CASES: Array<{ component: ComponentName; health: string; diagnoseView?: st
   { component: "redis", health: "redis", diagnoseView: "redis" },
   { component: "s3", health: "backup-repository" },
   { component: "ops-api", health: "ops-api" },
+  { component: "prometheus", health: "prometheus" },
 ];
 
 /** pgBackRest processes of this sandbox still alive (a refused backup must not leave one behind). */

@@ -37,7 +37,7 @@ describe("health (Z1, S3, C1)", () => {
     expect(run.code, run.stderr).toBe(0);
     const doc = HealthDocument.parse(JSON.parse(run.stdout));
     expect(doc.report?.components.map((c) => c.component).sort()).toEqual(
-      ["backup-repository", "ops-api", "primary", "redis", "standby", "traffic"],
+      ["backup-repository", "ops-api", "primary", "prometheus", "redis", "standby", "traffic"],
     );
     for (const component of doc.report!.components) {
       expect(component.status, `${component.component}: ${component.detail}`).toBe("healthy");
@@ -50,7 +50,7 @@ describe("health (Z1, S3, C1)", () => {
   it("Z1: the text report is a table with a headline", async () => {
     const run = await onStack("health");
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/^healthy: all 6 components healthy\nCOMPONENT\s+STATUS\s+LATENCY/);
+    expect(run.stdout).toMatch(/^healthy: all 7 components healthy\nCOMPONENT\s+STATUS\s+LATENCY/);
     expect(run.stdout).toMatch(/^standby\s+healthy\s+\d+\.\d ms/m);
   });
 });
@@ -214,6 +214,20 @@ describe("health when a component dies", () => {
     expect(up.code, up.stderr).toBe(0);
     const healed = await onStack("health");
     expect(healed.code, healed.stdout).toBe(0);
+  });
+
+  it("S5: Prometheus killed with SIGKILL: health exits 1 naming it (the monitoring that pages people is a component too)", async () => {
+    const sandbox = await openSandbox({ dir: sandboxDir });
+    process.kill(sandbox.pid("prometheus")!, "SIGKILL");
+    try {
+      const run = await onStack("health", "--json");
+      expect(run.code).toBe(1);
+      const prometheus = HealthDocument.parse(JSON.parse(run.stdout)).report!.components.find((c) => c.component === "prometheus");
+      expect(prometheus).toMatchObject({ status: "unhealthy", detail: expect.stringMatching(/cannot reach http:\/\/127\.0\.0\.1:\d+\/-\/ready \(ECONNREFUSED\)/) });
+    } finally {
+      await sandbox.start("prometheus");
+    }
+    expect((await onStack("health")).code).toBe(0);
   });
 
   it("Z1: a stopped Redis is named as not answering on its host and port, not with the client's raw text", async () => {
