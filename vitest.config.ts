@@ -5,8 +5,6 @@ export default defineConfig({
     // Pulumi mocks are process-global and the integration files share one sandbox: a fresh fork
     // per file, one file at a time.
     pool: "forks",
-    // The AWS SDK's "Node 22 after January 2027" notice, once per process; the README says it once.
-    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
     fileParallelism: false,
     projects: [
       {

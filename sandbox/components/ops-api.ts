@@ -26,8 +26,9 @@ export const opsApi: SandboxComponent = {
     spawnDaemon(layout, {
       name: "ops-api",
       command: process.execPath,
-      args: ["--import", "tsx", layout.opsApi.main],
-      // tsx resolves from the repo; the API talks to the traffic endpoint, never to a node directly.
+      // Node strips the types itself, except under node_modules (an installed copy): tsx there.
+      args: [...(process.features.typescript && !layout.opsApi.main.split("/").includes("node_modules") ? [] : ["--import", "tsx"]), layout.opsApi.main],
+      // The API talks to the traffic endpoint, never to a node directly.
       cwd: projectRoot,
       env: {
         OPS_API_HOST: layout.host,

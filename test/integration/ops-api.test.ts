@@ -554,7 +554,7 @@ interface OpsApiProcess {
 
 /** Carries the sandbox's marker: `sandbox.down()` in afterAll stops any one still running. */
 function spawnOpsApi(env: Record<string, string | undefined>): OpsApiProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", layout.opsApi.main], {
+  const child = spawn(process.execPath, [layout.opsApi.main], {
     cwd: projectRoot,
     env: {
       ...sandboxEnv(layout),

@@ -7,8 +7,9 @@
  *   PUT    If-Match: <etag>      412 when the ETag differs, 404 NoSuchKey when the key is gone
  *   DELETE If-Match: <etag>      the same
  *
- * Requests on one key are serialised while a conditional one is decided and written, so two racing
- * writers see exactly what two writers see at AWS: one 200, one 412.
+ * Requests on one key are serialised (a read is buffered whole before the next write), so racing
+ * writers see exactly what they see at AWS — one 200, one 412 — and a read never sees a half
+ * replaced object (s3rver streams the file a concurrent PUT is rewriting, and the socket breaks).
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
@@ -82,8 +83,8 @@ function conditionalRequests() {
     const ifMatch = ctx.get("if-match");
     const [, bucket, ...keyParts] = decodeURIComponent(ctx.path).split("/");
     const key = keyParts.join("/");
-    const objectWrite = (ctx.method === "PUT" || ctx.method === "DELETE") && bucket && key && !("uploadId" in ctx.query);
-    if (!objectWrite) return next();
+    const objectRequest = ["GET", "HEAD", "PUT", "DELETE"].includes(ctx.method) && bucket && key && !("uploadId" in ctx.query);
+    if (!objectRequest) return next();
     const id = `${bucket}/${key}`;
     const previous = chains.get(id) ?? Promise.resolve();
     let release!: () => void;
@@ -100,6 +101,12 @@ function conditionalRequests() {
         if (ifMatch && ifMatch !== "*" && ifMatch !== etag) return fail(ctx, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
       }
       await next();
+      // Koa sends a stream after the middleware returns: read it now, while the key is still ours.
+      if (ctx.body && typeof (ctx.body as AsyncIterable<Buffer>)[Symbol.asyncIterator] === "function") {
+        const chunks: Buffer[] = [];
+        for await (const chunk of ctx.body as AsyncIterable<Buffer>) chunks.push(Buffer.from(chunk));
+        ctx.body = Buffer.concat(chunks);
+      }
     } finally {
       release();
       if (chains.get(id) === link) chains.delete(id);

@@ -2,8 +2,8 @@
  * A run that holds the stack lock and keeps renewing it until it is killed: the other process of
  * the lock tests (SIGKILL it to leave a lock nobody renews).
  *
- *   node --import tsx test/support/hold-lock.ts s3 '<repo json>' <key> <ttlMs> <renewMs>
- *   node --import tsx test/support/hold-lock.ts lease <namespace> <name> <ttlMs> <renewMs>   (KUBECONFIG from the environment)
+ *   node test/support/hold-lock.ts s3 '<repo json>' <key> <ttlMs> <renewMs>
+ *   node test/support/hold-lock.ts lease <namespace> <name> <ttlMs> <renewMs>   (KUBECONFIG from the environment)
  */
 import type { StackLock } from "../../runbooks/engine/lock.ts";
 import { KubernetesLeaseLock } from "../../runbooks/locks/kubernetes-lease.ts";

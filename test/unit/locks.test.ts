@@ -55,7 +55,7 @@ const request = (runbook: string): LockRequest => ({ runbook, runId: crypto.rand
 /** A process holding the lock (renewing) until killed; resolves once it holds it. */
 function holder(args: string[]): Promise<ChildProcess> {
   return new Promise((resolveHeld, fail) => {
-    const child = spawn(process.execPath, ["--import", "tsx", resolve(import.meta.dirname, "../support/hold-lock.ts"), ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, [resolve(import.meta.dirname, "../support/hold-lock.ts"), ...args], { stdio: ["ignore", "pipe", "inherit"] });
     children.push(child);
     child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("held") && resolveHeld(child));
     child.once("exit", (code) => fail(new Error(`hold-lock exited ${code} before holding the lock`)));

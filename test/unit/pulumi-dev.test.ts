@@ -6,7 +6,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -231,7 +231,8 @@ describe("dev stack: structure and outputs", () => {
     expect(outputs.database.traffic).toEqual({ host: "127.0.0.1", port: 16403 });
     expect(outputs.backup).toMatchObject({ endpoint: "localhost", port: 16405, uriStyle: "path", bucket: "tradeops-backups" });
     // Runbooks on the host verify the store's TLS certificate with the file the stack bind-mounts.
-    expect(outputs.backup.caFile).toMatch(/\/\.tradeops\/stacks\/dev\/s3-certs\/public\.crt$/);
+    // Under $TRADEOPS_HOME, default <repo>/.tradeops (vitest runs from the repo root).
+    expect(outputs.backup.caFile).toBe(join(resolve(process.env.TRADEOPS_HOME ?? ".tradeops"), "stacks/dev/s3-certs/public.crt"));
     expect(container("s3").inputs.volumes).toContainEqual({ hostPath: outputs.backup.caFile!.replace(/\/public\.crt$/, ""), containerPath: "/certs" });
     expect(outputs.notifications.telegram?.chatId).toBe(CONFIG.telegramChatId);
     for (const secret of [run.exports.database.password, run.exports.redis.password, run.exports.opsApi.token, run.exports.backup.secretAccessKey]) {
