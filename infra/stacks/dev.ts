@@ -47,67 +47,83 @@ export function devStack(config: DevConfig): StackExports {
     s3SecretKey: secretOf(config.s3SecretKey),
   };
 
-  const site = createSite();
-  const store = new DockerObjectStore("s3", {
-    site,
-    image: config.objectStoreImage,
-    clientImage: config.objectStoreClientImage,
-    certImage: config.certImage,
-    limits: config.resources.objectStore,
-    bucket: config.backupBucketName,
-    accessKey: secrets.s3AccessKey,
-    secretKey: secrets.s3SecretKey,
-    hostPort: ports.s3,
-    certificateDir: config.certificateDir ?? join(tradeopsHome(), "stacks", stack, "s3-certs"),
-  });
-  const timescale = new DockerTimescalePair("timescale", {
-    site,
-    image: config.timescaleImage,
-    limits: config.resources.timescale,
-    dbName: config.dbName,
-    dbUser: config.dbUser,
-    dbPassword: secrets.dbPassword,
-    replicationUser: config.replicationUser,
-    replicationPassword: secrets.replicationPassword,
-    replicationMode: config.replicationMode,
-    hostPorts: { primary: ports.pgA, standby: ports.pgB },
-    clientNetwork: config.networkSubnet,
-    stanza: config.stanza,
-    repository: pulumi.all([secrets.s3AccessKey, secrets.s3SecretKey]).apply(([key, keySecret]) => ({
-      endpoint: OBJECT_STORE.alias,
-      port: OBJECT_STORE.port,
+  const { site, daemon } = createSite();
+  const store = new DockerObjectStore(
+    "s3",
+    {
+      site,
+      image: config.objectStoreImage,
+      clientImage: config.objectStoreClientImage,
+      certImage: config.certImage,
+      limits: config.resources.objectStore,
       bucket: config.backupBucketName,
-      region: OBJECT_STORE.region,
-      path: PGBACKREST_PREFIX,
-      uriStyle: "path" as const,
-      key,
-      keySecret,
-      caFile: OBJECT_STORE.caFile,
-    })),
-    retention: config.retention,
-    certificateDir: store.certificateDir,
-    after: [store.bucketReady],
-  });
-  const traffic = new DockerTrafficProxy("traffic", {
-    site,
-    image: config.haproxyImage,
-    limits: config.resources.proxy,
-    servers: [
-      { name: timescale.primary.name, enabled: true },
-      { name: timescale.standby.name, enabled: false },
-    ],
-    hostPort: ports.traffic,
-    dependsOn: [timescale.primary.container, timescale.standby.container],
-  });
-  const redis = new DockerRedis("redis", {
-    site,
-    image: config.redisImage,
-    limits: config.resources.redis,
-    password: secrets.redisPassword,
-    maxmemory: config.redisMaxMemory,
-    maxmemoryPolicy: config.redisMaxMemoryPolicy,
-    hostPort: ports.redis,
-  });
+      accessKey: secrets.s3AccessKey,
+      secretKey: secrets.s3SecretKey,
+      hostPort: ports.s3,
+      certificateDir: config.certificateDir ?? join(tradeopsHome(), "stacks", stack, "s3-certs"),
+    },
+    { provider: daemon },
+  );
+  const timescale = new DockerTimescalePair(
+    "timescale",
+    {
+      site,
+      image: config.timescaleImage,
+      limits: config.resources.timescale,
+      dbName: config.dbName,
+      dbUser: config.dbUser,
+      dbPassword: secrets.dbPassword,
+      replicationUser: config.replicationUser,
+      replicationPassword: secrets.replicationPassword,
+      replicationMode: config.replicationMode,
+      hostPorts: { primary: ports.pgA, standby: ports.pgB },
+      clientNetwork: config.networkSubnet,
+      stanza: config.stanza,
+      repository: pulumi.all([secrets.s3AccessKey, secrets.s3SecretKey]).apply(([key, keySecret]) => ({
+        endpoint: OBJECT_STORE.alias,
+        port: OBJECT_STORE.port,
+        bucket: config.backupBucketName,
+        region: OBJECT_STORE.region,
+        path: PGBACKREST_PREFIX,
+        uriStyle: "path" as const,
+        key,
+        keySecret,
+        caFile: OBJECT_STORE.caFile,
+      })),
+      retention: config.retention,
+      certificateDir: store.certificateDir,
+      after: [store.bucketReady],
+    },
+    { provider: daemon },
+  );
+  const traffic = new DockerTrafficProxy(
+    "traffic",
+    {
+      site,
+      image: config.haproxyImage,
+      limits: config.resources.proxy,
+      servers: [
+        { name: timescale.primary.name, enabled: true },
+        { name: timescale.standby.name, enabled: false },
+      ],
+      hostPort: ports.traffic,
+      dependsOn: [timescale.primary.container, timescale.standby.container],
+    },
+    { provider: daemon },
+  );
+  const redis = new DockerRedis(
+    "redis",
+    {
+      site,
+      image: config.redisImage,
+      limits: config.resources.redis,
+      password: secrets.redisPassword,
+      maxmemory: config.redisMaxMemory,
+      maxmemoryPolicy: config.redisMaxMemoryPolicy,
+      hostPort: ports.redis,
+    },
+    { provider: daemon },
+  );
   const appEnv = {
     DATABASE_HOST: traffic.internalHost,
     DATABASE_PORT: String(traffic.internalPort),
@@ -123,36 +139,40 @@ export function devStack(config: DevConfig): StackExports {
     JWT_SECRET: secrets.jwtSecret,
     OPS_API_TOKEN: secrets.opsApiToken,
   };
-  const api = new DockerApp("api", {
-    site,
-    role: "api",
-    image: config.apiImage,
-    limits: config.resources.api,
-    env: appEnv,
-    secretFiles: appSecrets,
-    containerPort: config.apiPort,
-    hostPort: ports.api,
-    dependsOn: [traffic.container, redis.container],
-  });
-  const worker = new DockerApp("worker", {
-    site,
-    role: "worker",
-    image: config.workerImage,
-    limits: config.resources.worker,
-    env: appEnv,
-    secretFiles: appSecrets,
-    dependsOn: [traffic.container, redis.container],
-  });
-  new DockerObservability("observability", {
-    site,
-    images: { prometheus: config.prometheusImage, alertmanager: config.alertmanagerImage, grafana: config.grafanaImage, pgExporter: config.pgExporterImage },
-    resources: config.resources,
-    apiTarget: `api:${config.apiPort}`,
-    database: { host: traffic.internalHost, port: traffic.internalPort, name: config.dbName, user: config.dbUser, password: secrets.dbPassword },
-    grafanaAdminPassword: secrets.grafanaAdminPassword,
-    receivers: pulumi.secret(alertReceiversOf(config)),
-    hostPorts: { prometheus: ports.prometheus, alertmanager: ports.alertmanager, grafana: ports.grafana },
-  });
+  const api = new DockerApp(
+    "api",
+    {
+      site,
+      role: "api",
+      image: config.apiImage,
+      limits: config.resources.api,
+      env: appEnv,
+      secretFiles: appSecrets,
+      containerPort: config.apiPort,
+      hostPort: ports.api,
+      dependsOn: [traffic.container, redis.container],
+    },
+    { provider: daemon },
+  );
+  const worker = new DockerApp(
+    "worker",
+    { site, role: "worker", image: config.workerImage, limits: config.resources.worker, env: appEnv, secretFiles: appSecrets, dependsOn: [traffic.container, redis.container] },
+    { provider: daemon },
+  );
+  new DockerObservability(
+    "observability",
+    {
+      site,
+      images: { prometheus: config.prometheusImage, alertmanager: config.alertmanagerImage, grafana: config.grafanaImage, pgExporter: config.pgExporterImage },
+      resources: config.resources,
+      apiTarget: `api:${config.apiPort}`,
+      database: { host: traffic.internalHost, port: traffic.internalPort, name: config.dbName, user: config.dbUser, password: secrets.dbPassword },
+      grafanaAdminPassword: secrets.grafanaAdminPassword,
+      receivers: pulumi.secret(alertReceiversOf(config)),
+      hostPorts: { prometheus: ports.prometheus, alertmanager: ports.alertmanager, grafana: ports.grafana },
+    },
+    { provider: daemon },
+  );
 
   // Runbooks run on the Docker host: a wildcard bind is still reached on loopback.
   const host = config.bindAddress === "0.0.0.0" ? "127.0.0.1" : config.bindAddress;
@@ -201,13 +221,14 @@ export function devStack(config: DevConfig): StackExports {
     retention: config.retention,
   };
 
-  function createSite(): DockerSite {
-    const provider = new docker.Provider("docker", config.dockerHost ? { host: config.dockerHost } : {});
+  /** The Docker provider (components get it as `{ provider }` in their opts) and the stack network. */
+  function createSite(): { site: DockerSite; daemon: docker.Provider } {
+    const daemon = new docker.Provider("docker", config.dockerHost ? { host: config.dockerHost } : {});
     const network = new docker.Network(
       "network",
       { name: `${pulumi.getProject()}-${stack}`, driver: "bridge", ipamConfigs: [{ subnet: config.networkSubnet }] },
-      { provider },
+      { provider: daemon },
     );
-    return { provider, networkName: network.name, namePrefix: `${pulumi.getProject()}-${stack}`, bindAddress: config.bindAddress };
+    return { site: { networkName: network.name, namePrefix: `${pulumi.getProject()}-${stack}`, bindAddress: config.bindAddress }, daemon };
   }
 }

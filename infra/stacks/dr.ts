@@ -40,58 +40,64 @@ export function drStack(config: DrConfig): StackExports {
   });
 
   const awsDr = new aws.Provider("aws-dr", { region: config.region as aws.Region });
-  const site = createKubernetesSite(config, "kubernetes-dr");
+  const { site, provider: cluster } = createKubernetesSite(config, "kubernetes-dr");
   const s3Backups: S3Backups = { bucket: config.backupBucketName, accessKeyId: secrets.s3AccessKeyId, secretAccessKey: secrets.s3SecretAccessKey };
   const streaming = config.standbyMode === "streaming";
 
   // ---- the standby (I6 "verify DB sync"): restored from the replica bucket, then following prod
-  const timescale = new KubernetesTimescale("timescale", {
-    site,
-    image: config.timescaleImage,
-    exporterImage: config.pgExporterImage,
-    limits: config.resources.timescale,
-    storageSize: config.pgStorageSize,
-    storageClass: config.storageClass,
-    replicas: 1,
-    dbName: config.dbName,
-    dbUser: config.dbUser,
-    dbPassword: secrets.dbPassword,
-    replicationUser: config.replicationUser,
-    replicationPassword: secrets.replicationPassword,
-    replicationMode: "async",
-    clientNetwork: config.podNetworkCidr,
-    stanza: config.stanza,
-    repository: pgbackrestRepositoryOf(config.region, s3Backups),
-    retention: config.retention,
-    bootstrap: "repository",
-    ...(streaming ? { primaryHost: config.primaryHost, slotName: DR_SLOT } : {}),
-  });
+  const timescale = new KubernetesTimescale(
+    "timescale",
+    {
+      site,
+      image: config.timescaleImage,
+      exporterImage: config.pgExporterImage,
+      limits: config.resources.timescale,
+      storageSize: config.pgStorageSize,
+      storageClass: config.storageClass,
+      replicas: 1,
+      dbName: config.dbName,
+      dbUser: config.dbUser,
+      dbPassword: secrets.dbPassword,
+      replicationUser: config.replicationUser,
+      replicationPassword: secrets.replicationPassword,
+      replicationMode: "async",
+      clientNetwork: config.podNetworkCidr,
+      stanza: config.stanza,
+      repository: pgbackrestRepositoryOf(config.region, s3Backups),
+      retention: config.retention,
+      bootstrap: "repository",
+      ...(streaming ? { primaryHost: config.primaryHost, slotName: DR_SLOT } : {}),
+    },
+    { provider: cluster },
+  );
 
   // ---- the application at pilot light (I5: DR activation scales it up)
-  const { redis, api } = createApplicationTier(site, config, {
-    secrets,
-    databaseHost: timescale.readWriteHost,
-    apiReplicas: config.drApiReplicas,
-    failoverHostname: dns.recordName,
-    backups: s3Backups,
-    // After activation this site is the primary and must back itself up; until then the jobs are suspended.
-    suspendBackups: true,
-  });
-  new FailoverRecord("api-secondary", {
-    provider: awsDr,
-    zoneId: dns.zoneId,
-    recordName: dns.recordName,
-    failover: "SECONDARY",
-    target: api.loadBalancerHostname!,
-    siteHostname: config.apiHostname,
-  });
+  const { redis, api, worker } = createApplicationTier(
+    site,
+    config,
+    {
+      secrets,
+      database: timescale,
+      apiReplicas: config.drApiReplicas,
+      failoverHostname: dns.recordName,
+      backups: s3Backups,
+      // After activation this site is the primary and must back itself up; until then the jobs are suspended.
+      suspendBackups: true,
+    },
+    { provider: cluster },
+  );
+  new FailoverRecord(
+    "api-secondary",
+    { zoneId: dns.zoneId, recordName: dns.recordName, failover: "SECONDARY", target: api.loadBalancerHostname!, siteHostname: config.apiHostname },
+    { provider: awsDr },
+  );
 
   const drNode = { name: timescale.podNames[0]!, host: timescale.podHosts[0]!, port: PG_PORT, role: "standby" as const, dataDir: PG_PATHS.dataDir };
   const opsApi = { url: `https://${config.apiHostname}`, token: secrets.opsApiToken };
   return {
     contractVersion: 1,
     stack,
-    platform: kubernetesPlatformOf(config),
+    platform: kubernetesPlatformOf(config, { database: timescale, redis, api, worker }),
     // This site's own database: its one node is a standby until `dr activate` promotes it (runbooks re-check the live role).
     database: {
       name: config.dbName,

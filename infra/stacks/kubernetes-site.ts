@@ -14,8 +14,8 @@ import { KubernetesApp } from "../components/kubernetes/app.ts";
 import { BackupSchedule } from "../components/kubernetes/backup-schedule.ts";
 import { DataNetworkPolicies } from "../components/kubernetes/network-policies.ts";
 import type { KubernetesSite } from "../components/kubernetes/pod-defaults.ts";
-import { KubernetesRedis, REDIS_NAME } from "../components/kubernetes/redis.ts";
-import { TIMESCALE_NAME } from "../components/kubernetes/timescale.ts";
+import { KubernetesRedis } from "../components/kubernetes/redis.ts";
+import type { KubernetesTimescale } from "../components/kubernetes/timescale.ts";
 import { PG_PATHS, PG_PORT } from "../components/rendered-files.ts";
 import { PGBACKREST_PREFIX, type StackExports } from "./exports.ts";
 
@@ -54,8 +54,8 @@ export interface S3Backups {
 export interface ApplicationTierArgs {
   /** The application's credentials; dr's default to prod's. */
   secrets: { dbPassword: pulumi.Input<string>; redisPassword: pulumi.Input<string>; jwtSecret: pulumi.Input<string>; opsApiToken: pulumi.Input<string> };
-  /** Where the API and worker reach PostgreSQL: the database's read-write Service. */
-  databaseHost: string;
+  /** The database: the API and worker reach its read-write Service; policies and backups select its pods. */
+  database: Pick<KubernetesTimescale, "readWriteHost" | "appName">;
   /** API pods; 0 keeps the DR site at pilot light until `dr activate` (I5). @example 2 */
   apiReplicas: number;
   /** The failover record's name, served by the Ingress next to the site's own `apiHostname`. @example "api.trading.example.com" */
@@ -68,8 +68,8 @@ export interface ApplicationTierArgs {
   suspendBackups?: boolean;
 }
 
-/** The Kubernetes provider and the namespace every workload goes into. */
-export function createKubernetesSite(config: { namespace: string; kubeconfig?: string; kubeContext?: string }, providerName: string): KubernetesSite {
+/** The Kubernetes provider (components get it as `{ provider }` in their opts) and the namespace every workload goes into. */
+export function createKubernetesSite(config: { namespace: string; kubeconfig?: string; kubeContext?: string }, providerName: string): { site: KubernetesSite; provider: k8s.Provider } {
   const provider = new k8s.Provider(providerName, {
     ...(config.kubeconfig ? { kubeconfig: secretOf(config.kubeconfig) } : {}),
     ...(config.kubeContext ? { context: config.kubeContext } : {}),
@@ -80,7 +80,7 @@ export function createKubernetesSite(config: { namespace: string; kubeconfig?: s
     { metadata: { name: config.namespace, labels: { "app.kubernetes.io/part-of": "tradeops", "pod-security.kubernetes.io/enforce": "baseline" } } },
     { provider },
   );
-  return { provider, namespace: namespace.metadata.name, namespaceName: config.namespace };
+  return { site: { namespace: namespace.metadata.name, namespaceName: config.namespace }, provider };
 }
 
 /** What the API and worker get: plain settings, and Secret keys for the credentials. */
@@ -99,62 +99,71 @@ export function appEnvironment(config: { dbName: string; dbUser: string; apiPort
   };
 }
 
-/** Redis, the API and the worker with their credentials, the data-access policies and the backup schedule of one site. */
-export function createApplicationTier(site: KubernetesSite, config: ApplicationTierConfig, args: ApplicationTierArgs) {
+/**
+ * Redis, the API and the worker with their credentials, the data-access policies and the backup
+ * schedule of one site; `opts` (the cluster's provider) goes to every component.
+ */
+export function createApplicationTier(site: KubernetesSite, config: ApplicationTierConfig, args: ApplicationTierArgs, opts: pulumi.ComponentResourceOptions) {
   const { secrets } = args;
-  const redis = new KubernetesRedis("redis", {
-    site,
-    image: config.redisImage,
-    limits: config.resources.redis,
-    password: secrets.redisPassword,
-    maxmemory: config.redisMaxMemory,
-    maxmemoryPolicy: config.redisMaxMemoryPolicy,
-    storageSize: config.redisStorageSize,
-    storageClass: config.storageClass,
-  });
-  const appSecrets = new AppSecrets("app-secrets", {
-    site,
-    values: { DATABASE_PASSWORD: secrets.dbPassword, REDIS_PASSWORD: secrets.redisPassword, JWT_SECRET: secrets.jwtSecret, OPS_API_TOKEN: secrets.opsApiToken },
-  });
-  const { env, secretEnv } = appEnvironment(config, args.databaseHost, redis.host, redis.port);
-  const api = new KubernetesApp("api", {
-    site,
-    appName: "api",
-    image: config.apiImage,
-    replicas: args.apiReplicas,
-    limits: config.resources.api,
-    port: config.apiPort,
-    env,
-    secretEnv,
-    secretName: appSecrets.secretName,
-    ingress: { hostnames: [config.apiHostname, args.failoverHostname], tlsSecretName: config.tlsSecretName, className: config.ingressClassName },
-  });
-  const worker = new KubernetesApp("worker", {
-    site,
-    appName: "worker",
-    image: config.workerImage,
-    replicas: config.workerReplicas,
-    limits: config.resources.worker,
-    port: config.apiPort,
-    env,
-    secretEnv,
-    secretName: appSecrets.secretName,
-  });
-  new DataNetworkPolicies("data-access", { site, databaseApp: TIMESCALE_NAME, redisApp: REDIS_NAME, prometheusApp: args.prometheusApp });
-  new BackupSchedule("backup-schedule", {
-    site,
-    stanza: config.stanza,
-    databaseApp: TIMESCALE_NAME,
-    redisHost: redis.host,
-    redisPasswordSecret: { name: redis.secret.metadata.name, key: "password" },
-    bucket: args.backups.bucket,
-    region: config.region,
-    writerAccessKeyId: args.backups.accessKeyId,
-    writerSecretAccessKey: args.backups.secretAccessKey,
-    images: { kubectl: config.kubectlImage, redis: config.redisImage, awsCli: config.awsCliImage },
-    limits: config.resources.backupJob,
-    suspend: args.suspendBackups,
-  });
+  const redis = new KubernetesRedis(
+    "redis",
+    {
+      site,
+      image: config.redisImage,
+      limits: config.resources.redis,
+      password: secrets.redisPassword,
+      maxmemory: config.redisMaxMemory,
+      maxmemoryPolicy: config.redisMaxMemoryPolicy,
+      storageSize: config.redisStorageSize,
+      storageClass: config.storageClass,
+    },
+    opts,
+  );
+  const appSecrets = new AppSecrets(
+    "app-secrets",
+    { site, values: { DATABASE_PASSWORD: secrets.dbPassword, REDIS_PASSWORD: secrets.redisPassword, JWT_SECRET: secrets.jwtSecret, OPS_API_TOKEN: secrets.opsApiToken } },
+    opts,
+  );
+  const { env, secretEnv } = appEnvironment(config, args.database.readWriteHost, redis.host, redis.port);
+  const api = new KubernetesApp(
+    "api",
+    {
+      site,
+      image: config.apiImage,
+      replicas: args.apiReplicas,
+      limits: config.resources.api,
+      port: config.apiPort,
+      env,
+      secretEnv,
+      secretName: appSecrets.secretName,
+      ingress: { hostnames: [config.apiHostname, args.failoverHostname], tlsSecretName: config.tlsSecretName, className: config.ingressClassName },
+    },
+    opts,
+  );
+  const worker = new KubernetesApp(
+    "worker",
+    { site, image: config.workerImage, replicas: config.workerReplicas, limits: config.resources.worker, port: config.apiPort, env, secretEnv, secretName: appSecrets.secretName },
+    opts,
+  );
+  new DataNetworkPolicies("data-access", { site, databaseApp: args.database.appName, redisApp: redis.appName, prometheusApp: args.prometheusApp }, opts);
+  new BackupSchedule(
+    "backup-schedule",
+    {
+      site,
+      stanza: config.stanza,
+      databaseApp: args.database.appName,
+      redisHost: redis.host,
+      redisPasswordSecret: redis.passwordSecret,
+      bucket: args.backups.bucket,
+      region: config.region,
+      writerAccessKeyId: args.backups.accessKeyId,
+      writerSecretAccessKey: args.backups.secretAccessKey,
+      images: { kubectl: config.kubectlImage, redis: config.redisImage, awsCli: config.awsCliImage },
+      limits: config.resources.backupJob,
+      suspend: args.suspendBackups,
+    },
+    opts,
+  );
   return { redis, api, worker };
 }
 
@@ -192,13 +201,21 @@ export function backupExportOf(config: { region: string; stanza: string }, backu
   };
 }
 
+/** The workloads whose names the contract's `platform` lists (each component's `appName`). */
+export interface SiteWorkloads {
+  database: { appName: string };
+  redis: { appName: string };
+  api: { appName: string };
+  worker: { appName: string };
+}
+
 /** The contract's `platform`: the namespace and the names runbooks scale, exec into and watch. */
-export function kubernetesPlatformOf(config: { namespace: string; kubeContext?: string }): StackExports["platform"] {
+export function kubernetesPlatformOf(config: { namespace: string; kubeContext?: string }, workloads: SiteWorkloads): StackExports["platform"] {
   return {
     kind: "kubernetes",
     namespace: config.namespace,
     ...(config.kubeContext ? { context: config.kubeContext } : {}),
-    deployments: { api: "api", worker: "worker" },
-    statefulSets: { database: TIMESCALE_NAME, redis: REDIS_NAME },
+    deployments: { api: workloads.api.appName, worker: workloads.worker.appName },
+    statefulSets: { database: workloads.database.appName, redis: workloads.redis.appName },
   };
 }

@@ -11,7 +11,7 @@ import { BackupReplication } from "../components/aws/backup-replication.ts";
 import { BackupWriter } from "../components/aws/backup-writer.ts";
 import { FailoverRecord } from "../components/aws/failover-record.ts";
 import { KubernetesObservability, PROMETHEUS_NAME } from "../components/kubernetes/observability.ts";
-import { KubernetesTimescale, TIMESCALE_NAME } from "../components/kubernetes/timescale.ts";
+import { KubernetesTimescale } from "../components/kubernetes/timescale.ts";
 import { PG_PATHS, PG_PORT } from "../components/rendered-files.ts";
 import { alertReceiversOf, notificationsOf, replicationRoleOf, type StackExports } from "./exports.ts";
 import { backupExportOf, createApplicationTier, createKubernetesSite, kubernetesPlatformOf, pgbackrestRepositoryOf, type S3Backups } from "./kubernetes-site.ts";
@@ -30,72 +30,87 @@ export function prodStack(config: ProdConfig): StackExports {
   };
   const awsPrimary = new aws.Provider("aws-primary", { region: config.region as aws.Region });
   const awsDr = new aws.Provider("aws-dr", { region: config.drRegion as aws.Region });
-  const site = createKubernetesSite(config, "kubernetes");
+  const { site, provider: cluster } = createKubernetesSite(config, "kubernetes");
 
   // ---- backups (I7) and their replica in the DR region (I5, I6)
   const backupSettings = { retention: config.retention, deletedVersionDays: config.deletedVersionDays };
-  const backups = new BackupBucket("backups", { bucketName: config.backupBucketName, provider: awsPrimary, ...backupSettings });
-  const drBackups = new BackupBucket("backups-dr", { bucketName: config.drBucketName ?? `${config.backupBucketName}-dr`, provider: awsDr, ...backupSettings });
-  new BackupReplication("backup-replication", { source: backups, destination: drBackups, provider: awsPrimary });
-  const writer = new BackupWriter("backup-writer", {
-    buckets: [backups, drBackups],
-    prefixes: [BACKUP_PREFIXES.pgbackrest, BACKUP_PREFIXES.redis],
-    provider: awsPrimary,
-    userName: `${pulumi.getProject()}-${stack}-backup-writer`,
-  });
+  const backups = new BackupBucket("backups", { bucketName: config.backupBucketName, ...backupSettings }, { provider: awsPrimary });
+  const drBackups = new BackupBucket("backups-dr", { bucketName: config.drBucketName ?? `${config.backupBucketName}-dr`, ...backupSettings }, { provider: awsDr });
+  new BackupReplication("backup-replication", { source: backups, destination: drBackups }, { provider: awsPrimary });
+  const writer = new BackupWriter(
+    "backup-writer",
+    { buckets: [backups, drBackups], prefixes: [BACKUP_PREFIXES.pgbackrest, BACKUP_PREFIXES.redis], userName: `${pulumi.getProject()}-${stack}-backup-writer` },
+    { provider: awsPrimary },
+  );
   const s3Backups: S3Backups = { bucket: backups.bucketName, accessKeyId: writer.accessKeyId, secretAccessKey: writer.secretAccessKey };
 
   // ---- data stores
-  const timescale = new KubernetesTimescale("timescale", {
-    site,
-    image: config.timescaleImage,
-    exporterImage: config.pgExporterImage,
-    limits: config.resources.timescale,
-    storageSize: config.pgStorageSize,
-    storageClass: config.storageClass,
-    replicas: config.pgReplicas,
-    dbName: config.dbName,
-    dbUser: config.dbUser,
-    dbPassword: secrets.dbPassword,
-    replicationUser: config.replicationUser,
-    replicationPassword: secrets.replicationPassword,
-    replicationMode: config.replicationMode,
-    clientNetwork: config.podNetworkCidr,
-    stanza: config.stanza,
-    repository: pgbackrestRepositoryOf(config.region, s3Backups),
-    retention: config.retention,
-  });
+  const timescale = new KubernetesTimescale(
+    "timescale",
+    {
+      site,
+      image: config.timescaleImage,
+      exporterImage: config.pgExporterImage,
+      limits: config.resources.timescale,
+      storageSize: config.pgStorageSize,
+      storageClass: config.storageClass,
+      replicas: config.pgReplicas,
+      dbName: config.dbName,
+      dbUser: config.dbUser,
+      dbPassword: secrets.dbPassword,
+      replicationUser: config.replicationUser,
+      replicationPassword: secrets.replicationPassword,
+      replicationMode: config.replicationMode,
+      clientNetwork: config.podNetworkCidr,
+      stanza: config.stanza,
+      repository: pgbackrestRepositoryOf(config.region, s3Backups),
+      retention: config.retention,
+    },
+    { provider: cluster },
+  );
 
   // ---- the application tier: Redis, the API and worker, data-access policies, backup CronJobs
-  const { redis, api } = createApplicationTier(site, config, {
-    secrets,
-    databaseHost: timescale.readWriteHost,
-    apiReplicas: config.apiReplicas,
-    failoverHostname: config.dnsRecordName,
-    prometheusApp: PROMETHEUS_NAME,
-    backups: s3Backups,
-  });
-  new KubernetesObservability("observability", {
+  const { redis, api, worker } = createApplicationTier(
     site,
-    images: { prometheus: config.prometheusImage, alertmanager: config.alertmanagerImage, grafana: config.grafanaImage },
-    resources: config.resources,
-    apiTarget: `${api.internalHost}:${config.apiPort}`,
-    databaseHosts: timescale.podHosts,
-    grafanaAdminPassword: secrets.grafanaAdminPassword,
-    receivers: pulumi.secret(alertReceiversOf(config)),
-    storageClass: config.storageClass,
-  });
+    config,
+    {
+      secrets,
+      database: timescale,
+      apiReplicas: config.apiReplicas,
+      failoverHostname: config.dnsRecordName,
+      prometheusApp: PROMETHEUS_NAME,
+      backups: s3Backups,
+    },
+    { provider: cluster },
+  );
+  new KubernetesObservability(
+    "observability",
+    {
+      site,
+      images: { prometheus: config.prometheusImage, alertmanager: config.alertmanagerImage, grafana: config.grafanaImage },
+      resources: config.resources,
+      apiTarget: `${api.internalHost}:${config.apiPort}`,
+      databaseHosts: timescale.podHosts,
+      grafanaAdminPassword: secrets.grafanaAdminPassword,
+      receivers: pulumi.secret(alertReceiversOf(config)),
+      storageClass: config.storageClass,
+    },
+    { provider: cluster },
+  );
 
   // ---- traffic: the PRIMARY half of the failover pair, health-checked on readiness (Z1, I5)
-  const primaryRecord = new FailoverRecord("api-primary", {
-    provider: awsPrimary,
-    zoneId: config.dnsZoneId,
-    recordName: config.dnsRecordName,
-    failover: "PRIMARY",
-    target: api.loadBalancerHostname!,
-    siteHostname: config.apiHostname,
-    healthCheckPath: "/health/ready",
-  });
+  const primaryRecord = new FailoverRecord(
+    "api-primary",
+    {
+      zoneId: config.dnsZoneId,
+      recordName: config.dnsRecordName,
+      failover: "PRIMARY",
+      target: api.loadBalancerHostname!,
+      siteHostname: config.apiHostname,
+      healthCheckPath: "/health/ready",
+    },
+    { provider: awsPrimary },
+  );
 
   const pgNodes = timescale.podNames.map((pod, i) => ({
     name: pod,
@@ -107,7 +122,7 @@ export function prodStack(config: ProdConfig): StackExports {
   return {
     contractVersion: 1,
     stack,
-    platform: kubernetesPlatformOf(config),
+    platform: kubernetesPlatformOf(config, { database: timescale, redis, api, worker }),
     database: {
       name: config.dbName,
       user: config.dbUser,
@@ -116,7 +131,7 @@ export function prodStack(config: ProdConfig): StackExports {
       ...(pgNodes[1] ? { standby: pgNodes[1] } : {}),
       replication: {
         mode: config.pgReplicas > 1 ? config.replicationMode : "async",
-        slot: `${TIMESCALE_NAME}_1`,
+        slot: timescale.replicationSlot,
         ...replicationRoleOf(config.replicationUser, secrets.replicationPassword),
       },
       traffic: { host: timescale.readWriteHost, port: PG_PORT },

@@ -106,7 +106,7 @@ describe("dev stack: containers", () => {
 });
 
 test("S2: ports bind to the configured address; a wildcard is possible, and the policy pack then refuses it for data ports", async () => {
-  const site = { provider: undefined as never, networkName: "n", namePrefix: "tradeops-lab", bindAddress: "0.0.0.0" };
+  const site = { networkName: "n", namePrefix: "tradeops-lab", bindAddress: "0.0.0.0" };
   const port = publish(site, 16401, 5432);
   expect(port).toEqual({ internal: 5432, external: 16401, ip: "0.0.0.0", protocol: "tcp" });
   const container = { type: CONTAINER, name: "pg-a", urn: "urn::pg-a", rawInputs: {}, parent: "", provider: "" };

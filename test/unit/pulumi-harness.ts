@@ -46,6 +46,8 @@ export interface RunOptions {
   /** Outputs of stacks the program reads with a StackReference, by stack name. */
   stackReferences?: Record<string, { outputs: Record<string, unknown>; secretOutputNames?: string[] }>;
   project?: string;
+  /** A program of its own (e.g. components alone) instead of the tradeops program, `infra/index.ts`. */
+  program?: () => Record<string, unknown>;
 }
 
 export function isSecretValue(value: unknown): boolean {
@@ -113,8 +115,8 @@ export async function runProgram(opts: RunOptions): Promise<ProgramRun> {
   }
   pulumi.runtime.setAllConfig(values, (opts.secretKeys ?? []).map((key) => (key.includes(":") ? key : `tradeops:${key}`)));
 
-  const program = await import("../../infra/index.ts");
-  const exports = program.default() as Record<string, any>;
+  const program = opts.program ?? (await import("../../infra/index.ts")).default;
+  const exports = program() as Record<string, any>;
   const outputs = await resolve(exports);
   await settled(records);
   const resources = [...records.values()];

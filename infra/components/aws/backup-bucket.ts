@@ -15,26 +15,46 @@ import * as pulumi from "@pulumi/pulumi";
 
 export interface BackupRetention {
   /** I7: full backups kept (pgBackRest). @default 30 */
-  pgFullDays: number;
+  pgFullDays?: number;
   /** I7: WAL kept (pgBackRest). @default 7 */
-  walDays: number;
+  walDays?: number;
   /** I7: Redis snapshots kept. @default 24 */
-  redisSnapshotHours: number;
+  redisSnapshotHours?: number;
   /** I7: ML model versions kept. @default 90 */
-  modelDays: number;
+  modelDays?: number;
 }
 
 export interface BackupBucketArgs {
   /** Globally unique name. @example "acme-tradeops-backups" */
   bucketName: string;
-  /** Provider of the bucket's region (the DR replica uses the DR region's). */
-  provider: aws.Provider;
-  retention: BackupRetention;
-  /** Days a deleted/overwritten object version is kept before S3 removes it. @default 7 */
-  deletedVersionDays: number;
-  /** Days before pgBackRest full backups move to Glacier Instant Retrieval. @default 7 */
+  /**
+   * I7 retention; S3 acts on the Redis and model prefixes, pgBackRest on its own.
+   * @default { pgFullDays: 30, walDays: 7, redisSnapshotHours: 24, modelDays: 90 }
+   * @example { redisSnapshotHours: 48 }
+   */
+  retention?: BackupRetention;
+  /**
+   * Days a deleted/overwritten object version is kept before S3 removes it.
+   * @default 7
+   */
+  deletedVersionDays?: number;
+  /**
+   * Days before pgBackRest full backups move to Glacier Instant Retrieval.
+   * @default 7
+   */
   glacierAfterDays?: number;
+  /**
+   * Added to `tradeops:purpose=backups`.
+   * @example { team: "trading-platform" }
+   */
   tags?: Record<string, string>;
+}
+
+/** The lifecycle's inputs, defaults applied. */
+export interface BackupLifecycle {
+  retention: Required<BackupRetention>;
+  deletedVersionDays: number;
+  glacierAfterDays: number;
 }
 
 /** Key prefixes inside the bucket; the backup writer's IAM policy is scoped to the first two. */
@@ -46,7 +66,7 @@ export const BACKUP_PREFIXES = {
   models: "models/",
 } as const;
 
-export function backupLifecycleRules(args: Pick<BackupBucketArgs, "retention" | "deletedVersionDays" | "glacierAfterDays">): aws.types.input.s3.BucketLifecycleConfigurationRule[] {
+export function backupLifecycleRules(args: BackupLifecycle): aws.types.input.s3.BucketLifecycleConfigurationRule[] {
   const deleted = { noncurrentDays: args.deletedVersionDays };
   return [
     {
@@ -54,7 +74,7 @@ export function backupLifecycleRules(args: Pick<BackupBucketArgs, "retention" | 
       id: "pg-full-backups",
       status: "Enabled",
       filter: { prefix: BACKUP_PREFIXES.pgFull },
-      transitions: [{ days: args.glacierAfterDays ?? 7, storageClass: "GLACIER_IR" }],
+      transitions: [{ days: args.glacierAfterDays, storageClass: "GLACIER_IR" }],
       noncurrentVersionExpiration: deleted,
     },
     {
@@ -88,6 +108,7 @@ export function backupLifecycleRules(args: Pick<BackupBucketArgs, "retention" | 
   ];
 }
 
+/** The bucket lives in the region of the AWS provider in `opts` (the DR replica: the DR region's). */
 export class BackupBucket extends pulumi.ComponentResource {
   public readonly bucket: aws.s3.Bucket;
   public readonly kmsKey: aws.kms.Key;
@@ -98,7 +119,8 @@ export class BackupBucket extends pulumi.ComponentResource {
 
   constructor(name: string, args: BackupBucketArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tradeops:aws:BackupBucket", name, {}, opts);
-    const childOpts = { parent: this, provider: args.provider };
+    const childOpts = { parent: this };
+    const lifecycle = normalizeLifecycle();
     const tags = { "tradeops:purpose": "backups", ...args.tags };
 
     this.kmsKey = createKey();
@@ -112,6 +134,20 @@ export class BackupBucket extends pulumi.ComponentResource {
     this.arn = this.bucket.arn;
     this.kmsKeyArn = this.kmsKey.arn;
     this.registerOutputs({ bucketName: this.bucketName, arn: this.arn, kmsKeyArn: this.kmsKeyArn });
+
+    function normalizeLifecycle(): BackupLifecycle {
+      const retention = args.retention ?? {};
+      return {
+        retention: {
+          pgFullDays: retention.pgFullDays ?? 30,
+          walDays: retention.walDays ?? 7,
+          redisSnapshotHours: retention.redisSnapshotHours ?? 24,
+          modelDays: retention.modelDays ?? 90,
+        },
+        deletedVersionDays: args.deletedVersionDays ?? 7,
+        glacierAfterDays: args.glacierAfterDays ?? 7,
+      };
+    }
 
     function createKey(): aws.kms.Key {
       const key = new aws.kms.Key(`${name}-key`, { description: `tradeops backups (${args.bucketName})`, enableKeyRotation: true, deletionWindowInDays: 30, tags }, childOpts);
@@ -165,7 +201,7 @@ export class BackupBucket extends pulumi.ComponentResource {
     }
 
     function expire(bucket: aws.s3.Bucket, versioning: aws.s3.BucketVersioning): void {
-      new aws.s3.BucketLifecycleConfiguration(name, { bucket: bucket.id, rules: backupLifecycleRules(args) }, { ...childOpts, dependsOn: [versioning] });
+      new aws.s3.BucketLifecycleConfiguration(name, { bucket: bucket.id, rules: backupLifecycleRules(lifecycle) }, { ...childOpts, dependsOn: [versioning] });
     }
   }
 }

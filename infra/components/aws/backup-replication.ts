@@ -8,10 +8,10 @@ import * as pulumi from "@pulumi/pulumi";
 import type { BackupBucket } from "./backup-bucket.ts";
 
 export interface BackupReplicationArgs {
+  /** The bucket replicated from; `opts.provider` must be its region's. */
   source: BackupBucket;
+  /** The DR region's bucket. */
   destination: BackupBucket;
-  /** Provider of the source bucket's region. */
-  provider: aws.Provider;
 }
 
 export class BackupReplication extends pulumi.ComponentResource {
@@ -20,7 +20,7 @@ export class BackupReplication extends pulumi.ComponentResource {
 
   constructor(name: string, args: BackupReplicationArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tradeops:aws:BackupReplication", name, {}, opts);
-    const childOpts = { parent: this, provider: args.provider };
+    const childOpts = { parent: this };
 
     this.role = createRole();
     allowReplication(this.role);

@@ -5,15 +5,23 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { BACKUP_PREFIXES } from "./backup-bucket.ts";
 
 export interface BackupWriterArgs {
   /** The buckets it may write: the primary and (for after a failover) the DR replica. */
   buckets: Array<{ arn: pulumi.Input<string>; kmsKeyArn: pulumi.Input<string> }>;
-  /** Key prefixes, without leading slash. @example ["pgbackrest/", "redis/"] */
-  prefixes: string[];
-  provider: aws.Provider;
-  /** @example "tradeops-prod-backup-writer" */
-  userName: string;
+  /**
+   * Key prefixes, without leading slash.
+   * @default ["pgbackrest/", "redis/"] (pgBackRest's repository and the Redis snapshots)
+   * @example ["pgbackrest/"]
+   */
+  prefixes?: string[];
+  /**
+   * The IAM user's name.
+   * @default Pulumi's auto-name (`<name>-<random suffix>`)
+   * @example "tradeops-prod-backup-writer"
+   */
+  userName?: string;
 }
 
 /** The policy document, separate so tests can read it without a provider. */
@@ -53,7 +61,8 @@ export class BackupWriter extends pulumi.ComponentResource {
 
   constructor(name: string, args: BackupWriterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tradeops:aws:BackupWriter", name, {}, opts);
-    const childOpts = { parent: this, provider: args.provider };
+    const childOpts = { parent: this };
+    const prefixes = args.prefixes ?? [BACKUP_PREFIXES.pgbackrest, BACKUP_PREFIXES.redis];
 
     this.user = new aws.iam.User(name, { name: args.userName, tags: { "tradeops:purpose": "backup-writer" } }, childOpts);
     attachPolicy(this.user);
@@ -64,7 +73,7 @@ export class BackupWriter extends pulumi.ComponentResource {
 
     function attachPolicy(user: aws.iam.User): void {
       const buckets = pulumi.all(args.buckets.map((bucket) => pulumi.all([bucket.arn, bucket.kmsKeyArn]).apply(([arn, kmsKeyArn]) => ({ arn, kmsKeyArn }))));
-      new aws.iam.UserPolicy(name, { user: user.name, policy: buckets.apply((resolved) => backupWriterPolicy(resolved, args.prefixes)) }, childOpts);
+      new aws.iam.UserPolicy(name, { user: user.name, policy: buckets.apply((resolved) => backupWriterPolicy(resolved, prefixes)) }, childOpts);
     }
   }
 }

@@ -7,12 +7,13 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 
 export interface FailoverRecordArgs {
-  provider: aws.Provider;
+  /** The Route53 hosted zone. @example "Z0123456789ABC" */
   zoneId: pulumi.Input<string>;
   /** The name apps resolve. @example "api.trading.example.com" */
   recordName: pulumi.Input<string>;
+  /** Which half of the pair this site owns. @example "PRIMARY" */
   failover: "PRIMARY" | "SECONDARY";
-  /** The site's load balancer host name (CNAME target). */
+  /** The site's load balancer host name (CNAME target). @example "a1b2c3.elb.eu-west-1.amazonaws.com" */
   target: pulumi.Input<string>;
   /**
    * The site's own name (e.g. `prod-api.trading.example.com`), a plain CNAME to `target`: runbooks
@@ -22,6 +23,8 @@ export interface FailoverRecordArgs {
   /**
    * Health-check the site over HTTPS at this path (PRIMARY; Route53 fails over when it is
    * unhealthy). It is sent to `siteHostname`, so the Ingress routes it by Host like real traffic.
+   * @default unset: no health check (the SECONDARY half)
+   * @example "/health/ready"
    */
   healthCheckPath?: string;
   /** @default 60 (seconds; failover is only as fast as resolvers re-ask) */
@@ -36,7 +39,7 @@ export class FailoverRecord extends pulumi.ComponentResource {
 
   constructor(name: string, args: FailoverRecordArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tradeops:aws:FailoverRecord", name, {}, opts);
-    const childOpts = { parent: this, provider: args.provider };
+    const childOpts = { parent: this };
 
     this.siteRecord = createSiteRecord();
     if (args.healthCheckPath) {

@@ -7,9 +7,11 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { cpuMillis, memoryMiB, type WorkloadLimits } from "../../config.ts";
 
-/** What the dev stack hands every Docker component. */
+/**
+ * Where the dev stack puts every Docker component. The daemon is not in here: a component gets its
+ * provider through `opts` (`{ provider }`) and its children inherit it.
+ */
 export interface DockerSite {
-  provider: docker.Provider;
   /** Name of the stack's bridge network. */
   networkName: pulumi.Input<string>;
   /** Container names are `<prefix>-<role>`, e.g. `tradeops-dev-pg-a`. */

@@ -10,16 +10,30 @@ import type { WorkloadLimits } from "../../config.ts";
 import { publish, pullImage, serviceContainerArgs, upload, type DockerSite } from "./container-defaults.ts";
 
 export interface DockerObjectStoreArgs {
+  /** The stack network and port binding; the daemon is the provider in `opts`. */
   site: DockerSite;
-  /** @default "minio/minio:latest" (pin a RELEASE tag in the stack file) */
-  image: string;
-  /** MinIO client for the bucket. @example "minio/mc:latest" */
-  clientImage: string;
-  /** Anything with `openssl` and `/bin/sh`. @example "alpine/openssl:latest" */
-  certImage: string;
-  limits: WorkloadLimits;
-  /** @example "tradeops-backups" */
-  bucket: string;
+  /**
+   * @default "minio/minio:latest"
+   * @example "minio/minio:RELEASE.2024-06-13T22-53-53Z"
+   */
+  image?: string;
+  /**
+   * MinIO client that creates the bucket.
+   * @default "minio/mc:latest"
+   */
+  clientImage?: string;
+  /**
+   * Anything with `openssl` and `/bin/sh`, for the self-signed certificate.
+   * @default "alpine/openssl:latest"
+   */
+  certImage?: string;
+  /** @default { cpu: "500m", memory: "1Gi" } */
+  limits?: WorkloadLimits;
+  /**
+   * @default "tradeops-backups"
+   * @example "acme-tradeops-backups"
+   */
+  bucket?: string;
   /** Root credentials; also the keys pgBackRest uses. Secrets. */
   accessKey: pulumi.Input<string>;
   secretKey: pulumi.Input<string>;
@@ -68,8 +82,9 @@ export class DockerObjectStore extends pulumi.ComponentResource {
 
   constructor(name: string, args: DockerObjectStoreArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tradeops:docker:ObjectStore", name, {}, opts);
-    const childOpts = { parent: this, provider: args.site.provider };
-    this.bucket = args.bucket;
+    const childOpts = { parent: this };
+    const spec = normalizeArgs();
+    this.bucket = spec.bucket;
 
     this.certificateDir = args.certificateDir;
     this.caFile = `${args.certificateDir}/public.crt`;
@@ -80,12 +95,23 @@ export class DockerObjectStore extends pulumi.ComponentResource {
     this.bucketReady = createBucket(store);
     this.registerOutputs({ bucket: this.bucket, container: this.container.name });
 
+    function normalizeArgs() {
+      return {
+        ...args,
+        image: args.image ?? "minio/minio:latest",
+        clientImage: args.clientImage ?? "minio/mc:latest",
+        certImage: args.certImage ?? "alpine/openssl:latest",
+        limits: args.limits ?? { cpu: "500m", memory: "1Gi" },
+        bucket: args.bucket ?? "tradeops-backups",
+      };
+    }
+
     function createVolume(volumeName: string): docker.Volume {
       return new docker.Volume(volumeName, { name: `${args.site.namePrefix}-${volumeName}` }, { ...childOpts, retainOnDelete: false });
     }
 
     function issueCertificate(): docker.Container {
-      const image = pullImage(`${name}-cert-image`, args.certImage, childOpts);
+      const image = pullImage(`${name}-cert-image`, spec.certImage, childOpts);
       const script = [
         "test -s /certs/public.crt ||",
         `openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj /CN=${OBJECT_STORE.alias}`,
@@ -108,8 +134,8 @@ export class DockerObjectStore extends pulumi.ComponentResource {
     }
 
     function startStore(data: docker.Volume, certificate: docker.Container): docker.Container {
-      const image = pullImage(`${name}-image`, args.image, childOpts);
-      const base = serviceContainerArgs({ site: args.site, role: OBJECT_STORE.alias, image: image.imageId, limits: args.limits });
+      const image = pullImage(`${name}-image`, spec.image, childOpts);
+      const base = serviceContainerArgs({ site: args.site, role: OBJECT_STORE.alias, image: image.imageId, limits: spec.limits });
       // Credentials come from a file MinIO reads at start, not from the container's environment.
       const credentials = pulumi.interpolate`MINIO_ROOT_USER=${args.accessKey}\nMINIO_ROOT_PASSWORD=${args.secretKey}\n`;
       return new docker.Container(
@@ -139,7 +165,7 @@ export class DockerObjectStore extends pulumi.ComponentResource {
     }
 
     function createBucket(store: docker.Container): docker.Container {
-      const image = pullImage(`${name}-client-image`, args.clientImage, childOpts);
+      const image = pullImage(`${name}-client-image`, spec.clientImage, childOpts);
       const aliasConfig = pulumi
         .all([args.accessKey, args.secretKey])
         .apply(([accessKey, secretKey]) =>
@@ -155,7 +181,7 @@ export class DockerObjectStore extends pulumi.ComponentResource {
           image: image.imageId,
           entrypoints: ["mc"],
           // The store's certificate is self-signed for the dev network: the client skips verification here only.
-          command: ["--config-dir", "/tmp/mc", "--insecure", "mb", "--ignore-existing", `tradeops/${args.bucket}`],
+          command: ["--config-dir", "/tmp/mc", "--insecure", "mb", "--ignore-existing", `tradeops/${spec.bucket}`],
           uploads: [upload("/tmp/mc/config.json", pulumi.secret(aliasConfig), "0600")],
           networksAdvanced: [{ name: args.site.networkName }],
           ...ONE_SHOT_CONTAINER,

@@ -18,39 +18,61 @@ import {
   timescaleNodeConf,
   type StartScriptOptions,
 } from "../rendered-files.ts";
+import { timescaleDefaults } from "../workload-defaults.ts";
 import { publish, pullImage, serviceContainerArgs, upload, type DockerSite } from "./container-defaults.ts";
 import { OBJECT_STORE } from "./object-store.ts";
 
 export interface DockerTimescaleArgs {
+  /** The stack network and port binding; the daemon is the provider in `opts`. */
   site: DockerSite;
   /**
    * An image with TimescaleDB, pgBackRest and the postgres docker-entrypoint.
    * @default "timescale/timescaledb-ha:pg15"
+   * @example "timescale/timescaledb-ha:pg16"
    */
-  image: string;
-  limits: WorkloadLimits;
-  /** @example "trading" */
-  dbName: string;
-  /** The ops role runbooks use. @example "tradeops" */
-  dbUser: string;
+  image?: string;
+  /**
+   * Limits of each node, without swap (Z7).
+   * @default { cpu: "2", memory: "4Gi" }
+   */
+  limits?: WorkloadLimits;
+  /** @default "trading" */
+  dbName?: string;
+  /**
+   * The ops role runbooks use.
+   * @default "tradeops"
+   */
+  dbUser?: string;
   dbPassword: pulumi.Input<string>;
-  /** @example "replicator" */
-  replicationUser: string;
+  /** @default "replicator" */
+  replicationUser?: string;
   replicationPassword: pulumi.Input<string>;
-  /** `sync`: commits wait for pg-b (I5 DB failure RPO 0). @default "sync" */
-  replicationMode: "sync" | "async";
+  /**
+   * `sync`: commits wait for pg-b (I5 DB failure RPO 0).
+   * @default "sync"
+   */
+  replicationMode?: "sync" | "async";
   /** Host ports of pg-a and pg-b. @example { primary: 16401, standby: 16402 } */
   hostPorts: { primary: number; standby: number };
   /** pg_hba: the stack network's CIDR. @example "172.28.0.0/16" */
   clientNetwork: string;
-  stanza: string;
+  /** @default "trading" */
+  stanza?: string;
   /** The pgBackRest repository (the object store), credentials as secrets. */
   repository: pulumi.Input<PgbackrestRepoOptions>;
-  retention: { pgFullDays: number; walDays: number };
-  /** Host directory holding the object store's certificate (mounted read-only). */
+  /**
+   * I7: what pgBackRest keeps.
+   * @default { pgFullDays: 30, walDays: 7 }
+   */
+  retention?: { pgFullDays?: number; walDays?: number };
+  /** Host directory holding the object store's certificate (mounted read-only). @example "/home/me/tradeops/.tradeops/stacks/dev/s3-certs" */
   certificateDir: string;
-  /** The primary initialises the pgBackRest stanza: start it once the bucket exists. */
-  after: pulumi.Input<pulumi.Resource>[];
+  /**
+   * The primary initialises the pgBackRest stanza: start it once the bucket exists.
+   * @default []
+   * @example [store.bucketReady]
+   */
+  after?: pulumi.Input<pulumi.Resource>[];
 }
 
 /** A node of the pair, as the outputs contract describes it. */
@@ -70,34 +92,39 @@ export class DockerTimescalePair extends pulumi.ComponentResource {
 
   constructor(name: string, args: DockerTimescaleArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tradeops:docker:Timescale", name, {}, opts);
-    const childOpts = { parent: this, provider: args.site.provider };
+    const childOpts = { parent: this };
+    const spec = normalizeArgs();
 
-    const image = pullImage(`${name}-image`, args.image, childOpts);
+    const image = pullImage(`${name}-image`, spec.image, childOpts);
     const files = renderNodeFiles();
-    const primary = startNode("pg-a", "primary", args.hostPorts.primary, args.after);
+    const primary = startNode("pg-a", "primary", args.hostPorts.primary, spec.after);
     const standby = startNode("pg-b", "standby", args.hostPorts.standby, [primary]);
     this.primary = { name: "pg-a", role: "primary", container: primary, hostPort: args.hostPorts.primary };
     this.standby = { name: "pg-b", role: "standby", container: standby, hostPort: args.hostPorts.standby };
     this.registerOutputs({ primary: primary.name, standby: standby.name });
 
+    function normalizeArgs() {
+      return { ...args, ...timescaleDefaults(args), after: args.after ?? [] };
+    }
+
     function renderNodeFiles() {
       const scriptOptions: StartScriptOptions = {
-        dbName: args.dbName,
-        dbUser: args.dbUser,
-        replicationUser: args.replicationUser,
-        stanza: args.stanza,
+        dbName: spec.dbName,
+        dbUser: spec.dbUser,
+        replicationUser: spec.replicationUser,
+        stanza: spec.stanza,
         standbySlots: [REPLICATION_SLOT],
       };
       return {
         postgresqlConf: timescaleNodeConf({
           clientNetwork: args.clientNetwork,
-          replicationUser: args.replicationUser,
-          synchronousStandby: args.replicationMode === "sync" ? "pg-b" : undefined,
-          stanza: args.stanza,
+          replicationUser: spec.replicationUser,
+          synchronousStandby: spec.replicationMode === "sync" ? "pg-b" : undefined,
+          stanza: spec.stanza,
           clusterName: "tradeops",
         }),
-        pgHba: timescaleHba({ clientNetwork: args.clientNetwork, replicationUser: args.replicationUser }),
-        pgbackrestConf: pulumi.secret(pulumi.output(args.repository).apply((repo) => pgbackrestNodeConf({ stanza: args.stanza, repo, retention: args.retention }))),
+        pgHba: timescaleHba({ clientNetwork: args.clientNetwork, replicationUser: spec.replicationUser }),
+        pgbackrestConf: pulumi.secret(pulumi.output(args.repository).apply((repo) => pgbackrestNodeConf({ stanza: spec.stanza, repo, retention: spec.retention }))),
         startScript: nodeStartScript(scriptOptions),
         initScript: primaryInitScript(scriptOptions),
       };
@@ -105,7 +132,7 @@ export class DockerTimescalePair extends pulumi.ComponentResource {
 
     function startNode(node: "pg-a" | "pg-b", role: "primary" | "standby", hostPort: number, after: pulumi.Input<pulumi.Resource>[]): docker.Container {
       const data = new docker.Volume(`${name}-${node}-data`, { name: `${args.site.namePrefix}-${node}-data` }, childOpts);
-      const base = serviceContainerArgs({ site: args.site, role: node, image: image.imageId, limits: args.limits });
+      const base = serviceContainerArgs({ site: args.site, role: node, image: image.imageId, limits: spec.limits });
       const owner = "1000";
       return new docker.Container(
         `${name}-${node}`,

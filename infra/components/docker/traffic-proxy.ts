@@ -10,16 +10,24 @@ import { TRAFFIC_PORT, trafficProxyCfg } from "../rendered-files.ts";
 import { publish, pullImage, serviceContainerArgs, upload, type DockerSite } from "./container-defaults.ts";
 
 export interface DockerTrafficProxyArgs {
+  /** The stack network and port binding; the daemon is the provider in `opts`. */
   site: DockerSite;
-  /** @default "haproxy:2.8" */
-  image: string;
-  limits: WorkloadLimits;
+  /**
+   * @default "haproxy:2.8"
+   * @example "haproxy:3.0"
+   */
+  image?: string;
+  /** @default { cpu: "500m", memory: "256Mi" } */
+  limits?: WorkloadLimits;
   /** Backend servers by network alias; exactly one enabled (the primary). @example [{ name: "pg-a", enabled: true }, { name: "pg-b", enabled: false }] */
   servers: Array<{ name: string; enabled: boolean }>;
   /** @example 16403 */
   hostPort: number;
-  /** The database nodes; the proxy starts after them (Z4). */
-  dependsOn: pulumi.Input<pulumi.Resource>[];
+  /**
+   * The database nodes; the proxy starts after them (Z4).
+   * @default []
+   */
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
 
 export class DockerTrafficProxy extends pulumi.ComponentResource {
@@ -30,18 +38,28 @@ export class DockerTrafficProxy extends pulumi.ComponentResource {
 
   constructor(name: string, args: DockerTrafficProxyArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tradeops:docker:TrafficProxy", name, {}, opts);
-    const childOpts = { parent: this, provider: args.site.provider };
+    const childOpts = { parent: this };
+    const spec = normalizeArgs();
 
     const config = trafficProxyCfg(args.servers.map((server) => ({ ...server, host: server.name })));
     this.container = startProxy(config);
     this.registerOutputs({ container: this.container.name });
 
+    function normalizeArgs() {
+      return {
+        ...args,
+        image: args.image ?? "haproxy:2.8",
+        limits: args.limits ?? { cpu: "500m", memory: "256Mi" },
+        dependsOn: args.dependsOn ?? [],
+      };
+    }
+
     function startProxy(haproxyCfg: string): docker.Container {
-      const image = pullImage(`${name}-image`, args.image, childOpts);
+      const image = pullImage(`${name}-image`, spec.image, childOpts);
       return new docker.Container(
         name,
         {
-          ...serviceContainerArgs({ site: args.site, role: "traffic", image: image.imageId, limits: args.limits }),
+          ...serviceContainerArgs({ site: args.site, role: "traffic", image: image.imageId, limits: spec.limits }),
           uploads: [upload("/usr/local/etc/haproxy/haproxy.cfg", haproxyCfg)],
           ports: [publish(args.site, args.hostPort, TRAFFIC_PORT)],
           healthcheck: {
@@ -52,7 +70,7 @@ export class DockerTrafficProxy extends pulumi.ComponentResource {
             retries: 3,
           },
         },
-        { ...childOpts, dependsOn: args.dependsOn },
+        { ...childOpts, dependsOn: spec.dependsOn },
       );
     }
   }

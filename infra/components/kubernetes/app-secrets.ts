@@ -8,11 +8,16 @@ import * as pulumi from "@pulumi/pulumi";
 import type { KubernetesSite } from "./pod-defaults.ts";
 
 export interface AppSecretsArgs {
+  /** The namespace; the cluster is the provider in `opts`. */
   site: KubernetesSite;
-  /** Key → secret value, e.g. `{ DATABASE_PASSWORD: config.requireSecret(…) }`. */
+  /**
+   * Key → secret value; each leaves as a Pulumi secret whatever it came in as.
+   * @example { DATABASE_PASSWORD: config.requireSecret("dbPassword") }
+   */
   values: Record<string, pulumi.Input<string>>;
 }
 
+/** The Secret is named after the component: `<name>`. */
 export class AppSecrets extends pulumi.ComponentResource {
   public readonly secret: k8s.core.v1.Secret;
   public readonly secretName: pulumi.Output<string>;
@@ -25,7 +30,7 @@ export class AppSecrets extends pulumi.ComponentResource {
     this.secret = new k8s.core.v1.Secret(
       name,
       { metadata: { name, namespace: args.site.namespace, labels: { "app.kubernetes.io/part-of": "tradeops" } }, type: "Opaque", stringData },
-      { parent: this, provider: args.site.provider },
+      { parent: this },
     );
     this.secretName = this.secret.metadata.name;
     this.registerOutputs({ secretName: this.secretName });

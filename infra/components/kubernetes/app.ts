@@ -6,34 +6,62 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { WorkloadLimits } from "../../config.ts";
-import { DB_CLIENT_LABEL, REDIS_CLIENT_LABEL, appLabels, clusterHost, fromSecret, resourcesFor, selectorLabels, type KubernetesSite } from "./pod-defaults.ts";
+import { DB_CLIENT_LABEL, REDIS_CLIENT_LABEL, appLabels, clusterHost, fromSecret, requireObjectName, resourcesFor, selectorLabels, type KubernetesSite } from "./pod-defaults.ts";
 
 export interface KubernetesAppArgs {
+  /** The namespace; the cluster is the provider in `opts`. */
   site: KubernetesSite;
-  /** Deployment name and the pods' `app.kubernetes.io/name`. @example "api" */
-  appName: string;
   /** @example "ghcr.io/acme/trading-api:1.4.2" */
   image: string;
-  /** 0 is allowed (DR pilot light, I5). */
-  replicas: number;
-  limits: WorkloadLimits;
-  /** Port serving `/health`, `/health/ready` and `/metrics`. @default 8080 */
-  port: number;
-  env: Record<string, pulumi.Input<string>>;
-  /** Env name → key in `secretName`. */
-  secretEnv: Record<string, string>;
-  secretName: pulumi.Input<string>;
+  /**
+   * Pods; 0 is allowed (DR pilot light, I5). With 2 or more a node drain always leaves one serving.
+   * @default 2
+   * @example 0
+   */
+  replicas?: number;
+  /**
+   * Z7: the API gets 2 CPU / 2 GiB (requests are a quarter).
+   * @default { cpu: "2", memory: "2Gi" }
+   * @example { cpu: "1", memory: "1Gi" }
+   */
+  limits?: WorkloadLimits;
+  /**
+   * Port serving `/health`, `/health/ready` and `/metrics`.
+   * @default 8080
+   */
+  port?: number;
+  /**
+   * Plain settings.
+   * @default {}
+   * @example { DATABASE_HOST: "timescale-rw.tradeops.svc.cluster.local" }
+   */
+  env?: Record<string, pulumi.Input<string>>;
+  /**
+   * Env name → key in `secretName`.
+   * @default {}
+   * @example { DATABASE_PASSWORD: "DATABASE_PASSWORD" }
+   */
+  secretEnv?: Record<string, string>;
+  /** The Secret `secretEnv` reads; required when `secretEnv` names a key. @example "app-secrets" */
+  secretName?: pulumi.Input<string>;
   /**
    * Serve the API over HTTPS for these host names (the site's own name and the failover name apps
-   * resolve) with this TLS Secret. Unset: no Service/Ingress (the worker).
+   * resolve) with this TLS Secret.
+   * @default unset: no Service/Ingress (the worker)
+   * @example { hostnames: ["prod-api.trading.example.com"], tlsSecretName: "api-tls", className: "nginx" }
    */
   ingress?: { hostnames: pulumi.Input<string>[]; tlsSecretName: string; className: string };
   /**
-   * Deployment fields passed through as given (pulumi-eks style), e.g. `{ minReadySeconds: 30 }`.
+   * Deployment fields passed through as given (pulumi-eks style).
+   * @example { minReadySeconds: 30 }
    */
   deploymentSpec?: Partial<Omit<k8s.types.input.apps.v1.DeploymentSpec, "selector" | "template" | "replicas">>;
 }
 
+/**
+ * Object names derive from the component's name: Deployment, PodDisruptionBudget, Service, Ingress,
+ * container and the pods' `app.kubernetes.io/name` are all `<name>`.
+ */
 export class KubernetesApp extends pulumi.ComponentResource {
   public readonly deployment: k8s.apps.v1.Deployment;
   public readonly disruptionBudget: k8s.policy.v1.PodDisruptionBudget;
@@ -41,13 +69,17 @@ export class KubernetesApp extends pulumi.ComponentResource {
   public readonly ingress?: k8s.networking.v1.Ingress;
   /** The load balancer host name the Ingress controller assigned (the failover record's target). */
   public readonly loadBalancerHostname?: pulumi.Output<string>;
+  /** The Deployment's name and the pods' `app.kubernetes.io/name`: the component's name. */
+  public readonly appName: string;
   public readonly internalHost: string;
 
   constructor(name: string, args: KubernetesAppArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("tradeops:kubernetes:App", name, {}, opts);
-    const childOpts = { parent: this, provider: args.site.provider };
-    const labels = { ...appLabels(args.appName, "app"), [DB_CLIENT_LABEL]: "true", [REDIS_CLIENT_LABEL]: "true" };
-    this.internalHost = clusterHost(args.appName, args.site);
+    super("tradeops:kubernetes:App", requireObjectName(name), {}, opts);
+    const childOpts = { parent: this };
+    this.appName = name;
+    const spec = normalizeArgs();
+    const labels = { ...appLabels(name, "app"), [DB_CLIENT_LABEL]: "true", [REDIS_CLIENT_LABEL]: "true" };
+    this.internalHost = clusterHost(name, args.site);
 
     this.deployment = createDeployment();
     this.disruptionBudget = createDisruptionBudget();
@@ -58,17 +90,36 @@ export class KubernetesApp extends pulumi.ComponentResource {
     }
     this.registerOutputs({ deployment: this.deployment.metadata.name });
 
+    function normalizeArgs() {
+      return {
+        ...args,
+        replicas: args.replicas ?? 2,
+        limits: args.limits ?? { cpu: "2", memory: "2Gi" },
+        port: args.port ?? 8080,
+        env: args.env ?? {},
+        secretEnv: args.secretEnv ?? {},
+      };
+    }
+
+    function secretEnvVars(): k8s.types.input.core.v1.EnvVar[] {
+      const entries = Object.entries(spec.secretEnv);
+      const secretName = args.secretName;
+      if (entries.length === 0) return [];
+      if (secretName === undefined) throw new Error(`${name}: secretEnv needs secretName (the Secret holding its keys)`);
+      return entries.map(([envName, key]) => fromSecret(envName, secretName, key));
+    }
+
     function createDeployment(): k8s.apps.v1.Deployment {
       const env: k8s.types.input.core.v1.EnvVar[] = [
-        ...Object.entries(args.env).map(([envName, value]) => ({ name: envName, value })),
-        ...Object.entries(args.secretEnv).map(([envName, key]) => fromSecret(envName, args.secretName, key)),
+        ...Object.entries(spec.env).map(([envName, value]) => ({ name: envName, value })),
+        ...secretEnvVars(),
       ];
       return new k8s.apps.v1.Deployment(
         name,
         {
-          metadata: { name: args.appName, namespace: args.site.namespace, labels },
+          metadata: { name, namespace: args.site.namespace, labels },
           spec: {
-            replicas: args.replicas,
+            replicas: spec.replicas,
             // I4/Z7: `kubectl rollout undo --to-revision` needs the old ReplicaSets.
             revisionHistoryLimit: 10,
             // Z7: one new pod at a time, never below the desired count; a stuck rollout fails after 5 min.
@@ -76,7 +127,7 @@ export class KubernetesApp extends pulumi.ComponentResource {
             minReadySeconds: 10,
             progressDeadlineSeconds: 300,
             ...args.deploymentSpec,
-            selector: { matchLabels: selectorLabels(args.appName) },
+            selector: { matchLabels: selectorLabels(name) },
             template: {
               metadata: { labels },
               spec: {
@@ -85,14 +136,14 @@ export class KubernetesApp extends pulumi.ComponentResource {
                 securityContext: { runAsNonRoot: true },
                 containers: [
                   {
-                    name: args.appName,
+                    name,
                     image: args.image,
                     env,
-                    ports: [{ name: "http", containerPort: args.port }],
-                    resources: resourcesFor(args.limits),
-                    livenessProbe: { httpGet: { path: "/health", port: args.port }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
-                    readinessProbe: { httpGet: { path: "/health/ready", port: args.port }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 2 },
-                    startupProbe: { httpGet: { path: "/health", port: args.port }, periodSeconds: 5, failureThreshold: 24 },
+                    ports: [{ name: "http", containerPort: spec.port }],
+                    resources: resourcesFor(spec.limits),
+                    livenessProbe: { httpGet: { path: "/health", port: spec.port }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
+                    readinessProbe: { httpGet: { path: "/health/ready", port: spec.port }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 2 },
+                    startupProbe: { httpGet: { path: "/health", port: spec.port }, periodSeconds: 5, failureThreshold: 24 },
                   },
                 ],
               },
@@ -107,9 +158,9 @@ export class KubernetesApp extends pulumi.ComponentResource {
       return new k8s.policy.v1.PodDisruptionBudget(
         name,
         {
-          metadata: { name: args.appName, namespace: args.site.namespace, labels },
+          metadata: { name, namespace: args.site.namespace, labels },
           // Node drains take one pod at a time: with 2+ API pods one always serves.
-          spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(args.appName) } },
+          spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(name) } },
         },
         childOpts,
       );
@@ -119,8 +170,8 @@ export class KubernetesApp extends pulumi.ComponentResource {
       return new k8s.core.v1.Service(
         name,
         {
-          metadata: { name: args.appName, namespace: args.site.namespace, labels },
-          spec: { type: "ClusterIP", selector: selectorLabels(args.appName), ports: [{ name: "http", port: args.port, targetPort: args.port }] },
+          metadata: { name, namespace: args.site.namespace, labels },
+          spec: { type: "ClusterIP", selector: selectorLabels(name), ports: [{ name: "http", port: spec.port, targetPort: spec.port }] },
         },
         childOpts,
       );
@@ -131,7 +182,7 @@ export class KubernetesApp extends pulumi.ComponentResource {
         name,
         {
           metadata: {
-            name: args.appName,
+            name,
             namespace: args.site.namespace,
             labels,
             // S2/T2: HTTPS only; websockets live for minutes, the controller's default 60 s would cut them.
@@ -147,7 +198,7 @@ export class KubernetesApp extends pulumi.ComponentResource {
             tls: [{ hosts: ingress.hostnames, secretName: ingress.tlsSecretName }],
             rules: ingress.hostnames.map((host) => ({
               host,
-              http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: service.metadata.name, port: { number: args.port } } } }] },
+              http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: service.metadata.name, port: { number: spec.port } } } }] },
             })),
           },
         },

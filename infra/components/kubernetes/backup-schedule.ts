@@ -10,21 +10,30 @@ import { PG_PATHS, REDIS_PORT } from "../rendered-files.ts";
 import { REDIS_CLIENT_LABEL, appLabels, fromSecret, resourcesFor, type KubernetesSite } from "./pod-defaults.ts";
 
 export interface BackupScheduleArgs {
+  /** The namespace; the cluster is the provider in `opts`. */
   site: KubernetesSite;
-  stanza: string;
-  /** `app.kubernetes.io/name` of the database pods. */
+  /** @default "trading" */
+  stanza?: string;
+  /** `app.kubernetes.io/name` of the database pods (`KubernetesTimescale.appName`). @example "timescale" */
   databaseApp: string;
+  /** @example "redis.tradeops.svc.cluster.local" */
   redisHost: string;
-  /** Secret and key holding the Redis password. */
+  /** Secret and key holding the Redis password (`KubernetesRedis.passwordSecret`). */
   redisPasswordSecret: { name: pulumi.Input<string>; key: string };
-  /** Bucket and region the Redis snapshots go to (`s3://<bucket>/redis/<time>.rdb`). */
+  /** Bucket and region the Redis snapshots go to (`s3://<bucket>/redis/<time>.rdb`). @example "acme-tradeops-backups" */
   bucket: pulumi.Input<string>;
+  /** @example "eu-west-1" */
   region: string;
   /** The backup writer's keys (scoped to the backup prefixes). */
   writerAccessKeyId: pulumi.Input<string>;
   writerSecretAccessKey: pulumi.Input<string>;
-  images: { kubectl: string; redis: string; awsCli: string };
-  limits: WorkloadLimits;
+  /**
+   * `kubectl` runs the full backup inside the primary pod; `redis` fetches the RDB; `awsCli` uploads it.
+   * @default { kubectl: "bitnami/kubectl:1.30", redis: "redis:7.2", awsCli: "amazon/aws-cli:2.17.0" }
+   */
+  images?: { kubectl?: string; redis?: string; awsCli?: string };
+  /** @default { cpu: "1", memory: "1Gi" } */
+  limits?: WorkloadLimits;
   /** S8: 02:00 daily. @default "0 2 * * *" */
   pgFullSchedule?: string;
   /** I7: hourly. @default "0 * * * *" */
@@ -35,13 +44,19 @@ export interface BackupScheduleArgs {
   suspend?: boolean;
 }
 
+/**
+ * Object names are fixed, not derived from the component's name (`backup-runner`, `backup-exec`,
+ * `backup-writer`, CronJobs `pg-full-backup` and `redis-snapshot`, as deployed sites have them):
+ * one schedule per namespace.
+ */
 export class BackupSchedule extends pulumi.ComponentResource {
   public readonly pgFullBackup: k8s.batch.v1.CronJob;
   public readonly redisSnapshot: k8s.batch.v1.CronJob;
 
   constructor(name: string, args: BackupScheduleArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tradeops:kubernetes:BackupSchedule", name, {}, opts);
-    const childOpts = { parent: this, provider: args.site.provider };
+    const childOpts = { parent: this };
+    const spec = normalizeArgs();
     const labels = appLabels("backup", "backup");
 
     const account = createExecAccount();
@@ -49,6 +64,19 @@ export class BackupSchedule extends pulumi.ComponentResource {
     this.pgFullBackup = schedulePgFullBackup(account);
     this.redisSnapshot = scheduleRedisSnapshot(writerKeys);
     this.registerOutputs({});
+
+    function normalizeArgs() {
+      return {
+        ...args,
+        stanza: args.stanza ?? "trading",
+        images: { kubectl: args.images?.kubectl ?? "bitnami/kubectl:1.30", redis: args.images?.redis ?? "redis:7.2", awsCli: args.images?.awsCli ?? "amazon/aws-cli:2.17.0" },
+        limits: args.limits ?? { cpu: "1", memory: "1Gi" },
+        pgFullSchedule: args.pgFullSchedule ?? "0 2 * * *",
+        redisSchedule: args.redisSchedule ?? "0 * * * *",
+        timeZone: args.timeZone ?? "Etc/UTC",
+        suspend: args.suspend ?? false,
+      };
+    }
 
     /** May `kubectl exec` into the database pods, nothing else. */
     function createExecAccount(): k8s.core.v1.ServiceAccount {
@@ -93,15 +121,15 @@ export class BackupSchedule extends pulumi.ComponentResource {
         "set -eu",
         `for pod in $(kubectl get pods -l app.kubernetes.io/name=${args.databaseApp} -o name); do`,
         `  if [ "$(kubectl exec "$pod" -c postgres -- psql -U postgres -tAc 'select pg_is_in_recovery()')" = f ]; then`,
-        `    exec kubectl exec "$pod" -c postgres -- pgbackrest --config=${PG_PATHS.pgbackrestConf} --stanza=${args.stanza} --type=full backup`,
+        `    exec kubectl exec "$pod" -c postgres -- pgbackrest --config=${PG_PATHS.pgbackrestConf} --stanza=${spec.stanza} --type=full backup`,
         "  fi",
         "done",
         'echo "no primary found among the database pods" >&2',
         "exit 1",
       ].join("\n");
-      return cronJob("pg-full-backup", args.pgFullSchedule ?? "0 2 * * *", {
+      return cronJob("pg-full-backup", spec.pgFullSchedule, {
         serviceAccountName: account.metadata.name,
-        containers: [{ name: "pgbackrest", image: args.images.kubectl, command: ["/bin/sh", "-c", script], resources: resourcesFor(args.limits) }],
+        containers: [{ name: "pgbackrest", image: spec.images.kubectl, command: ["/bin/sh", "-c", script], resources: resourcesFor(spec.limits) }],
       });
     }
 
@@ -115,23 +143,23 @@ export class BackupSchedule extends pulumi.ComponentResource {
       ].join("\n");
       return cronJob(
         "redis-snapshot",
-        args.redisSchedule ?? "0 * * * *",
+        spec.redisSchedule,
         {
           initContainers: [
             {
               // Fetches an RDB over the replication protocol: no access to the Redis volume needed.
               name: "fetch-rdb",
-              image: args.images.redis,
+              image: spec.images.redis,
               command: ["redis-cli", "-h", args.redisHost, "-p", String(REDIS_PORT), "--rdb", "/snapshot/dump.rdb"],
               env: [fromSecret("REDISCLI_AUTH", args.redisPasswordSecret.name, args.redisPasswordSecret.key)],
-              resources: resourcesFor(args.limits),
+              resources: resourcesFor(spec.limits),
               volumeMounts: [{ name: "snapshot", mountPath: "/snapshot" }],
             },
           ],
           containers: [
             {
               name: "upload",
-              image: args.images.awsCli,
+              image: spec.images.awsCli,
               command: ["/bin/sh", "-c", upload],
               env: [
                 { name: "BUCKET", value: args.bucket },
@@ -139,7 +167,7 @@ export class BackupSchedule extends pulumi.ComponentResource {
                 fromSecret("AWS_ACCESS_KEY_ID", writerKeys.metadata.name, "AWS_ACCESS_KEY_ID"),
                 fromSecret("AWS_SECRET_ACCESS_KEY", writerKeys.metadata.name, "AWS_SECRET_ACCESS_KEY"),
               ],
-              resources: resourcesFor(args.limits),
+              resources: resourcesFor(spec.limits),
               volumeMounts: [{ name: "snapshot", mountPath: "/snapshot" }],
             },
           ],
@@ -156,8 +184,8 @@ export class BackupSchedule extends pulumi.ComponentResource {
           metadata: { name: jobName, namespace: args.site.namespace, labels },
           spec: {
             schedule,
-            suspend: args.suspend ?? false,
-            timeZone: args.timeZone ?? "Etc/UTC",
+            suspend: spec.suspend,
+            timeZone: spec.timeZone,
             // A backup still running when the next is due is not doubled.
             concurrencyPolicy: "Forbid",
             startingDeadlineSeconds: 600,

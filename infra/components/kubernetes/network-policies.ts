@@ -9,10 +9,17 @@ import { PG_EXPORTER_PORT, PG_PORT, REDIS_PORT } from "../rendered-files.ts";
 import { DB_CLIENT_LABEL, REDIS_CLIENT_LABEL, selectorLabels, type KubernetesSite } from "./pod-defaults.ts";
 
 export interface DataNetworkPoliciesArgs {
+  /** The namespace; the cluster is the provider in `opts`. */
   site: KubernetesSite;
-  /** `app.kubernetes.io/name` of the database, Redis and Prometheus pods. */
+  /** `app.kubernetes.io/name` of the database pods (`KubernetesTimescale.appName`). @example "timescale" */
   databaseApp: string;
+  /** `app.kubernetes.io/name` of the Redis pods (`KubernetesRedis.appName`). @example "redis" */
   redisApp: string;
+  /**
+   * `app.kubernetes.io/name` of the Prometheus pods allowed to scrape the database's exporter.
+   * @default unset: nothing scrapes it
+   * @example "prometheus"
+   */
   prometheusApp?: string;
 }
 
@@ -22,7 +29,7 @@ export class DataNetworkPolicies extends pulumi.ComponentResource {
 
   constructor(name: string, args: DataNetworkPoliciesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tradeops:kubernetes:DataNetworkPolicies", name, {}, opts);
-    const childOpts = { parent: this, provider: args.site.provider };
+    const childOpts = { parent: this };
 
     this.database = createDatabasePolicy();
     this.redis = createRedisPolicy();

@@ -17,25 +17,50 @@ import {
   prometheusFiles,
   type AlertReceivers,
 } from "../rendered-files.ts";
+import { observabilityDefaults } from "../workload-defaults.ts";
 import { appLabels, clusterHost, resourcesFor, selectorLabels, type KubernetesSite } from "./pod-defaults.ts";
 
 export interface KubernetesObservabilityArgs {
+  /** The namespace; the cluster is the provider in `opts`. */
   site: KubernetesSite;
-  images: { prometheus: string; alertmanager: string; grafana: string };
-  resources: Pick<Resources, "prometheus" | "alertmanager" | "grafana">;
-  /** `host:port` of the API Service. */
+  /**
+   * @default { prometheus: "prom/prometheus:v2.53.0", alertmanager: "prom/alertmanager:v0.27.0", grafana: "grafana/grafana:11.1.0" }
+   * @example { grafana: "grafana/grafana:11.2.0" }
+   */
+  images?: { prometheus?: string; alertmanager?: string; grafana?: string };
+  /**
+   * Limits per workload (requests are a quarter, Z7).
+   * @default { prometheus: { cpu: "1", memory: "2Gi" }, alertmanager: { cpu: "250m", memory: "256Mi" }, grafana: { cpu: "500m", memory: "512Mi" } }
+   * @example { prometheus: { cpu: "2", memory: "8Gi" } }
+   */
+  resources?: Partial<Pick<Resources, "prometheus" | "alertmanager" | "grafana">>;
+  /** `host:port` of the API Service. @example "api.tradeops.svc.cluster.local:8080" */
   apiTarget: string;
-  /** `host` of each database pod; their exporter sidecars are scraped. */
+  /** `host` of each database pod; their exporter sidecars are scraped. @example ["timescale-0.timescale-headless.tradeops.svc.cluster.local"] */
   databaseHosts: string[];
   grafanaAdminPassword: pulumi.Input<string>;
-  receivers: pulumi.Input<AlertReceivers>;
+  /**
+   * Alert channels (I8, Z3); credentials inside, so alertmanager.yml is a Secret.
+   * @default {}: alerts are grouped and dropped
+   * @example { slack: { webhookUrl: "https://hooks.slack.com/services/…" } }
+   */
+  receivers?: pulumi.Input<AlertReceivers>;
   /** @default "50Gi" */
   prometheusStorage?: string;
+  /**
+   * @default the cluster's default StorageClass
+   * @example "gp3"
+   */
   storageClass?: string;
 }
 
 export const PROMETHEUS_NAME = "prometheus";
 
+/**
+ * Object names are fixed, not derived from the component's name (`prometheus`, `alertmanager`,
+ * `grafana` and their `-config`/`-data`/`-datasources`/`-admin` objects, as deployed sites have
+ * them): one per namespace.
+ */
 export class KubernetesObservability extends pulumi.ComponentResource {
   public readonly prometheus: k8s.apps.v1.Deployment;
   public readonly alertmanager: k8s.apps.v1.Deployment;
@@ -45,58 +70,73 @@ export class KubernetesObservability extends pulumi.ComponentResource {
 
   constructor(name: string, args: KubernetesObservabilityArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tradeops:kubernetes:Observability", name, {}, opts);
-    const childOpts = { parent: this, provider: args.site.provider };
+    const childOpts = { parent: this };
     const ns = args.site.namespace;
+    const spec = normalizeArgs();
 
     this.alertmanagerConfig = createAlertmanagerConfig();
-    this.alertmanager = deploy("alertmanager", {
-      image: args.images.alertmanager,
-      limits: args.resources.alertmanager,
-      port: ALERTMANAGER_PORT,
-      args: ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"],
-      readyPath: "/-/ready",
-      mounts: [{ name: "config", mountPath: "/etc/alertmanager", readOnly: true }, { name: "data", mountPath: "/alertmanager" }],
-      volumes: [{ name: "config", secret: { secretName: this.alertmanagerConfig.metadata.name } }, { name: "data", emptyDir: {} }],
-    });
+    this.alertmanager = runAlertmanager(this.alertmanagerConfig);
     this.prometheusConfig = createPrometheusConfig();
-    const prometheusData = createPrometheusVolume();
-    this.prometheus = deploy(PROMETHEUS_NAME, {
-      image: args.images.prometheus,
-      limits: args.resources.prometheus,
-      port: PROMETHEUS_PORT,
-      args: [`--config.file=${PROMETHEUS_FILES.config}`, "--storage.tsdb.path=/prometheus", "--storage.tsdb.retention.time=15d"],
-      readyPath: "/-/ready",
-      mounts: [{ name: "config", mountPath: "/etc/prometheus", readOnly: true }, { name: "data", mountPath: "/prometheus" }],
-      volumes: [{ name: "config", configMap: { name: this.prometheusConfig.metadata.name } }, { name: "data", persistentVolumeClaim: { claimName: prometheusData.metadata.name } }],
-      // One pod owns the ReadWriteOnce volume: replace, don't surge.
-      recreate: true,
-      fsGroup: 65534,
-    });
-    const grafanaFiles = createGrafanaFiles();
-    this.grafana = deploy("grafana", {
-      image: args.images.grafana,
-      limits: args.resources.grafana,
-      port: GRAFANA_PORT,
-      readyPath: "/api/health",
-      env: [
-        { name: "GF_SECURITY_ADMIN_USER", value: "admin" },
-        { name: "GF_SECURITY_ADMIN_PASSWORD__FILE", value: "/run/secrets/grafana/admin-password" },
-        { name: "GF_USERS_ALLOW_SIGN_UP", value: "false" },
-      ],
-      mounts: [
-        { name: "datasources", mountPath: "/etc/grafana/provisioning/datasources", readOnly: true },
-        { name: "admin", mountPath: "/run/secrets/grafana", readOnly: true },
-      ],
-      volumes: [
-        { name: "datasources", configMap: { name: grafanaFiles.datasources.metadata.name } },
-        { name: "admin", secret: { secretName: grafanaFiles.admin.metadata.name } },
-      ],
-      fsGroup: 472,
-    });
+    this.prometheus = runPrometheus(this.prometheusConfig, createPrometheusVolume());
+    this.grafana = runGrafana(createGrafanaFiles());
     this.registerOutputs({});
 
+    function normalizeArgs() {
+      return { ...args, ...observabilityDefaults(args), prometheusStorage: args.prometheusStorage ?? "50Gi" };
+    }
+
+    function runAlertmanager(config: k8s.core.v1.Secret): k8s.apps.v1.Deployment {
+      return deploy("alertmanager", {
+        image: spec.images.alertmanager,
+        limits: spec.resources.alertmanager,
+        port: ALERTMANAGER_PORT,
+        args: ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"],
+        readyPath: "/-/ready",
+        mounts: [{ name: "config", mountPath: "/etc/alertmanager", readOnly: true }, { name: "data", mountPath: "/alertmanager" }],
+        volumes: [{ name: "config", secret: { secretName: config.metadata.name } }, { name: "data", emptyDir: {} }],
+      });
+    }
+
+    function runPrometheus(config: k8s.core.v1.ConfigMap, data: k8s.core.v1.PersistentVolumeClaim): k8s.apps.v1.Deployment {
+      return deploy(PROMETHEUS_NAME, {
+        image: spec.images.prometheus,
+        limits: spec.resources.prometheus,
+        port: PROMETHEUS_PORT,
+        args: [`--config.file=${PROMETHEUS_FILES.config}`, "--storage.tsdb.path=/prometheus", "--storage.tsdb.retention.time=15d"],
+        readyPath: "/-/ready",
+        mounts: [{ name: "config", mountPath: "/etc/prometheus", readOnly: true }, { name: "data", mountPath: "/prometheus" }],
+        volumes: [{ name: "config", configMap: { name: config.metadata.name } }, { name: "data", persistentVolumeClaim: { claimName: data.metadata.name } }],
+        // One pod owns the ReadWriteOnce volume: replace, don't surge.
+        recreate: true,
+        fsGroup: 65534,
+      });
+    }
+
+    function runGrafana(files: { datasources: k8s.core.v1.ConfigMap; admin: k8s.core.v1.Secret }): k8s.apps.v1.Deployment {
+      return deploy("grafana", {
+        image: spec.images.grafana,
+        limits: spec.resources.grafana,
+        port: GRAFANA_PORT,
+        readyPath: "/api/health",
+        env: [
+          { name: "GF_SECURITY_ADMIN_USER", value: "admin" },
+          { name: "GF_SECURITY_ADMIN_PASSWORD__FILE", value: "/run/secrets/grafana/admin-password" },
+          { name: "GF_USERS_ALLOW_SIGN_UP", value: "false" },
+        ],
+        mounts: [
+          { name: "datasources", mountPath: "/etc/grafana/provisioning/datasources", readOnly: true },
+          { name: "admin", mountPath: "/run/secrets/grafana", readOnly: true },
+        ],
+        volumes: [
+          { name: "datasources", configMap: { name: files.datasources.metadata.name } },
+          { name: "admin", secret: { secretName: files.admin.metadata.name } },
+        ],
+        fsGroup: 472,
+      });
+    }
+
     function createAlertmanagerConfig(): k8s.core.v1.Secret {
-      const yml = pulumi.output(args.receivers).apply((receivers) => alertmanagerYml(receivers));
+      const yml = pulumi.output(spec.receivers).apply((receivers) => alertmanagerYml(receivers));
       return new k8s.core.v1.Secret(
         `${name}-alertmanager`,
         { metadata: { name: "alertmanager-config", namespace: ns, labels: appLabels("alertmanager", "monitoring") }, stringData: { "alertmanager.yml": pulumi.secret(yml) } },
@@ -125,7 +165,7 @@ export class KubernetesObservability extends pulumi.ComponentResource {
           spec: {
             accessModes: ["ReadWriteOnce"],
             ...(args.storageClass ? { storageClassName: args.storageClass } : {}),
-            resources: { requests: { storage: args.prometheusStorage ?? "50Gi" } },
+            resources: { requests: { storage: spec.prometheusStorage } },
           },
         },
         childOpts,
@@ -147,7 +187,7 @@ export class KubernetesObservability extends pulumi.ComponentResource {
       return { datasources, admin };
     }
 
-    interface DeploySpec {
+    interface Workload {
       image: string;
       limits: Resources["prometheus"];
       port: number;
@@ -160,7 +200,7 @@ export class KubernetesObservability extends pulumi.ComponentResource {
       fsGroup?: number;
     }
 
-    function deploy(app: string, spec: DeploySpec): k8s.apps.v1.Deployment {
+    function deploy(app: string, workload: Workload): k8s.apps.v1.Deployment {
       const labels = appLabels(app, "monitoring");
       const deployment = new k8s.apps.v1.Deployment(
         `${name}-${app}`,
@@ -169,26 +209,26 @@ export class KubernetesObservability extends pulumi.ComponentResource {
           spec: {
             replicas: 1,
             revisionHistoryLimit: 10,
-            strategy: spec.recreate ? { type: "Recreate" } : { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+            strategy: workload.recreate ? { type: "Recreate" } : { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
             selector: { matchLabels: selectorLabels(app) },
             template: {
               metadata: { labels },
               spec: {
-                ...(spec.fsGroup ? { securityContext: { fsGroup: spec.fsGroup } } : {}),
+                ...(workload.fsGroup ? { securityContext: { fsGroup: workload.fsGroup } } : {}),
                 containers: [
                   {
                     name: app,
-                    image: spec.image,
-                    ...(spec.args ? { args: spec.args } : {}),
-                    ...(spec.env ? { env: spec.env } : {}),
-                    ports: [{ name: "http", containerPort: spec.port }],
-                    resources: resourcesFor(spec.limits),
-                    readinessProbe: { httpGet: { path: spec.readyPath, port: spec.port }, periodSeconds: 10 },
-                    livenessProbe: { httpGet: { path: spec.readyPath, port: spec.port }, periodSeconds: 20, failureThreshold: 6 },
-                    volumeMounts: spec.mounts,
+                    image: workload.image,
+                    ...(workload.args ? { args: workload.args } : {}),
+                    ...(workload.env ? { env: workload.env } : {}),
+                    ports: [{ name: "http", containerPort: workload.port }],
+                    resources: resourcesFor(workload.limits),
+                    readinessProbe: { httpGet: { path: workload.readyPath, port: workload.port }, periodSeconds: 10 },
+                    livenessProbe: { httpGet: { path: workload.readyPath, port: workload.port }, periodSeconds: 20, failureThreshold: 6 },
+                    volumeMounts: workload.mounts,
                   },
                 ],
-                volumes: spec.volumes,
+                volumes: workload.volumes,
               },
             },
           },
@@ -197,7 +237,7 @@ export class KubernetesObservability extends pulumi.ComponentResource {
       );
       new k8s.core.v1.Service(
         `${name}-${app}`,
-        { metadata: { name: app, namespace: ns, labels }, spec: { type: "ClusterIP", selector: selectorLabels(app), ports: [{ name: "http", port: spec.port, targetPort: spec.port }] } },
+        { metadata: { name: app, namespace: ns, labels }, spec: { type: "ClusterIP", selector: selectorLabels(app), ports: [{ name: "http", port: workload.port, targetPort: workload.port }] } },
         childOpts,
       );
       return deployment;

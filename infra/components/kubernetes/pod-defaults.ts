@@ -6,9 +6,12 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { requestsFor, type WorkloadLimits } from "../../config.ts";
 
-/** What the prod and dr stacks hand every Kubernetes component. */
+/**
+ * Where the prod and dr stacks put every Kubernetes component. The cluster is not in here: a
+ * component gets its provider through `opts` (`{ provider }`) and its children inherit it.
+ */
 export interface KubernetesSite {
-  provider: k8s.Provider;
+  /** The Namespace resource's name, so objects depend on it. */
   namespace: pulumi.Input<string>;
   /** For in-cluster DNS names (`<svc>.<ns>.svc.cluster.local`); the namespace's plain name. */
   namespaceName: string;
@@ -46,6 +49,16 @@ export function dataVolumeClaim(labels: Record<string, string>, storageSize: str
       resources: { requests: { storage: storageSize } },
     },
   };
+}
+
+/**
+ * A component name that becomes object names (`<name>`, `<name>-rw`, pods `<name>-0`): Services
+ * need an RFC 1035 label, and a StatefulSet's revision label adds 11 characters to its name, so
+ * `Timescale_B` or a 60-character name fails here rather than at `pulumi up`.
+ */
+export function requireObjectName(name: string): string {
+  if (!/^[a-z]([-a-z0-9]{0,50}[a-z0-9])?$/.test(name)) throw new Error(`${name}: a Kubernetes component name must be lowercase letters, digits and -, start with a letter, at most 52 characters`);
+  return name;
 }
 
 export function clusterHost(service: string, site: KubernetesSite): string {

@@ -7,49 +7,86 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { WorkloadLimits } from "../../config.ts";
 import { REDIS_PORT, redisNodeConf } from "../rendered-files.ts";
-import { appLabels, clusterHost, dataVolumeClaim, resourcesFor, selectorLabels, type KubernetesSite } from "./pod-defaults.ts";
+import { redisDefaults } from "../workload-defaults.ts";
+import { appLabels, clusterHost, dataVolumeClaim, requireObjectName, resourcesFor, selectorLabels, type KubernetesSite } from "./pod-defaults.ts";
 
 export interface KubernetesRedisArgs {
+  /** The namespace; the cluster is the provider in `opts`. */
   site: KubernetesSite;
-  /** @default "redis:7.2" */
-  image: string;
-  limits: WorkloadLimits;
+  /**
+   * @default "redis:7.2"
+   * @example "redis:7.4"
+   */
+  image?: string;
+  /**
+   * Limits of the redis container; keep memory ≥ 1.25 × `maxmemory` (fork headroom, S7).
+   * @default { cpu: "1", memory: "3Gi" }
+   */
+  limits?: WorkloadLimits;
   password: pulumi.Input<string>;
-  /** S7. @default "2gb" */
-  maxmemory: string;
-  /** S7. @default "allkeys-lru" */
-  maxmemoryPolicy: string;
-  /** @default "10Gi" */
-  storageSize: string;
+  /**
+   * S7: where Redis starts evicting.
+   * @default "2gb"
+   * @example "512mb"
+   */
+  maxmemory?: string;
+  /**
+   * S7, C4.
+   * @default "allkeys-lru"
+   * @example "volatile-lru"
+   */
+  maxmemoryPolicy?: string;
+  /**
+   * The pod's data volume (AOF and RDB).
+   * @default "10Gi"
+   */
+  storageSize?: string;
+  /**
+   * @default the cluster's default StorageClass
+   * @example "gp3"
+   */
   storageClass?: string;
 }
 
-export const REDIS_NAME = "redis";
-
+/**
+ * Object names derive from the component's name: StatefulSet, Service and pods'
+ * `app.kubernetes.io/name` `<name>`, Secret `<name>-config`.
+ */
 export class KubernetesRedis extends pulumi.ComponentResource {
   public readonly statefulSet: k8s.apps.v1.StatefulSet;
   public readonly service: k8s.core.v1.Service;
   /** Holds `redis.conf` and `password` (the backup job reads the latter). */
   public readonly secret: k8s.core.v1.Secret;
+  /** The Secret and key holding the password, for `secretKeyRef`. */
+  public readonly passwordSecret: { name: pulumi.Output<string>; key: string };
+  /** The StatefulSet's name and the pods' `app.kubernetes.io/name`: the component's name. */
+  public readonly appName: string;
   public readonly host: string;
   public readonly port = REDIS_PORT;
 
   constructor(name: string, args: KubernetesRedisArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("tradeops:kubernetes:Redis", name, {}, opts);
-    const childOpts = { parent: this, provider: args.site.provider };
-    const labels = appLabels(REDIS_NAME, "cache");
-    this.host = clusterHost(REDIS_NAME, args.site);
+    super("tradeops:kubernetes:Redis", requireObjectName(name), {}, opts);
+    const childOpts = { parent: this };
+    this.appName = name;
+    const spec = normalizeArgs();
+    const labels = appLabels(name, "cache");
+    this.host = clusterHost(name, args.site);
 
     this.secret = createConfigSecret();
+    this.passwordSecret = { name: this.secret.metadata.name, key: "password" };
     this.service = createService();
     this.statefulSet = createStatefulSet(this.secret, this.service);
     this.registerOutputs({ host: this.host });
 
+    function normalizeArgs() {
+      return { ...args, ...redisDefaults(args), storageSize: args.storageSize ?? "10Gi" };
+    }
+
     function createConfigSecret(): k8s.core.v1.Secret {
-      const conf = pulumi.output(args.password).apply((password) => redisNodeConf({ password, maxmemory: args.maxmemory, maxmemoryPolicy: args.maxmemoryPolicy }));
+      const conf = pulumi.output(spec.password).apply((password) => redisNodeConf({ password, maxmemory: spec.maxmemory, maxmemoryPolicy: spec.maxmemoryPolicy }));
       return new k8s.core.v1.Secret(
         `${name}-config`,
-        { metadata: { name: `${REDIS_NAME}-config`, namespace: args.site.namespace, labels }, stringData: { "redis.conf": pulumi.secret(conf), password: pulumi.secret(args.password) } },
+        { metadata: { name: `${name}-config`, namespace: args.site.namespace, labels }, stringData: { "redis.conf": pulumi.secret(conf), password: pulumi.secret(spec.password) } },
         childOpts,
       );
     }
@@ -58,8 +95,8 @@ export class KubernetesRedis extends pulumi.ComponentResource {
       return new k8s.core.v1.Service(
         name,
         {
-          metadata: { name: REDIS_NAME, namespace: args.site.namespace, labels },
-          spec: { type: "ClusterIP", selector: selectorLabels(REDIS_NAME), ports: [{ name: "redis", port: REDIS_PORT, targetPort: REDIS_PORT }] },
+          metadata: { name, namespace: args.site.namespace, labels },
+          spec: { type: "ClusterIP", selector: selectorLabels(name), ports: [{ name: "redis", port: REDIS_PORT, targetPort: REDIS_PORT }] },
         },
         childOpts,
       );
@@ -71,11 +108,11 @@ export class KubernetesRedis extends pulumi.ComponentResource {
       return new k8s.apps.v1.StatefulSet(
         name,
         {
-          metadata: { name: REDIS_NAME, namespace: args.site.namespace, labels },
+          metadata: { name, namespace: args.site.namespace, labels },
           spec: {
             serviceName: service.metadata.name,
             replicas: 1,
-            selector: { matchLabels: selectorLabels(REDIS_NAME) },
+            selector: { matchLabels: selectorLabels(name) },
             template: {
               metadata: { labels },
               spec: {
@@ -84,10 +121,10 @@ export class KubernetesRedis extends pulumi.ComponentResource {
                 containers: [
                   {
                     name: "redis",
-                    image: args.image,
+                    image: spec.image,
                     command: ["redis-server", "/etc/redis/redis.conf"],
                     ports: [{ name: "redis", containerPort: REDIS_PORT }],
-                    resources: resourcesFor(args.limits),
+                    resources: resourcesFor(spec.limits),
                     readinessProbe: { tcpSocket: { port: REDIS_PORT }, periodSeconds: 10 },
                     livenessProbe: { exec: { command: alive }, periodSeconds: 15, failureThreshold: 4 },
                     volumeMounts: [
@@ -99,7 +136,7 @@ export class KubernetesRedis extends pulumi.ComponentResource {
                 volumes: [{ name: "config", secret: { secretName: secret.metadata.name, defaultMode: 0o440 } }],
               },
             },
-            volumeClaimTemplates: [dataVolumeClaim(labels, args.storageSize, args.storageClass)],
+            volumeClaimTemplates: [dataVolumeClaim(labels, spec.storageSize, spec.storageClass)],
           },
         },
         childOpts,

@@ -19,67 +19,124 @@ import {
   timescaleHba,
   timescaleNodeConf,
 } from "../rendered-files.ts";
-import { appLabels, clusterHost, dataVolumeClaim, fromSecret, resourcesFor, selectorLabels, type KubernetesSite } from "./pod-defaults.ts";
+import { PG_EXPORTER_IMAGE, timescaleDefaults } from "../workload-defaults.ts";
+import { appLabels, clusterHost, dataVolumeClaim, fromSecret, requireObjectName, resourcesFor, selectorLabels, type KubernetesSite } from "./pod-defaults.ts";
 
 export interface KubernetesTimescaleArgs {
+  /** The namespace; the cluster is the provider in `opts`. */
   site: KubernetesSite;
-  /** @default "timescale/timescaledb-ha:pg15" */
-  image: string;
-  /** @example "prometheuscommunity/postgres-exporter:v0.15.0" */
-  exporterImage: string;
-  limits: WorkloadLimits;
-  /** @default "100Gi" */
-  storageSize: string;
-  /** @default the cluster's default StorageClass */
+  /**
+   * An image with TimescaleDB, pgBackRest and the postgres docker-entrypoint, running as uid 1000.
+   * @default "timescale/timescaledb-ha:pg15"
+   * @example "timescale/timescaledb-ha:pg16"
+   */
+  image?: string;
+  /**
+   * postgres_exporter, the sidecar S4/S5's LowDatabaseConnections reads.
+   * @default "prometheuscommunity/postgres-exporter:v0.15.0"
+   */
+  exporterImage?: string;
+  /**
+   * Limits of the postgres container (requests are a quarter, Z7).
+   * @default { cpu: "2", memory: "4Gi" }
+   * @example { cpu: "4", memory: "16Gi" }
+   */
+  limits?: WorkloadLimits;
+  /**
+   * Each pod's data volume.
+   * @default "100Gi"
+   * @example "500Gi"
+   */
+  storageSize?: string;
+  /**
+   * @default the cluster's default StorageClass
+   * @example "gp3"
+   */
   storageClass?: string;
-  /** Pods in the StatefulSet; 2 = primary + one streaming standby. @default 2 */
-  replicas: number;
-  dbName: string;
-  dbUser: string;
+  /**
+   * Pods in the StatefulSet: pod -0 the primary, the others streaming standbys.
+   * @default 2
+   * @example 3
+   */
+  replicas?: number;
+  /** @default "trading" */
+  dbName?: string;
+  /**
+   * The ops role runbooks and apps use.
+   * @default "tradeops"
+   */
+  dbUser?: string;
   dbPassword: pulumi.Input<string>;
-  replicationUser: string;
+  /** @default "replicator" */
+  replicationUser?: string;
   replicationPassword: pulumi.Input<string>;
-  /** `sync`: the primary waits for pod -1 (I5 RPO 0). Ignored with one replica. */
-  replicationMode: "sync" | "async";
-  /** pg_hba: where clients connect from (the pod network; NetworkPolicies narrow it further). @example "10.0.0.0/8" */
-  clientNetwork: string;
-  stanza: string;
+  /**
+   * `sync`: the primary waits for pod -1 (I5 RPO 0). Ignored with one replica or `bootstrap: "repository"`.
+   * @default "sync"
+   */
+  replicationMode?: "sync" | "async";
+  /**
+   * pg_hba: where clients connect from (the pod network; NetworkPolicies narrow it further).
+   * @default "10.0.0.0/8"
+   * @example "100.64.0.0/10"
+   */
+  clientNetwork?: string;
+  /** @default "trading" */
+  stanza?: string;
+  /** The pgBackRest repository (the site's bucket), credentials as secrets. */
   repository: pulumi.Input<PgbackrestRepoOptions>;
-  retention: { pgFullDays: number; walDays: number };
+  /**
+   * I7: what pgBackRest keeps.
+   * @default { pgFullDays: 30, walDays: 7 }
+   */
+  retention?: { pgFullDays?: number; walDays?: number };
   /**
    * `ordinal`: pod -0 initdb's as primary, the others follow it (prod). `repository`: every pod is
    * a standby restored from the pgBackRest repository (DR, I6).
    * @default "ordinal"
    */
   bootstrap?: "ordinal" | "repository";
-  /** DR streaming: the primary's host reachable from this cluster; unset = WAL from the repository only. */
+  /**
+   * DR streaming: the primary's host reachable from this cluster.
+   * @default unset: WAL from the repository only
+   * @example "timescale-0.timescale-headless.tradeops.svc.cluster.local"
+   */
   primaryHost?: string;
   /** DR streaming: slot on the primary. @example "timescale_dr" */
   slotName?: string;
 }
 
-export const TIMESCALE_NAME = "timescale";
-
+/**
+ * Object names all derive from the component's name: StatefulSet and pods' `app.kubernetes.io/name`
+ * `<name>`, pods `<name>-<i>`, Services `<name>-headless` and `<name>-rw`, Secrets
+ * `<name>-credentials` and `<name>-pgbackrest`, ConfigMap `<name>-config`.
+ */
 export class KubernetesTimescale extends pulumi.ComponentResource {
   public readonly statefulSet: k8s.apps.v1.StatefulSet;
   /** Always the primary (pod -0 until a failover runbook re-points it). */
   public readonly readWriteService: k8s.core.v1.Service;
   public readonly headlessService: k8s.core.v1.Service;
   public readonly credentials: k8s.core.v1.Secret;
-  /** Stable DNS names of the pods, in ordinal order: `timescale-0.timescale-headless.<ns>.svc.cluster.local`. */
+  /** The StatefulSet's name and the pods' `app.kubernetes.io/name`: the component's name. */
+  public readonly appName: string;
+  /** Stable DNS names of the pods, in ordinal order: `<name>-0.<name>-headless.<ns>.svc.cluster.local`. */
   public readonly podHosts: string[];
   public readonly podNames: string[];
   public readonly readWriteHost: string;
+  /** The slot pod -1 streams through (`<name>_1`, `-` as `_`); it exists once there are two replicas. */
+  public readonly replicationSlot: string;
 
   constructor(name: string, args: KubernetesTimescaleArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("tradeops:kubernetes:Timescale", name, {}, opts);
-    const childOpts = { parent: this, provider: args.site.provider };
-    const bootstrap = args.bootstrap ?? "ordinal";
-    const headlessName = `${TIMESCALE_NAME}-headless`;
-    const labels = appLabels(TIMESCALE_NAME, "database");
-    this.podNames = Array.from({ length: args.replicas }, (_, i) => `${TIMESCALE_NAME}-${i}`);
+    super("tradeops:kubernetes:Timescale", requireObjectName(name), {}, opts);
+    const childOpts = { parent: this };
+    this.appName = name;
+    const spec = normalizeArgs();
+    const headlessName = `${name}-headless`;
+    const labels = appLabels(name, "database");
+    this.podNames = Array.from({ length: spec.replicas }, (_, i) => `${name}-${i}`);
     this.podHosts = this.podNames.map((pod) => `${pod}.${clusterHost(headlessName, args.site)}`);
-    this.readWriteHost = clusterHost(`${TIMESCALE_NAME}-rw`, args.site);
+    this.readWriteHost = clusterHost(`${name}-rw`, args.site);
+    this.replicationSlot = slotOf(1);
 
     this.credentials = createCredentials();
     const repositorySecret = createRepositorySecret();
@@ -89,12 +146,29 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
     this.statefulSet = createStatefulSet(this.credentials, repositorySecret, files, this.headlessService);
     this.registerOutputs({ statefulSet: this.statefulSet.metadata.name, readWriteHost: this.readWriteHost });
 
+    function normalizeArgs() {
+      return {
+        ...args,
+        ...timescaleDefaults(args),
+        exporterImage: args.exporterImage ?? PG_EXPORTER_IMAGE,
+        storageSize: args.storageSize ?? "100Gi",
+        replicas: args.replicas ?? 2,
+        clientNetwork: args.clientNetwork ?? "10.0.0.0/8",
+        bootstrap: args.bootstrap ?? "ordinal",
+      };
+    }
+
+    /** The start script names a standby's slot after its pod, `-` → `_` (slot names allow no `-`). */
+    function slotOf(ordinal: number): string {
+      return `${name.replaceAll("-", "_")}_${ordinal}`;
+    }
+
     function createCredentials(): k8s.core.v1.Secret {
       return new k8s.core.v1.Secret(
         `${name}-credentials`,
         {
-          metadata: { name: `${TIMESCALE_NAME}-credentials`, namespace: args.site.namespace, labels },
-          stringData: { "db-password": pulumi.secret(args.dbPassword), "replication-password": pulumi.secret(args.replicationPassword) },
+          metadata: { name: `${name}-credentials`, namespace: args.site.namespace, labels },
+          stringData: { "db-password": pulumi.secret(spec.dbPassword), "replication-password": pulumi.secret(spec.replicationPassword) },
         },
         childOpts,
       );
@@ -102,31 +176,31 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
 
     function createRepositorySecret(): k8s.core.v1.Secret {
       // pgbackrest.conf holds the repository keys: a Secret, not a ConfigMap.
-      const conf = pulumi.output(args.repository).apply((repo) => pgbackrestNodeConf({ stanza: args.stanza, repo, retention: args.retention }));
+      const conf = pulumi.output(spec.repository).apply((repo) => pgbackrestNodeConf({ stanza: spec.stanza, repo, retention: spec.retention }));
       return new k8s.core.v1.Secret(
         `${name}-pgbackrest`,
-        { metadata: { name: `${TIMESCALE_NAME}-pgbackrest`, namespace: args.site.namespace, labels }, stringData: { "pgbackrest.conf": pulumi.secret(conf) } },
+        { metadata: { name: `${name}-pgbackrest`, namespace: args.site.namespace, labels }, stringData: { "pgbackrest.conf": pulumi.secret(conf) } },
         childOpts,
       );
     }
 
     function createConfigFiles(): k8s.core.v1.ConfigMap {
-      const standbySlots = bootstrap === "ordinal" ? Array.from({ length: args.replicas - 1 }, (_, i) => `${TIMESCALE_NAME}_${i + 1}`) : [];
-      const scriptOptions = { dbName: args.dbName, dbUser: args.dbUser, replicationUser: args.replicationUser, stanza: args.stanza, standbySlots };
-      const synchronous = bootstrap === "ordinal" && args.replicas > 1 && args.replicationMode === "sync";
+      const standbySlots = spec.bootstrap === "ordinal" ? Array.from({ length: spec.replicas - 1 }, (_, i) => slotOf(i + 1)) : [];
+      const scriptOptions = { dbName: spec.dbName, dbUser: spec.dbUser, replicationUser: spec.replicationUser, stanza: spec.stanza, standbySlots };
+      const synchronous = spec.bootstrap === "ordinal" && spec.replicas > 1 && spec.replicationMode === "sync";
       return new k8s.core.v1.ConfigMap(
         `${name}-config`,
         {
-          metadata: { name: `${TIMESCALE_NAME}-config`, namespace: args.site.namespace, labels },
+          metadata: { name: `${name}-config`, namespace: args.site.namespace, labels },
           data: {
             "postgresql.conf": timescaleNodeConf({
-              clientNetwork: args.clientNetwork,
-              replicationUser: args.replicationUser,
-              synchronousStandby: synchronous ? `${TIMESCALE_NAME}-1` : undefined,
-              stanza: args.stanza,
-              clusterName: TIMESCALE_NAME,
+              clientNetwork: spec.clientNetwork,
+              replicationUser: spec.replicationUser,
+              synchronousStandby: synchronous ? `${name}-1` : undefined,
+              stanza: spec.stanza,
+              clusterName: name,
             }),
-            "pg_hba.conf": timescaleHba({ clientNetwork: args.clientNetwork, replicationUser: args.replicationUser }),
+            "pg_hba.conf": timescaleHba({ clientNetwork: spec.clientNetwork, replicationUser: spec.replicationUser }),
             "start-node.sh": nodeStartScript(scriptOptions),
             "init-primary.sh": primaryInitScript(scriptOptions),
           },
@@ -144,7 +218,7 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
             clusterIP: "None",
             // Standbys bootstrap from pod -0 before it is Ready for clients.
             publishNotReadyAddresses: true,
-            selector: selectorLabels(TIMESCALE_NAME),
+            selector: selectorLabels(name),
             ports: [
               { name: "postgres", port: PG_PORT, targetPort: PG_PORT },
               { name: "metrics", port: PG_EXPORTER_PORT, targetPort: PG_EXPORTER_PORT },
@@ -159,11 +233,11 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
       return new k8s.core.v1.Service(
         `${name}-rw`,
         {
-          metadata: { name: `${TIMESCALE_NAME}-rw`, namespace: args.site.namespace, labels },
+          metadata: { name: `${name}-rw`, namespace: args.site.namespace, labels },
           spec: {
             type: "ClusterIP",
             // Failover (I5) re-points this selector at the promoted pod; deploys keep pod -0.
-            selector: { ...selectorLabels(TIMESCALE_NAME), "statefulset.kubernetes.io/pod-name": `${TIMESCALE_NAME}-0` },
+            selector: { ...selectorLabels(name), "statefulset.kubernetes.io/pod-name": `${name}-0` },
             ports: [{ name: "postgres", port: PG_PORT, targetPort: PG_PORT }],
           },
         },
@@ -174,24 +248,24 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
     function createStatefulSet(credentials: k8s.core.v1.Secret, repository: k8s.core.v1.Secret, files: k8s.core.v1.ConfigMap, headless: k8s.core.v1.Service): k8s.apps.v1.StatefulSet {
       const pgReady = ["pg_isready", "-q", "-h", "127.0.0.1", "-p", String(PG_PORT), "-U", "postgres"];
       const env: k8s.types.input.core.v1.EnvVar[] = [
-        { name: "TRADEOPS_BOOTSTRAP", value: bootstrap },
+        { name: "TRADEOPS_BOOTSTRAP", value: spec.bootstrap },
         { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
         { name: "HEADLESS_SERVICE", value: clusterHost(headlessName, args.site) },
         { name: "PGDATA", value: PG_PATHS.dataDir },
         { name: "POSTGRES_PASSWORD_FILE", value: PG_SECRET_FILES.dbPassword },
-        ...(args.primaryHost ? [{ name: "PRIMARY_HOST", value: args.primaryHost }] : []),
-        ...(args.slotName ? [{ name: "SLOT_NAME", value: args.slotName }] : []),
+        ...(spec.primaryHost ? [{ name: "PRIMARY_HOST", value: spec.primaryHost }] : []),
+        ...(spec.slotName ? [{ name: "SLOT_NAME", value: spec.slotName }] : []),
       ];
       return new k8s.apps.v1.StatefulSet(
         name,
         {
-          metadata: { name: TIMESCALE_NAME, namespace: args.site.namespace, labels },
+          metadata: { name, namespace: args.site.namespace, labels },
           spec: {
             serviceName: headless.metadata.name,
-            replicas: args.replicas,
+            replicas: spec.replicas,
             podManagementPolicy: "OrderedReady",
             updateStrategy: { type: "RollingUpdate" },
-            selector: { matchLabels: selectorLabels(TIMESCALE_NAME) },
+            selector: { matchLabels: selectorLabels(name) },
             template: {
               metadata: { labels },
               spec: {
@@ -200,11 +274,11 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
                 containers: [
                   {
                     name: "postgres",
-                    image: args.image,
+                    image: spec.image,
                     command: ["/bin/bash", PG_PATHS.startScript],
                     env,
                     ports: [{ name: "postgres", containerPort: PG_PORT }],
-                    resources: resourcesFor(args.limits),
+                    resources: resourcesFor(spec.limits),
                     // A base backup or a repository restore can take long: liveness starts after it.
                     startupProbe: { exec: { command: pgReady }, periodSeconds: 10, failureThreshold: 360 },
                     readinessProbe: { exec: { command: pgReady }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
@@ -221,10 +295,10 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
                   {
                     // S4/S5: LowDatabaseConnections is computed from postgres_exporter's metrics.
                     name: "exporter",
-                    image: args.exporterImage,
+                    image: spec.exporterImage,
                     env: [
-                      { name: "DATA_SOURCE_URI", value: `127.0.0.1:${PG_PORT}/${args.dbName}?sslmode=disable` },
-                      { name: "DATA_SOURCE_USER", value: args.dbUser },
+                      { name: "DATA_SOURCE_URI", value: `127.0.0.1:${PG_PORT}/${spec.dbName}?sslmode=disable` },
+                      { name: "DATA_SOURCE_USER", value: spec.dbUser },
                       fromSecret("DATA_SOURCE_PASS", credentials.metadata.name, "db-password"),
                     ],
                     ports: [{ name: "metrics", containerPort: PG_EXPORTER_PORT }],
@@ -240,7 +314,7 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
                 ],
               },
             },
-            volumeClaimTemplates: [dataVolumeClaim(labels, args.storageSize, args.storageClass)],
+            volumeClaimTemplates: [dataVolumeClaim(labels, spec.storageSize, spec.storageClass)],
           },
         },
         childOpts,
