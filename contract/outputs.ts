@@ -42,6 +42,11 @@ export const Database = z.object({
   password: secret("PostgreSQL password of the ops role"),
   primary: PgNode,
   standby: PgNode.optional(),
+  /**
+   * The node that is primary when all is well: `failback` returns there after a failover moved
+   * the primary (the stack then records the other node as `primary`). @default the first node, e.g. `pg-a`
+   */
+  homePrimary: z.string().min(1).optional(),
   replication: z.object({
     /** `sync`: commits wait for the standby (RPO 0, I5); `async`: they do not. */
     mode: z.enum(["sync", "async"]),

@@ -38,7 +38,7 @@ export function buildProgram(dispatch: Dispatch, commands: Entry[] = COMMANDS): 
     .option("--json", "print the result as one JSON document on stdout")
     .showSuggestionAfterError()
     .exitOverride()
-    .configureOutput({ outputError: (message, write) => write(`tradeops: ${printable(message.replace(/^error: /, "").trimEnd())}\n`) });
+    .configureOutput({ outputError: (message, write) => write(`tradeops: ${commanderLine(message)}\n`) });
 
   const groups = new Map<string, Command>();
   const parentOf = (words: string[]): Command => {
@@ -167,7 +167,7 @@ function render(results: RunResult[], sequence: boolean, json: boolean): void {
 function fail(error: unknown, json: boolean): never {
   if (error instanceof CommanderError) {
     // commander printed its one line already; --json still gets its one document.
-    if (error.exitCode !== 0 && json) process.stdout.write(`${JSON.stringify({ exitCode: ExitCode.usage, error: printable(error.message.replace(/^error: /, "")) })}\n`);
+    if (error.exitCode !== 0 && json) process.stdout.write(`${JSON.stringify({ exitCode: ExitCode.usage, error: commanderLine(error.message) })}\n`);
     process.exit(error.exitCode === 0 ? ExitCode.ok : ExitCode.usage);
   }
   const code = exitCodeOf(error);
@@ -178,6 +178,11 @@ function fail(error: unknown, json: boolean): never {
   if (json) process.stdout.write(`${JSON.stringify({ exitCode: code, error: line })}\n`);
   process.stderr.write(`tradeops: ${line}\n`);
   process.exit(code);
+}
+
+/** commander's message as one line: "unknown command 'failovr' (Did you mean failover?)". */
+function commanderLine(message: string): string {
+  return printable(message.replace(/^error: /, "").trim().replace(/\s*\n\s*/g, " "));
 }
 
 /** Control characters from an argument (a terminal escape in --stack) are shown, never sent to the terminal. */

@@ -174,3 +174,22 @@ export async function checkAlertmanager(url: string, options?: CallOptions): Pro
   if (ready.status !== 200) throw new Error(`/-/ready answered ${ready.status}`);
   return "ready";
 }
+
+/**
+ * One write through the traffic endpoint, as an application makes it: the proof a failover is over.
+ * Returns the node (by port) that took it. The probe table is tradeops' own, one row per proof.
+ */
+export async function writeThroughTraffic(outputs: StackOutputs, by: string, options?: CallOptions): Promise<string> {
+  const { database } = outputs;
+  return onPg(
+    outputs,
+    database.traffic,
+    async (client) => {
+      await client.query("create table if not exists tradeops_write_probe (at timestamptz not null default now(), by text not null)");
+      const { rows } = await client.query<{ port: number }>("insert into tradeops_write_probe (by) values ($1) returning inet_server_port() as port", [by]);
+      const port = rows[0]?.port;
+      return [database.primary, database.standby].find((node) => node?.port === port)?.name ?? `port ${port}`;
+    },
+    options,
+  );
+}

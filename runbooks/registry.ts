@@ -4,6 +4,7 @@
  */
 import { backup } from "./backup.ts";
 import { diagnose } from "./diagnose.ts";
+import { failover } from "./failover.ts";
 import { drill } from "./drill.ts";
 import type { Runbook, Sequence } from "./engine/runbook.ts";
 import { health } from "./health.ts";
@@ -14,7 +15,7 @@ import { unlock } from "./unlock.ts";
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Entry = Runbook<any, any> | Sequence<any, any>;
 
-export const COMMANDS: Entry[] = [health, diagnose, backup, unlock, drill, sandboxUp, sandboxDown, sandboxStatus];
+export const COMMANDS: Entry[] = [health, diagnose, backup, failover, unlock, drill, sandboxUp, sandboxDown, sandboxStatus];
 
 /** The words that group several commands (`tradeops sandbox up|down|status`). */
 export const GROUPS: Record<string, string> = {

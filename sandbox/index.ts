@@ -90,4 +90,32 @@ export interface Sandbox {
   stop(component: ComponentName, log?: (line: string) => void): Promise<void>;
   /** The live pid of a component's main process. */
   pid(component: ComponentName): number | undefined;
+  /** What the failover runbooks do to the PostgreSQL pair. */
+  readonly postgres: SandboxPostgres;
+  /** The traffic endpoint (HAProxy) applications connect to. */
+  readonly traffic: SandboxTraffic;
+}
+
+export interface SandboxPostgres {
+  /** The node the sandbox records as primary (what `up` starts as primary). */
+  recordedPrimary(): PgNodeName;
+  /** Records `node` as the primary: sandbox.json, outputs.json and pgbackrest.conf follow, and so does every later `up`. */
+  recordPrimary(node: PgNodeName): Promise<void>;
+  /** Makes the stopped `node` a standby of `primary` for its next start (standby.signal, primary_conninfo, its slot). */
+  demote(node: PgNodeName, primary: PgNodeName): Promise<void>;
+  /** `node` will start as a standby (its data dir has standby.signal). */
+  demoted(node: PgNodeName): boolean;
+  /** pg_rewind of the stopped `node` from `source`, leaving it a standby of `source`. */
+  rewind(node: PgNodeName, source: PgNodeName, log?: (line: string) => void): Promise<"rewound" | "no rewind required">;
+  /** Deletes the stopped `node`'s data, so its next start clones it fresh from the primary. */
+  discard(node: PgNodeName): Promise<void>;
+}
+
+export interface SandboxTraffic {
+  /** No new session reaches `node`, and its sessions through the endpoint are cut. */
+  fence(node: PgNodeName): Promise<void>;
+  /** The endpoint routes to `node` alone. */
+  route(node: PgNodeName): Promise<void>;
+  /** The node the endpoint routes to now, as HAProxy reports it. */
+  routedTo(): Promise<PgNodeName | undefined>;
 }

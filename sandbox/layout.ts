@@ -11,7 +11,7 @@
  *
  * Files under the dir:
  *
- *   secrets.json  outputs.json  sandbox.json (settings of the first `up`: ports, mode)
+ *   secrets.json  outputs.json  sandbox.json (settings of the first `up`: ports, mode; which node is primary)
  *   logs/<component>.log          run/<component>.pid   run/haproxy.sock   run/pg/ (PG sockets)
  *   pg/pg-a  pg/pg-b (data dirs, postgres 0700)
  *   s3/data  s3/tls/{cert,key}.pem
@@ -59,6 +59,8 @@ export interface SandboxLayoutOptions {
   mode?: ReplicationMode;
   /** @default "/usr/lib/postgresql/15/bin" */
   pgBinDir?: string;
+  /** The node that takes writes: pg-a until a failover promotes pg-b. @default "pg-a" */
+  primary?: PgNodeName;
 }
 
 export interface PgNodeLayout {
@@ -83,14 +85,14 @@ export interface SandboxLayout {
   /** PostgreSQL refuses root: it and pgBackRest run as this OS user. */
   osUser: string;
   pgBinDir: string;
+  /** The node recorded as primary (sandbox.json): `up` starts it as the primary, the other as its standby. */
+  primary: PgNodeName;
   files: { secrets: string; outputs: string; settings: string };
   logsDir: string;
   runDir: string;
   /** unix_socket_directories of both nodes (ports differ, so one dir serves both). */
   pgSocketDir: string;
   pg: Record<PgNodeName, PgNodeLayout>;
-  /** Physical replication slot pg-b streams from (slot names allow no hyphen). */
-  replicationSlot: string;
   database: { name: string; user: string; replicationUser: string };
   s3: ProcessFiles & { dataDir: string; tlsDir: string; cert: string; key: string; bucket: string; region: string; prefix: string };
   pgbackrest: { dir: string; config: string; logPath: string; lockPath: string; spoolPath: string; stanza: string };
@@ -129,12 +131,12 @@ export function sandboxLayout(opts: SandboxLayoutOptions): SandboxLayout {
     mode: opts.mode ?? "sync",
     osUser: sandboxOsUser(),
     pgBinDir: opts.pgBinDir ?? DEFAULT_PG_BIN_DIR,
+    primary: opts.primary ?? "pg-a",
     files: { secrets: join(dir, "secrets.json"), outputs: join(dir, "outputs.json"), settings: join(dir, "sandbox.json") },
     logsDir,
     runDir,
     pgSocketDir: join(runDir, "pg"),
     pg: { "pg-a": pgNode("pg-a", ports.pgA), "pg-b": pgNode("pg-b", ports.pgB) },
-    replicationSlot: "pg_b",
     database: { name: "trading", user: "tradeops", replicationUser: "replicator" },
     s3: {
       ...processFiles("s3"),
@@ -170,4 +172,14 @@ export function sandboxLayout(opts: SandboxLayoutOptions): SandboxLayout {
 /** The other node of the pair. */
 export function peerOf(name: PgNodeName): PgNodeName {
   return name === "pg-a" ? "pg-b" : "pg-a";
+}
+
+/** The node recorded as standby. */
+export function standbyOf(layout: SandboxLayout): PgNodeName {
+  return peerOf(layout.primary);
+}
+
+/** The physical replication slot a node streams from when it is the standby (slot names allow no hyphen). */
+export function slotOf(name: PgNodeName): string {
+  return name.replace("-", "_");
 }

@@ -3,7 +3,7 @@
  * against the sandbox unchanged.
  */
 import { describeIssue, StackOutputs } from "../contract/outputs.ts";
-import type { SandboxLayout } from "./layout.ts";
+import { slotOf, standbyOf, type SandboxLayout } from "./layout.ts";
 import { S3RVER_CREDENTIALS, type SandboxSecrets } from "./secrets.ts";
 
 export function sandboxOutputs(layout: SandboxLayout, secrets: SandboxSecrets): StackOutputs {
@@ -23,11 +23,12 @@ export function sandboxOutputs(layout: SandboxLayout, secrets: SandboxSecrets): 
       name: layout.database.name,
       user: layout.database.user,
       password: secrets.pgPassword,
-      primary: pgNode("pg-a", "primary"),
-      standby: pgNode("pg-b", "standby"),
+      primary: pgNode(layout.primary, "primary"),
+      homePrimary: "pg-a",
+      standby: pgNode(standbyOf(layout), "standby"),
       replication: {
         mode: layout.mode,
-        slot: layout.replicationSlot,
+        slot: slotOf(standbyOf(layout)),
         user: layout.database.replicationUser,
         password: secrets.replicatorPassword,
       },

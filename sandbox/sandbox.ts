@@ -14,33 +14,31 @@ import { join, resolve } from "node:path";
 import { z } from "zod";
 import type { ComponentContext, ComponentStatus, SandboxComponent } from "./component.ts";
 import { backupStanza, writePgbackrestConf } from "./components/backup-stanza.ts";
-import { haproxy, livePrimary } from "./components/haproxy.ts";
+import { fenceFromTraffic, haproxy, livePrimary, routeTraffic, trafficRoute } from "./components/haproxy.ts";
 import { opsApi } from "./components/ops-api.ts";
-import { pgPrimary } from "./components/pg-primary.ts";
-import { pgStandby } from "./components/pg-standby.ts";
+import { demoteNode, discardNode, pgNode, rewindNode } from "./components/pg-node.ts";
 import { clusterProcesses, isInitialised } from "./components/postgres.ts";
 import { prometheus } from "./components/prometheus.ts";
 import { redis } from "./components/redis.ts";
 import { s3Store } from "./components/s3-store.ts";
-import type { Sandbox, SandboxOptions, SandboxStatus, SandboxTask } from "./index.ts";
-import { PORT_OFFSETS, sandboxLayout, type ComponentName, type SandboxLayout, type SandboxLayoutOptions } from "./layout.ts";
+import type { StackOutputs } from "../contract/outputs.ts";
+import type { Sandbox, SandboxOptions, SandboxPostgres, SandboxStatus, SandboxTask, SandboxTraffic } from "./index.ts";
+import { PORT_OFFSETS, sandboxLayout, standbyOf, type ComponentName, type SandboxLayout, type SandboxLayoutOptions } from "./layout.ts";
 import { sandboxOutputs } from "./outputs.ts";
 import { notADirectory, upBlockers } from "./preflight.ts";
 import { chownToOsUser, markedProcesses, run, stopAll } from "./processes.ts";
 import { mintSecrets, readSecrets, saveSecrets, secretsRemedy, type SandboxSecrets } from "./secrets.ts";
 import { readStateFile, SandboxStateFileError } from "./state-file.ts";
 
-/** Start order; `down` walks it backwards. */
-export const SANDBOX_COMPONENTS: readonly SandboxComponent[] = [
-  s3Store,
-  pgPrimary,
-  backupStanza,
-  pgStandby,
-  haproxy,
-  redis,
-  opsApi,
-  prometheus,
-];
+const PG_NODES = { "pg-a": pgNode("pg-a"), "pg-b": pgNode("pg-b") };
+
+/**
+ * Start order; `down` walks it backwards. The recorded primary starts before the stanza (its
+ * check archives a WAL segment) and the standby after it, whichever node is which.
+ */
+export function componentsOf(layout: SandboxLayout): SandboxComponent[] {
+  return [s3Store, PG_NODES[layout.primary], backupStanza, PG_NODES[standbyOf(layout)], haproxy, redis, opsApi, prometheus];
+}
 
 const port = z.number().int().min(1).max(65_535);
 
@@ -50,6 +48,8 @@ const SandboxSettings = z.object({
   ports: z.record(z.enum(Object.keys(PORT_OFFSETS) as [keyof typeof PORT_OFFSETS]), port),
   mode: z.enum(["sync", "async"]),
   pgBinDir: z.string().min(1),
+  /** Written by a failover or switchover: which node takes writes. */
+  primary: z.enum(["pg-a", "pg-b"]).default("pg-a"),
 });
 
 function readSettings(dir: string): z.infer<typeof SandboxSettings> | undefined {
@@ -77,6 +77,7 @@ export function resolveSandboxLayout(opts: SandboxLayoutOptions): SandboxLayout 
     ports: { ...settings?.ports, ...opts.ports },
     mode: opts.mode ?? settings?.mode,
     pgBinDir: opts.pgBinDir ?? settings?.pgBinDir,
+    primary: opts.primary ?? settings?.primary,
   });
 }
 
@@ -106,14 +107,14 @@ function resolveSecrets(layout: SandboxLayout): { secrets: SandboxSecrets; saved
 
 class LocalSandbox implements Sandbox {
   readonly dir: string;
-  readonly outputs;
+  outputs: StackOutputs;
   readonly outputsFile: string;
   readonly logsDir: string;
   private readonly secrets: SandboxSecrets;
   private readonly secretsSaved: boolean;
   private readonly secretsProblem?: SandboxStateFileError;
 
-  private readonly layout: SandboxLayout;
+  private layout: SandboxLayout;
 
   constructor(layout: SandboxLayout) {
     this.layout = layout;
@@ -140,7 +141,7 @@ class LocalSandbox implements Sandbox {
   upTasks(): SandboxTask[] {
     // up starts processes with these credentials: a damaged file stops it before any task.
     if (this.secretsProblem) throw this.secretsProblem;
-    return [this.prepareTask(), ...SANDBOX_COMPONENTS.map((component) => this.startTask(component))];
+    return [this.prepareTask(), ...componentsOf(this.layout).map((component) => this.startTask(component))];
   }
 
   private prepareTask(): SandboxTask {
@@ -154,7 +155,7 @@ class LocalSandbox implements Sandbox {
       precondition: async () => {
         const missingSecrets = this.missingSecrets();
         if (missingSecrets) throw new Error(missingSecrets);
-        const blockers = await upBlockers(layout, SANDBOX_COMPONENTS);
+        const blockers = await upBlockers(layout, componentsOf(layout));
         if (blockers.length) throw new Error(blockers.join("; "));
       },
       action: async () => {
@@ -189,7 +190,7 @@ class LocalSandbox implements Sandbox {
   // ---- down ---------------------------------------------------------------------------------------
 
   downTasks(options: { purge?: boolean } = {}): SandboxTask[] {
-    const stops = [...SANDBOX_COMPONENTS].reverse().flatMap((component) => (component.stop ? [this.stopTask(component)] : []));
+    const stops = componentsOf(this.layout).reverse().flatMap((component) => (component.stop ? [this.stopTask(component)] : []));
     return [...stops, this.sweepTask(), ...(options.purge ? [this.purgeTask()] : [])];
   }
 
@@ -261,13 +262,14 @@ class LocalSandbox implements Sandbox {
   async status(): Promise<SandboxStatus> {
     const components: ComponentStatus[] = [];
     // One at a time: the stanza probe needs the S3 store, and order reads like `up`.
-    for (const component of SANDBOX_COMPONENTS) components.push(await componentStatus(this.layout, component));
+    for (const component of componentsOf(this.layout)) components.push(await componentStatus(this.layout, component));
     return { components, warning: this.secretsProblem?.message ?? this.missingSecrets() };
   }
 
   /** #15: data initialised with secrets that are gone; `up` must not mint new ones over it. */
   private missingSecrets(): string | undefined {
-    if (this.secretsSaved || !isInitialised(this.layout.pg["pg-a"])) return undefined;
+    // Read live: `up` saves the file in the same run that reports the status.
+    if (this.secretsSaved || existsSync(this.layout.files.secrets) || !isInitialised(this.layout.pg["pg-a"])) return undefined;
     return `${this.layout.files.secrets} is missing but the sandbox has data (${this.layout.pg["pg-a"].dataDir}); ${secretsRemedy(this.layout)}`;
   }
 
@@ -292,10 +294,29 @@ class LocalSandbox implements Sandbox {
   pid(name: ComponentName): number | undefined {
     return componentNamed(name).pid?.(this.layout);
   }
+
+  readonly postgres: SandboxPostgres = {
+    recordedPrimary: () => this.layout.primary,
+    recordPrimary: async (node) => {
+      this.layout = { ...this.layout, primary: node };
+      this.outputs = sandboxOutputs(this.layout, this.secrets);
+      writeSandboxFiles(this.layout, this.secrets);
+    },
+    demote: (node, primary) => demoteNode(this.context(() => {}), node, primary),
+    demoted: (node) => existsSync(join(this.layout.pg[node].dataDir, "standby.signal")),
+    rewind: (node, source, log = () => {}) => rewindNode(this.context(log), node, source),
+    discard: (node) => discardNode(this.context(() => {}), node),
+  };
+
+  readonly traffic: SandboxTraffic = {
+    fence: (node) => fenceFromTraffic(this.layout, node),
+    route: (node) => routeTraffic(this.layout, node),
+    routedTo: () => trafficRoute(this.layout),
+  };
 }
 
 function componentNamed(name: ComponentName): SandboxComponent {
-  return SANDBOX_COMPONENTS.find((component) => component.name === name)!;
+  return [...Object.values(PG_NODES), s3Store, backupStanza, haproxy, redis, opsApi, prometheus].find((component) => component.name === name)!;
 }
 
 async function runTask(task: SandboxTask, log: (line: string) => void): Promise<void> {
@@ -317,7 +338,7 @@ async function prepareSandboxDirs(layout: SandboxLayout): Promise<void> {
 
 /** sandbox.json, outputs.json (0600) and pgbackrest.conf. Idempotent. */
 function writeSandboxFiles(layout: SandboxLayout, secrets: SandboxSecrets): void {
-  const settings = { basePort: layout.basePort, ports: layout.ports, mode: layout.mode, pgBinDir: layout.pgBinDir };
+  const settings = { basePort: layout.basePort, ports: layout.ports, mode: layout.mode, pgBinDir: layout.pgBinDir, primary: layout.primary };
   writeFileSync(layout.files.settings, `${JSON.stringify(settings, null, 2)}\n`, { mode: 0o644 });
   writeFileSync(layout.files.outputs, `${JSON.stringify(sandboxOutputs(layout, secrets), null, 2)}\n`, { mode: 0o600 });
   chmodSync(layout.files.outputs, 0o600);

@@ -102,16 +102,13 @@ export function synchronousStandbyNames(standby: string | undefined): string {
 
 function archiveSettings(archive: PgArchiveOptions | false): Array<[string, Setting]> {
   if (archive === false) return [["archive_mode", false]];
-  const command = [
-    archive.pgbackrestBin ?? "pgbackrest",
-    `--config=${shellWord(archive.pgbackrestConfig)}`,
-    `--stanza=${shellWord(archive.stanza)}`,
-    "archive-push",
-    "%p",
-  ].join(" ");
+  const pgbackrest = [archive.pgbackrestBin ?? "pgbackrest", `--config=${shellWord(archive.pgbackrestConfig)}`, `--stanza=${shellWord(archive.stanza)}`];
   return [
     ["archive_mode", true],
-    ["archive_command", command],
+    ["archive_command", [...pgbackrest, "archive-push", "%p"].join(" ")],
+    // Used only in recovery: a standby that fell behind its primary's WAL, and pg_rewind
+    // --restore-target-wal (failback), fetch the segments they miss from the repository.
+    ["restore_command", [...pgbackrest, "archive-get", "%f", '"%p"'].join(" ")],
   ];
 }
 

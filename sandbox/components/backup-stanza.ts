@@ -5,7 +5,7 @@
 import { mkdirSync } from "node:fs";
 import { renderPgbackrestConf } from "../../infra/config-files/pgbackrest.ts";
 import type { SandboxComponent } from "../component.ts";
-import type { SandboxLayout } from "../layout.ts";
+import { standbyOf, type PgNodeName, type SandboxLayout } from "../layout.ts";
 import { S3RVER_CREDENTIALS } from "../secrets.ts";
 import { asOsUser, chownToOsUser, portOpen, run, runOrThrow } from "../processes.ts";
 import { writeOwned } from "./postgres.ts";
@@ -25,7 +25,7 @@ export function pgbackrestArgv(layout: SandboxLayout, ...args: string[]): string
   return asOsUser(layout, "pgbackrest", [`--config=${layout.pgbackrest.config}`, `--stanza=${layout.pgbackrest.stanza}`, ...args]);
 }
 
-/** pgbackrest.conf for the pair: pg1 = pg-a, pg2 = pg-b; pgBackRest finds the primary itself. */
+/** pgbackrest.conf for the pair: pg1 = the recorded primary, pg2 = its standby. */
 export function writePgbackrestConf(layout: SandboxLayout): void {
   const { pgbackrest } = layout;
   for (const dir of [pgbackrest.dir, pgbackrest.logPath, pgbackrest.lockPath, pgbackrest.spoolPath]) {
@@ -45,16 +45,18 @@ export function writePgbackrestConf(layout: SandboxLayout): void {
       keySecret: S3RVER_CREDENTIALS.secretAccessKey,
       caFile: layout.s3.cert,
     },
-    nodes: [
-      { path: layout.pg["pg-a"].dataDir, port: layout.pg["pg-a"].port, socketPath: layout.pgSocketDir },
-      { path: layout.pg["pg-b"].dataDir, port: layout.pg["pg-b"].port, socketPath: layout.pgSocketDir },
-    ],
+    // pg1 is the primary (the runbooks override its port from the outputs), pg2 its standby.
+    nodes: [pgbackrestNode(layout, layout.primary), pgbackrestNode(layout, standbyOf(layout))],
     processMax: 2,
     logPath: pgbackrest.logPath,
     lockPath: pgbackrest.lockPath,
     spoolPath: pgbackrest.spoolPath,
   });
   writeOwned(layout, pgbackrest.config, conf);
+}
+
+function pgbackrestNode(layout: SandboxLayout, name: PgNodeName) {
+  return { path: layout.pg[name].dataDir, port: layout.pg[name].port, socketPath: layout.pgSocketDir };
 }
 
 /** The stanza as `pgbackrest info` reports it; undefined when the store is down (pgBackRest would retry for ~30 s). */

@@ -3,9 +3,10 @@
  * node present but disabled so failover switches traffic through the admin socket.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { renderHaproxyCfg } from "../../infra/config-files/haproxy.ts";
+import { connect } from "node:net";
+import { POSTGRES_BACKEND, renderHaproxyCfg } from "../../infra/config-files/haproxy.ts";
 import type { SandboxComponent } from "../component.ts";
-import type { PgNodeName, SandboxLayout } from "../layout.ts";
+import { peerOf, type PgNodeName, type SandboxLayout } from "../layout.ts";
 import { assertPortFree, livePid, notReady, portOpen, run, spawnDaemon, stopDaemon, waitUntil } from "../processes.ts";
 import { inRecovery, pgBin, pgBinaries } from "./postgres.ts";
 
@@ -66,3 +67,47 @@ export const haproxy: SandboxComponent = {
 
   stop: (layout) => stopDaemon(layout, layout.haproxy),
 };
+
+// ---- the traffic switch (failover, switchover) ------------------------------------------------------
+
+/** One command on HAProxy's admin socket (`stats socket … level admin`); the answer's text. */
+async function adminCommand(layout: SandboxLayout, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(layout.haproxy.socket);
+    let answer = "";
+    socket.setTimeout(3_000, () => socket.destroy(new Error(`HAProxy's admin socket ${layout.haproxy.socket} did not answer within 3 s`)));
+    socket.on("data", (chunk) => (answer += chunk));
+    socket.on("end", () => resolve(answer.trim()));
+    socket.on("error", (error) => reject(new Error(`HAProxy's admin socket ${layout.haproxy.socket}: ${error.message}`)));
+    socket.end(`${command}\n`);
+  });
+}
+
+/**
+ * Takes `node` out of the traffic endpoint: no new session reaches it (maintenance), and the
+ * sessions it has through HAProxy are cut, so an application holding a pooled connection cannot
+ * write to it either.
+ */
+export async function fenceFromTraffic(layout: SandboxLayout, node: PgNodeName): Promise<void> {
+  await adminCommand(layout, `set server ${POSTGRES_BACKEND}/${node} state maint`);
+  await adminCommand(layout, `shutdown sessions server ${POSTGRES_BACKEND}/${node}`);
+}
+
+/** Routes the traffic endpoint to `node` alone (the other node fenced first). */
+export async function routeTraffic(layout: SandboxLayout, node: PgNodeName): Promise<void> {
+  await fenceFromTraffic(layout, peerOf(node));
+  await adminCommand(layout, `set server ${POSTGRES_BACKEND}/${node} state ready`);
+}
+
+/** The node the endpoint routes to now (admin state 0: not in maintenance), as HAProxy reports it. */
+export async function trafficRoute(layout: SandboxLayout): Promise<PgNodeName | undefined> {
+  const state = await adminCommand(layout, `show servers state ${POSTGRES_BACKEND}`);
+  // Columns: be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state …
+  const ready = state
+    .split("\n")
+    .filter((line) => !line.startsWith("#"))
+    .map((line) => line.trim().split(/\s+/))
+    .filter((columns) => columns[6] === "0")
+    .map((columns) => columns[3]);
+  return ready.length === 1 && (ready[0] === "pg-a" || ready[0] === "pg-b") ? ready[0] : undefined;
+}

@@ -42,6 +42,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     if (result.exitCode !== 0) {
       throw new Error(`sandbox up failed at "${result.failure?.step}": ${result.failure?.message} (dir ${dir})`);
     }
+    // A cold up reports a clean status: no warning about the files it just wrote.
+    if (result.facts.warning) throw new Error(`sandbox up (cold) warned: ${result.facts.warning}`);
     process.stderr.write(`[global-setup] sandbox up (cold) in ${((performance.now() - startedAt) / 1000).toFixed(1)} s at ${dir}\n`);
   } catch (error) {
     await teardown();

@@ -21,6 +21,7 @@ const BEFORE: Record<string, string[]> = {
 const ADDED: Record<string, string[]> = {
   drill: ["--async", "--base-port", "--dir", "--sync"], // #6: `npm run drill -- --dir DIR`
   unlock: ["--force"], // #16: the human way out of a stale lock
+  failover: ["--force", "--max-lag", "--reason"], // #8
 };
 
 function help(command: string): { commands: string[]; flags: string[] } {

@@ -117,6 +117,7 @@ describe("postgresql.conf and pg_hba.conf", () => {
     const lines = settingsOf(renderPostgresqlConf(base));
     expect(lines).toContain("archive_mode = on");
     expect(lines).toContain("archive_command = 'pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=trading archive-push %p'");
+    expect(lines).toContain(`restore_command = 'pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=trading archive-get %f "%p"'`);
   });
 
   it("S13: pg_stat_statements is preloaded and slow statements are logged from the given threshold", () => {
