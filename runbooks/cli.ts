@@ -11,7 +11,7 @@ import type { RunResult } from "./engine/document.ts";
 import { describeIssue, StackName } from "../contract/outputs.ts";
 import { ExitCode, Interrupted, Refusal, StepFailure, UsageError, exitCodeOf, oneLine } from "./engine/errors.ts";
 import { parseArgs, runRunbook } from "./engine/run.ts";
-import type { OutputsSource, Runbook, Sequence, Target } from "./engine/runbook.ts";
+import type { OutputsSource, Runbook, Target } from "./engine/runbook.ts";
 import { argsFromOptions, optionsOf } from "./flags.ts";
 import { loadOutputs } from "./outputs.ts";
 import { COMMANDS, GROUPS, type Entry } from "./registry.ts";
@@ -68,9 +68,9 @@ async function dispatch(entry: Entry, flags: GlobalFlags, options: Record<string
   const source: OutputsSource = { stack: flags.stack, outputsFile: flags.outputs };
   const raw = argsFromOptions(entry.args, options);
   const context = { flags, stackNamed, signal: interruptible() };
-  const results = "runs" in entry ? await runSequence(entry, raw, source, context) : [await runOne(entry, raw, source, context)];
-  render(results, "runs" in entry, Boolean(flags.json));
-  process.exitCode = results.at(-1)!.exitCode;
+  const result = await runOne(entry, raw, source, context);
+  render(result, Boolean(flags.json));
+  process.exitCode = result.exitCode;
 }
 
 /**
@@ -98,9 +98,9 @@ interface RunContext {
   signal: AbortSignal;
 }
 
-async function runOne<T extends Target>(runbook: Runbook<unknown, T>, raw: unknown, source: OutputsSource, context: RunContext, target?: T): Promise<RunResult> {
+async function runOne<T extends Target>(runbook: Runbook<unknown, T>, raw: unknown, source: OutputsSource, context: RunContext): Promise<RunResult> {
   const args = parseArgs(runbook, raw);
-  const resolved = target ?? (runbook.target ? await runbook.target(args, source) : ({ outputs: await loadOutputs(source, context.signal) } as T));
+  const resolved = runbook.target ? await runbook.target(args, source) : ({ outputs: await loadOutputs(source, context.signal) } as T);
   const { flags } = context;
   // Never act on another stack than the one named: `--stack prod --outputs sandbox.json` is a mistake.
   if (context.stackNamed && resolved.outputs.stack !== flags.stack) {
@@ -119,19 +119,6 @@ async function runOne<T extends Target>(runbook: Runbook<unknown, T>, raw: unkno
   });
 }
 
-/** Every run against the sequence's one target; the first that does not exit 0 ends it. */
-async function runSequence<T extends Target>(sequence: Sequence<unknown, T>, raw: unknown, source: OutputsSource, context: RunContext): Promise<RunResult[]> {
-  const args = parseArgs(sequence, raw);
-  const target = await sequence.target(args, source);
-  const results: RunResult[] = [];
-  for (const run of sequence.runs(args)) {
-    const result = await runOne(run.runbook, run.args, source, context, target);
-    results.push(result);
-    if (result.exitCode !== ExitCode.ok) break;
-  }
-  return results;
-}
-
 async function askOnTty(question: string, signal: AbortSignal): Promise<string> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
@@ -143,23 +130,19 @@ async function askOnTty(question: string, signal: AbortSignal): Promise<string> 
   }
 }
 
-function render(results: RunResult[], sequence: boolean, json: boolean): void {
+function render(result: RunResult, json: boolean): void {
   if (json) {
-    const documents = results.map(({ reportText: _text, ...document }) => ({ ...document, report: document.report ?? null }));
-    const output = sequence ? { exitCode: results.at(-1)!.exitCode, runs: documents } : documents[0];
-    process.stdout.write(`${JSON.stringify(output, null, 2)}\n`);
+    const { reportText: _text, ...document } = result;
+    process.stdout.write(`${JSON.stringify({ ...document, report: document.report ?? null }, null, 2)}\n`);
     return;
   }
-  for (const result of results) {
-    if (sequence) process.stdout.write(`\n== tradeops ${result.runbook}\n`);
-    if (result.plan) {
-      process.stdout.write(`Plan for '${result.runbook}' on stack '${result.stack}' (dry run: nothing will be changed)\n${result.plan.join("\n")}\n`);
-      continue;
-    }
-    if (result.reportText) process.stdout.write(`${result.reportText}\n`);
-    if (result.failure) {
-      process.stderr.write(`✖ ${result.runbook} stopped at "${result.failure.step}": ${result.failure.message}\n  next: ${result.failure.next}\n`);
-    }
+  if (result.plan) {
+    process.stdout.write(`Plan for '${result.runbook}' on stack '${result.stack}' (dry run: nothing will be changed)\n${result.plan.join("\n")}\n`);
+    return;
+  }
+  if (result.reportText) process.stdout.write(`${result.reportText}\n`);
+  if (result.failure) {
+    process.stderr.write(`✖ ${result.runbook} stopped at "${result.failure.step}": ${result.failure.message}\n  next: ${result.failure.next}\n`);
   }
 }
 

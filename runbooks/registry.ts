@@ -4,18 +4,20 @@
  */
 import { backup } from "./backup.ts";
 import { diagnose } from "./diagnose.ts";
+import { failback } from "./failback.ts";
 import { failover } from "./failover.ts";
 import { drill } from "./drill.ts";
-import type { Runbook, Sequence } from "./engine/runbook.ts";
+import type { Runbook } from "./engine/runbook.ts";
 import { health } from "./health.ts";
 import { sandboxDown, sandboxStatus, sandboxUp } from "./sandbox.ts";
+import { switchover } from "./switchover.ts";
 import { unlock } from "./unlock.ts";
 
 // Each entry keeps its own args and target types; the CLI only needs their common shape.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Entry = Runbook<any, any> | Sequence<any, any>;
+export type Entry = Runbook<any, any>;
 
-export const COMMANDS: Entry[] = [health, diagnose, backup, failover, unlock, drill, sandboxUp, sandboxDown, sandboxStatus];
+export const COMMANDS: Entry[] = [health, diagnose, backup, failover, switchover, failback, unlock, drill, sandboxUp, sandboxDown, sandboxStatus];
 
 /** The words that group several commands (`tradeops sandbox up|down|status`). */
 export const GROUPS: Record<string, string> = {

@@ -36,12 +36,12 @@ export const SandboxUpArgs = z.object({
 });
 export type SandboxUpArgs = z.infer<typeof SandboxUpArgs>;
 
-interface SandboxTarget extends Target {
+export interface SandboxTarget extends Target {
   sandbox: Sandbox;
 }
 
 /** The sandbox these args name; its damaged state files are a usage error naming file and remedy. */
-async function openTarget(args: { dir?: string; basePort?: number; mode?: "sync" | "async" }): Promise<SandboxTarget> {
+export async function sandboxTarget(args: { dir?: string; basePort?: number; mode?: "sync" | "async" }): Promise<SandboxTarget> {
   const dir = sandboxDir(args.dir);
   const problem = unusableDir(dir);
   if (problem) throw new UsageError(`${problem}: --dir must name the sandbox's directory`);
@@ -55,7 +55,7 @@ async function openTarget(args: { dir?: string; basePort?: number; mode?: "sync"
 
 /** `status` and `down` of a dir that holds no sandbox: say so instead of listing eight "down". */
 async function existingTarget(args: { dir?: string }): Promise<SandboxTarget> {
-  const target = await openTarget(args);
+  const target = await sandboxTarget(args);
   if (!(await sandboxExistsAt(target.sandbox.dir))) {
     throw new Refusal(`no sandbox at ${target.sandbox.dir}`, "start one with `tradeops sandbox up` (or name its --dir)");
   }
@@ -86,7 +86,7 @@ export const sandboxUp = defineRunbook({
   features: ["S1", "Z4", "I5", "I7", "S5", "S7"],
   mutates: true,
   args: SandboxUpArgs,
-  target: (args) => openTarget(args),
+  target: (args) => sandboxTarget(args),
   steps(_args, { sandbox }) {
     let tasks: SandboxTask[];
     try {

@@ -109,6 +109,11 @@ export interface SandboxPostgres {
   rewind(node: PgNodeName, source: PgNodeName, log?: (line: string) => void): Promise<"rewound" | "no rewind required">;
   /** Deletes the stopped `node`'s data, so its next start clones it fresh from the primary. */
   discard(node: PgNodeName): Promise<void>;
+  /**
+   * Starts `node`'s postmaster as its data dir is configured, with no role logic: what a careless
+   * restart does. The drill uses it to prove a fenced old primary comes back read-only.
+   */
+  startProcess(node: PgNodeName): Promise<void>;
 }
 
 export interface SandboxTraffic {

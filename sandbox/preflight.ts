@@ -86,6 +86,11 @@ function socketPathTooLong(layout: SandboxLayout): string[] {
   return [`sandbox dir ${layout.dir} is too deep for a unix socket (${socket} is over 107 bytes); use a shorter --dir`];
 }
 
+/** The one check a prepared sandbox needs before restarting `component`: its port is free. */
+export function busyPort(layout: SandboxLayout, component: SandboxComponent): Promise<string[]> {
+  return busyPorts(layout, [component]);
+}
+
 /** Ports of components that are not running (ours keep theirs) that something else listens on. */
 async function busyPorts(layout: SandboxLayout, components: readonly SandboxComponent[]): Promise<string[]> {
   const checks = components.map(async (component) => {

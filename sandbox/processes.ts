@@ -24,6 +24,9 @@ export function sandboxEnv(layout: SandboxLayout, extra: Record<string, string> 
     PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
     HOME: process.env.HOME ?? "/",
     LANG: "C.UTF-8",
+    // zx runs commands through bash with stdio on socketpairs; Debian's bash takes a socket stdin
+    // with SHLVL unset for an ssh session and sources ~/.bashrc first: +110 ms on every command.
+    SHLVL: "1",
     ...(process.env.TZ ? { TZ: process.env.TZ } : {}),
     [SANDBOX_MARKER]: layout.dir,
     ...extra,
@@ -214,15 +217,15 @@ export function livePid(pidFile: string, dir: string): number | undefined {
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
 export async function stopProcess(pid: number, graceMs = 10_000): Promise<void> {
-  signal(pid, "SIGTERM");
+  sendSignal(pid, "SIGTERM");
   if (await waitUntil(async () => !isAlive(pid), graceMs, 50)) return;
-  signal(pid, "SIGKILL");
+  sendSignal(pid, "SIGKILL");
   if (!(await waitUntil(async () => !isAlive(pid), 5_000, 50))) {
     throw new Error(`pid ${pid} survived SIGKILL for 5 s (uninterruptible I/O?); check \`ps -o stat,cmd -p ${pid}\``);
   }
 }
 
-function signal(pid: number, name: NodeJS.Signals): void {
+export function sendSignal(pid: number, name: NodeJS.Signals): void {
   try {
     process.kill(pid, name);
   } catch {

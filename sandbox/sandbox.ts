@@ -17,7 +17,7 @@ import { backupStanza, writePgbackrestConf } from "./components/backup-stanza.ts
 import { fenceFromTraffic, haproxy, livePrimary, routeTraffic, trafficRoute } from "./components/haproxy.ts";
 import { opsApi } from "./components/ops-api.ts";
 import { demoteNode, discardNode, pgNode, rewindNode } from "./components/pg-node.ts";
-import { clusterProcesses, isInitialised } from "./components/postgres.ts";
+import { clusterProcesses, isInitialised, startCluster } from "./components/postgres.ts";
 import { prometheus } from "./components/prometheus.ts";
 import { redis } from "./components/redis.ts";
 import { s3Store } from "./components/s3-store.ts";
@@ -25,7 +25,7 @@ import type { StackOutputs } from "../contract/outputs.ts";
 import type { Sandbox, SandboxOptions, SandboxPostgres, SandboxStatus, SandboxTask, SandboxTraffic } from "./index.ts";
 import { PORT_OFFSETS, sandboxLayout, standbyOf, type ComponentName, type SandboxLayout, type SandboxLayoutOptions } from "./layout.ts";
 import { sandboxOutputs } from "./outputs.ts";
-import { notADirectory, upBlockers } from "./preflight.ts";
+import { busyPort, notADirectory, upBlockers } from "./preflight.ts";
 import { chownToOsUser, markedProcesses, run, stopAll } from "./processes.ts";
 import { mintSecrets, readSecrets, saveSecrets, secretsRemedy, type SandboxSecrets } from "./secrets.ts";
 import { readStateFile, SandboxStateFileError } from "./state-file.ts";
@@ -279,11 +279,15 @@ class LocalSandbox implements Sandbox {
 
   async start(name: ComponentName, log: (line: string) => void = () => {}): Promise<void> {
     const component = componentNamed(name);
-    const blockers = await upBlockers(this.layout, [component]);
+    // A prepared sandbox (a failover restarting one node) needs only its port free; a new one the full check.
+    const prepared = existsSync(this.layout.files.settings) && existsSync(this.layout.files.secrets);
+    const blockers = prepared ? await busyPort(this.layout, component) : await upBlockers(this.layout, [component]);
     if (blockers.length) throw new Error(`cannot start ${name} in ${this.layout.dir}: ${blockers.join("; ")}`);
-    await prepareSandboxDirs(this.layout);
-    saveSecrets(this.layout, this.secrets);
-    writeSandboxFiles(this.layout, this.secrets);
+    if (!prepared) {
+      await prepareSandboxDirs(this.layout);
+      saveSecrets(this.layout, this.secrets);
+      writeSandboxFiles(this.layout, this.secrets);
+    }
     await runTask(this.startTask(component), log);
   }
 
@@ -306,6 +310,7 @@ class LocalSandbox implements Sandbox {
     demoted: (node) => existsSync(join(this.layout.pg[node].dataDir, "standby.signal")),
     rewind: (node, source, log = () => {}) => rewindNode(this.context(log), node, source),
     discard: (node) => discardNode(this.context(() => {}), node),
+    startProcess: (node) => startCluster(this.layout, this.layout.pg[node]),
   };
 
   readonly traffic: SandboxTraffic = {

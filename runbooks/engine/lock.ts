@@ -127,6 +127,29 @@ export class FileLock implements StackLock {
   }
 }
 
+/**
+ * The lock a run holds, lent to the runbooks it runs inside itself (the drill runs failover and
+ * failback): they must not try to take it again, and they stop when the holder loses it.
+ */
+export class LentLock implements StackLock {
+  readonly where: string;
+  readonly lost: AbortSignal;
+  constructor(holder: StackLock) {
+    this.where = `${holder.where} (held by the enclosing run)`;
+    this.lost = holder.lost;
+  }
+  async acquire(): Promise<LockAcquired> {
+    return {};
+  }
+  async release(): Promise<void> {}
+  async holder(): Promise<LockHolder | undefined> {
+    return undefined;
+  }
+  async breakLock(): Promise<LockHolder | undefined> {
+    return undefined;
+  }
+}
+
 /** A holder on another host cannot be checked from here: treat it as alive. */
 function isAlive(holder: LockHolder): boolean {
   if (holder.host !== hostname()) return true;

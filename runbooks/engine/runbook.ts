@@ -107,22 +107,3 @@ export function defineRunbook<Args, T extends Target = Target>(runbook: Runbook<
   return runbook;
 }
 
-/**
- * A command that runs runbooks one after another against one target (`drill`), each with its own
- * plan, lock and audit lines; it stops at the first that does not exit 0.
- */
-export interface Sequence<Args = Record<string, unknown>, T extends Target = Target> {
-  command: string[];
-  name: string;
-  summary: string;
-  features: string[];
-  args: ArgsSchema<Args>;
-  target(args: Args, source: OutputsSource): Promise<T>;
-  // Each run's args are checked by its own runbook's schema when it starts.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  runs(args: Args): Array<{ runbook: Runbook<any, T>; args: Record<string, unknown> }>;
-}
-
-export function defineSequence<Args, T extends Target>(sequence: Sequence<Args, T>): Sequence<Args, T> {
-  return sequence;
-}

@@ -24,7 +24,8 @@ export function dbNodeShell(outputs: StackOutputs): DbNodeShell {
         // PostgreSQL refuses root; its tools run as the sandbox's OS user, with the sandbox's binaries first on PATH.
         exec: (_node, argv, signal) => {
           const asUser = process.getuid?.() === 0 ? ["runuser", "-u", platform.osUser, "--"] : [];
-          const env = { ...process.env, PATH: `${platform.pgBinDir}:${process.env.PATH}` };
+          // SHLVL: without it Debian's bash, on zx's socketpair stdin, sources ~/.bashrc (+110 ms a command).
+          const env = { ...process.env, PATH: `${platform.pgBinDir}:${process.env.PATH}`, SHLVL: process.env.SHLVL ?? "1" };
           return run(argv[0]!, [...asUser, ...argv], { env, signal });
         },
         pgPort: (node) => node.port,

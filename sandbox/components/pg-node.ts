@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { synchronousStandbyNames } from "../../infra/config-files/postgresql.ts";
 import type { ComponentContext, SandboxComponent } from "../component.ts";
 import { slotOf, type PgNodeName, type SandboxLayout } from "../layout.ts";
-import { asOsUser, runOrThrow, stopAll, waitUntil } from "../processes.ts";
+import { asOsUser, run, runOrThrow, stopAll, waitUntil } from "../processes.ts";
 import {
   clusterProcesses,
   inRecovery,
@@ -173,7 +173,7 @@ export async function ensureSlot(layout: SandboxLayout, on: PgNodeName, slot: st
 }
 
 async function waitForStreaming({ layout }: ComponentContext, name: PgNodeName): Promise<void> {
-  const streaming = await waitUntil(async () => (await replicationState(layout, layout.pg[layout.primary], layout.pg[name]))?.state === "streaming", STREAMING_TIMEOUT_MS, 200);
+  const streaming = await waitUntil(async () => (await replicationState(layout, layout.pg[layout.primary], layout.pg[name]))?.state === "streaming", STREAMING_TIMEOUT_MS, 50);
   if (!streaming) {
     throw new Error(
       `${name} does not stream from ${layout.primary} within ${STREAMING_TIMEOUT_MS / 1000} s (a former primary must be rewound first: \`tradeops failback\`); see ${layout.pg[name].log}`,
@@ -202,7 +202,7 @@ async function applyReplicationMode({ layout, log }: ComponentContext, name: PgN
   const wanted = layout.mode === "sync" ? name : undefined;
   writePgConfig(layout, primary, wanted);
   await reloadCluster(layout, primary);
-  const applied = await waitUntil(async () => (await replicationModeOf(layout, name)) === layout.mode, 10_000, 100);
+  const applied = await waitUntil(async () => (await replicationModeOf(layout, name)) === layout.mode, 10_000, 50);
   if (!applied) {
     throw new Error(`${layout.primary} did not report ${name} as ${layout.mode} after reload (synchronous_standby_names = '${synchronousStandbyNames(wanted)}')`);
   }
@@ -247,11 +247,18 @@ export async function rewindNode(context: ComponentContext, name: PgNodeName, so
   // A SIGKILLed postmaster's backends linger a moment (field notes); pg_rewind wants the dir to itself.
   await stopAll(clusterProcesses(layout, node));
   writePgConfig(layout, node, undefined);
+  // pg_rewind finishes a crashed node's recovery in single-user mode, which refuses standby mode.
+  for (const signal of ["standby.signal", "recovery.signal"]) rmSync(join(node.dataDir, signal), { force: true });
   await psql(layout, layout.pg[source], "CHECKPOINT");
   const sourceServer = `host=${layout.host} port=${layout.pg[source].port} user=${layout.database.user} dbname=postgres`;
-  const rewind = asOsUser(layout, pgBin(layout, "pg_rewind"), ["-D", node.dataDir, `--source-server=${sourceServer}`, "--restore-target-wal"]);
-  const output = await runOrThrow(layout, rewind, { what: `pg_rewind of ${name} from ${source}`, env: { PGPASSWORD: secrets.pgPassword }, timeoutMs: 600_000 });
-  const result = /no rewind required/.test(output) ? "no rewind required" : "rewound";
+  const argv = asOsUser(layout, pgBin(layout, "pg_rewind"), ["-D", node.dataDir, `--source-server=${sourceServer}`, "--restore-target-wal"]);
+  const rewind = await run(layout, argv, { env: { PGPASSWORD: secrets.pgPassword }, timeoutMs: 600_000 });
+  if (rewind.exitCode !== 0) {
+    // Still fenced: whatever pg_rewind left, the node comes back as a standby, never a primary.
+    writeOwned(layout, join(node.dataDir, "standby.signal"), "");
+    throw new Error(`pg_rewind of ${name} from ${source} failed (exit ${rewind.exitCode}): ${(rewind.stderr || rewind.stdout).trim().split("\n").slice(-2).join(" | ")}`);
+  }
+  const result = /no rewind required/.test(rewind.stdout + rewind.stderr) ? "no rewind required" : "rewound";
   log(`pg_rewind: ${result}`);
   await demoteNode(context, name, source);
   return result;

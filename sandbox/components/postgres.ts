@@ -21,6 +21,7 @@ import {
   removeFile,
   run,
   runOrThrow,
+  sendSignal,
   stopAll,
   stopProcess,
   waitUntil,
@@ -167,18 +168,23 @@ export async function reloadCluster(layout: SandboxLayout, node: PgNodeLayout): 
   });
 }
 
+/** A fast shutdown that takes longer is stuck (an archive-push retrying a dead store): immediate shutdown then. */
+const FAST_SHUTDOWN_MS = 30_000;
+
 /**
- * `pg_ctl stop -m fast`; if that fails, SIGKILL the postmaster, then wait out its backends
- * (field notes: postmaster.pid and shared memory linger a few seconds after a SIGKILL).
+ * Fast shutdown — SIGINT to the postmaster, what `pg_ctl stop -m fast` sends — waited for at 20 ms
+ * (pg_ctl polls at 100 ms: that is inside a switchover's write gap); then an immediate shutdown
+ * (SIGQUIT), then SIGKILL; then its backends are waited out (field notes: postmaster.pid and
+ * shared memory linger a few seconds after a SIGKILL).
  */
 export async function stopCluster(layout: SandboxLayout, node: PgNodeLayout, log: (line: string) => void): Promise<void> {
   const pid = postmasterPid(node, layout) ?? ownPid(node, layout);
   if (pid !== undefined) {
-    const argv = asOsUser(layout, pgBin(layout, "pg_ctl"), ["stop", "-D", node.dataDir, "-m", "fast", "-w", "-t", "30", "-s"]);
-    const result = await run(layout, argv, { timeoutMs: 35_000 });
-    if (result.exitCode !== 0 && isAlive(pid)) {
-      log(`${node.name}: pg_ctl stop failed (${result.stderr.trim() || `exit ${result.exitCode}`}); killing pid ${pid}`);
-      await stopProcess(pid, 2_000);
+    sendSignal(pid, "SIGINT");
+    if (!(await waitUntil(async () => !isAlive(pid), FAST_SHUTDOWN_MS, 20))) {
+      log(`${node.name}: fast shutdown did not finish within ${FAST_SHUTDOWN_MS / 1000} s; immediate shutdown of pid ${pid}`);
+      sendSignal(pid, "SIGQUIT");
+      if (!(await waitUntil(async () => !isAlive(pid), 5_000, 20))) await stopProcess(pid, 0);
     }
   }
   const leftovers = clusterProcesses(layout, node);

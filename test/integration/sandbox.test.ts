@@ -286,18 +286,6 @@ describe("what a new user meets (#6)", () => {
     expect(status.stdout.split("\n")[0]).toBe(`sandbox ${sandboxDir}`);
   });
 
-  it("S1: `tradeops drill --dir DIR` (npm run drill -- --dir DIR) brings that sandbox up and drills it: health, backup, diagnose", async () => {
-    const run = await tradeops(["drill", "--dir", sandboxDir, "--json"]);
-    expect(run.code, run.stderr).toBe(0);
-    const doc = JSON.parse(run.stdout) as { exitCode: number; runs: Array<{ runbook: string; exitCode: number }> };
-    expect(doc.runs.map((r) => [r.runbook, r.exitCode])).toEqual([
-      ["sandbox-up", 0],
-      ["health", 0],
-      ["backup", 0],
-      ["diagnose", 0],
-    ]);
-  });
-
   it("S1: with /usr/sbin off PATH, up names the missing runuser and its package instead of blaming the dir", async () => {
     const dir = join(mkdtempSync(join(tmpdir(), "tradeops-it-path-")), "sandbox");
     const path = (process.env.PATH ?? "").split(":").filter((entry) => !entry.endsWith("/sbin")).join(":");

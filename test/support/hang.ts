@@ -4,6 +4,7 @@
  * PostgreSQL: the postmaster only, so new connections hang and the running walsender keeps
  * replicating (a sync primary stays writable for the others).
  */
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { ComponentName, Sandbox } from "../../sandbox/index.ts";
 
 export async function whileHung<T>(sandbox: Sandbox, component: ComponentName, work: () => Promise<T>): Promise<T> {
@@ -22,4 +23,18 @@ export async function timed<T>(command: () => Promise<T>): Promise<T & { seconds
   const startedAt = performance.now();
   const result = await command();
   return { ...result, seconds: (performance.now() - startedAt) / 1000 };
+}
+
+/** The pid of a PostgreSQL auxiliary process (e.g. "startup", "walreceiver") of the cluster in `dataDir`. */
+export function auxiliaryProcess(dataDir: string, title: string): number {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readlinkSync(`/proc/${entry}/cwd`) !== dataDir) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(`: ${title}`)) return Number(entry);
+    } catch {
+      // Gone in between, or not ours to read.
+    }
+  }
+  throw new Error(`no "${title}" process works in ${dataDir}`);
 }

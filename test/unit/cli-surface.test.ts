@@ -19,9 +19,11 @@ const BEFORE: Record<string, string[]> = {
 };
 /** What came since, each with the issue that added it. */
 const ADDED: Record<string, string[]> = {
-  drill: ["--async", "--base-port", "--dir", "--sync"], // #6: `npm run drill -- --dir DIR`
+  drill: ["--async", "--base-port", "--cycles", "--dir", "--report", "--sync"], // #6: `npm run drill -- --dir DIR`; #8: the failover drill
   unlock: ["--force"], // #16: the human way out of a stale lock
   failover: ["--force", "--max-lag", "--reason"], // #8
+  switchover: ["--reason"], // #8
+  failback: ["--reason"], // #8
 };
 
 function help(command: string): { commands: string[]; flags: string[] } {
