@@ -32,6 +32,8 @@ export class KubernetesLeaseLock implements StackLock {
   private resourceVersion?: string;
   private me?: LockHolder;
   private renewing?: NodeJS.Timeout;
+  /** The renewal in flight, if any: one at a time, and release waits for it (else it rewrites a lock just deleted). */
+  private renewal?: Promise<void>;
   private lastRenewedAt = 0;
   private api?: Promise<CoordinationV1Api>;
   private readonly location: LeaseLocation;
@@ -79,6 +81,7 @@ export class KubernetesLeaseLock implements StackLock {
 
   async release(): Promise<void> {
     clearInterval(this.renewing);
+    await this.renewal;
     if (!this.resourceVersion) return;
     const resourceVersion = this.resourceVersion;
     this.resourceVersion = undefined;
@@ -122,7 +125,9 @@ export class KubernetesLeaseLock implements StackLock {
   private held(lease: V1Lease, acquired: LockAcquired): LockAcquired {
     this.resourceVersion = lease.metadata?.resourceVersion;
     this.lastRenewedAt = Date.now();
-    this.renewing = setInterval(() => void this.renew(), this.timing.renewMs);
+    this.renewing = setInterval(() => {
+      this.renewal ??= this.renew().finally(() => (this.renewal = undefined));
+    }, this.timing.renewMs);
     this.renewing.unref();
     return acquired;
   }

@@ -37,6 +37,8 @@ export class S3Lock implements StackLock {
   private etag?: string;
   private me?: LockHolder;
   private renewing?: NodeJS.Timeout;
+  /** The renewal in flight, if any: one at a time, and release waits for it (else it rewrites a lock just deleted). */
+  private renewal?: Promise<void>;
   private lastRenewedAt = 0;
   private client?: Promise<S3Client>;
   private readonly repo: BackupRepository;
@@ -71,6 +73,7 @@ export class S3Lock implements StackLock {
 
   async release(): Promise<void> {
     clearInterval(this.renewing);
+    await this.renewal;
     if (!this.etag) return;
     const etag = this.etag;
     this.etag = undefined;
@@ -93,7 +96,9 @@ export class S3Lock implements StackLock {
 
   private held(acquired: LockAcquired): LockAcquired {
     this.lastRenewedAt = Date.now();
-    this.renewing = setInterval(() => void this.renew(), this.timing.renewMs);
+    this.renewing = setInterval(() => {
+      this.renewal ??= this.renew().finally(() => (this.renewal = undefined));
+    }, this.timing.renewMs);
     this.renewing.unref();
     return acquired;
   }
