@@ -11,6 +11,13 @@ export interface PgArchiveOptions {
   stanza: string;
   /** @default "pgbackrest" (found on PATH) */
   pgbackrestBin?: string;
+  /**
+   * Render `restore_command` (archive-get). It costs every promotion a repository lookup for the
+   * next timeline's history file (~90 ms here); a standby on a replication slot never needs it, so
+   * the sandbox renders it only for pg_rewind --restore-target-wal.
+   * @default true
+   */
+  restoreCommand?: boolean;
 }
 
 export interface PostgresqlConfOptions {
@@ -108,7 +115,7 @@ function archiveSettings(archive: PgArchiveOptions | false): Array<[string, Sett
     ["archive_command", [...pgbackrest, "archive-push", "%p"].join(" ")],
     // Used only in recovery: a standby that fell behind its primary's WAL, and pg_rewind
     // --restore-target-wal (failback), fetch the segments they miss from the repository.
-    ["restore_command", [...pgbackrest, "archive-get", "%f", '"%p"'].join(" ")],
+    ...(archive.restoreCommand === false ? [] : [["restore_command", [...pgbackrest, "archive-get", "%f", '"%p"'].join(" ")] as [string, Setting]]),
   ];
 }
 

@@ -18,6 +18,7 @@ import type { ComponentContext, SandboxComponent } from "../component.ts";
 import { slotOf, type PgNodeName, type SandboxLayout } from "../layout.ts";
 import { asOsUser, run, runOrThrow, stopAll, waitUntil } from "../processes.ts";
 import {
+  clearStaleLock,
   clusterProcesses,
   inRecovery,
   isInitialised,
@@ -246,7 +247,9 @@ export async function rewindNode(context: ComponentContext, name: PgNodeName, so
   if (postmasterPid(node, layout) !== undefined) throw new Error(`${name} is running: stop it before pg_rewind`);
   // A SIGKILLed postmaster's backends linger a moment (field notes); pg_rewind wants the dir to itself.
   await stopAll(clusterProcesses(layout, node));
-  writePgConfig(layout, node, undefined);
+  await clearStaleLock(layout, node, log);
+  // --restore-target-wal runs the target's restore_command; demoteNode renders the config without it again.
+  writePgConfig(layout, node, undefined, { restoreCommand: true });
   // pg_rewind finishes a crashed node's recovery in single-user mode, which refuses standby mode.
   for (const signal of ["standby.signal", "recovery.signal"]) rmSync(join(node.dataDir, signal), { force: true });
   await psql(layout, layout.pg[source], "CHECKPOINT");

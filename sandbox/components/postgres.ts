@@ -77,9 +77,10 @@ export function writeOwned(layout: SandboxLayout, file: string, text: string, mo
 
 /**
  * postgresql.conf + pg_hba.conf of one node, rendered at every start so ports and paths always
- * match the layout (field notes: pg_rewind copies postgresql.conf from its source).
+ * match the layout (field notes: pg_rewind copies postgresql.conf from its source). Without
+ * restore_command unless asked: each node streams on a slot, and the lookup slows every promotion.
  */
-export function writePgConfig(layout: SandboxLayout, node: PgNodeLayout, synchronousStandby?: string): void {
+export function writePgConfig(layout: SandboxLayout, node: PgNodeLayout, synchronousStandby?: string, opts: { restoreCommand?: boolean } = {}): void {
   const conf = renderPostgresqlConf({
     listenAddresses: layout.host,
     port: node.port,
@@ -87,7 +88,7 @@ export function writePgConfig(layout: SandboxLayout, node: PgNodeLayout, synchro
     clusterName: node.name,
     synchronousStandby,
     maxConnections: 50,
-    archive: { pgbackrestConfig: layout.pgbackrest.config, stanza: layout.pgbackrest.stanza },
+    archive: { pgbackrestConfig: layout.pgbackrest.config, stanza: layout.pgbackrest.stanza, restoreCommand: opts.restoreCommand ?? false },
   });
   writeOwned(layout, join(node.dataDir, "postgresql.conf"), conf);
   const hba = renderPgHba(standardHbaRules({ replicationUser: layout.database.replicationUser, osSuperuser: layout.osUser }));
@@ -146,20 +147,23 @@ export async function startCluster(layout: SandboxLayout, node: PgNodeLayout, lo
 
 /**
  * Field notes: after a SIGKILL of the postmaster, postmaster.pid and its backends linger a few
- * seconds, and an unreaped (zombie) postmaster still answers kill(pid, 0): PostgreSQL then refuses
- * to start ("lock file already exists"). With the postmaster dead, stop its backends and drop the
- * lock files (data dir and socket).
+ * seconds, and an unreaped (zombie) postmaster still answers kill(pid, 0) — some init processes reap
+ * orphans only every second or so: PostgreSQL then refuses to start, and pg_rewind's single-user
+ * run fails ("lock file already exists"). With the postmaster dead, stop its backends and drop the
+ * lock files: the data dir's, and the socket's, which outlives a data dir deleted for a fresh clone.
  */
-async function clearStaleLock(layout: SandboxLayout, node: PgNodeLayout, log: (line: string) => void): Promise<void> {
+export async function clearStaleLock(layout: SandboxLayout, node: PgNodeLayout, log: (line: string) => void): Promise<void> {
+  const dead = (pid: number | undefined): pid is number => pid !== undefined && !isAlive(pid);
   const lockFile = join(node.dataDir, "postmaster.pid");
   const pid = readPidFile(lockFile);
-  if (pid === undefined || isAlive(pid)) return;
-  const backends = clusterProcesses(layout, node);
-  log(`${node.name}: postmaster ${pid} is gone; clearing its lock file${backends.length ? ` and ${backends.length} orphaned backend(s)` : ""}`);
-  await stopAll(backends);
-  // The socket's lock names the dead pid too; both go, or the start fails on the socket instead.
+  if (dead(pid)) {
+    const backends = clusterProcesses(layout, node);
+    log(`${node.name}: postmaster ${pid} is gone; clearing its lock file${backends.length ? ` and ${backends.length} orphaned backend(s)` : ""}`);
+    await stopAll(backends);
+    removeFile(lockFile);
+  }
   const socket = join(layout.pgSocketDir, `.s.PGSQL.${node.port}`);
-  for (const file of [`${socket}.lock`, socket, lockFile]) removeFile(file);
+  if (dead(readPidFile(`${socket}.lock`))) for (const file of [`${socket}.lock`, socket]) removeFile(file);
 }
 
 export async function reloadCluster(layout: SandboxLayout, node: PgNodeLayout): Promise<void> {

@@ -120,6 +120,12 @@ describe("postgresql.conf and pg_hba.conf", () => {
     expect(lines).toContain(`restore_command = 'pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=trading archive-get %f "%p"'`);
   });
 
+  it("I5: restore_command can be left out (every promotion would pay a repository lookup), archiving stays on", () => {
+    const lines = settingsOf(renderPostgresqlConf({ ...base, archive: { ...base.archive, restoreCommand: false } }));
+    expect(lines).toContain("archive_mode = on");
+    expect(lines.filter((line) => line.startsWith("restore_command"))).toEqual([]);
+  });
+
   it("S13: pg_stat_statements is preloaded and slow statements are logged from the given threshold", () => {
     const lines = settingsOf(renderPostgresqlConf({ ...base, logMinDurationStatementMs: 250 }));
     expect(lines).toEqual(expect.arrayContaining(["shared_preload_libraries = 'pg_stat_statements'", "log_min_duration_statement = 250"]));
