@@ -330,7 +330,7 @@ export function rejoinStep(outputs: StackOutputs, node: PgNode, primary: PgNode,
       if (await t.running(node)) ctx.log(`${node.name}: ${await t.stop(node, (line) => ctx.log(line))}`);
       try {
         const rewound = await t.rewind(node, primary, (line) => ctx.log(line));
-        ctx.record(`${node.name}.rejoinedBy`, rewound === "rewound" ? "pg_rewind" : "nothing to rewind (clean stop)");
+        ctx.record(`${node.name}.rejoinedBy`, rewound === "rewound" ? "pg_rewind" : "nothing to rewind (its WAL had not diverged)");
       } catch (error) {
         ctx.log(`pg_rewind of ${node.name} failed (${oneLine(error)}): cloning it fresh from ${primary.name}`);
         ctx.record(`${node.name}.rejoinedBy`, `fresh clone (pg_rewind failed: ${oneLine(error)})`);
