@@ -11,10 +11,9 @@
  * kept whole in an annotation, for the refusal message and the takeover audit line.
  */
 import type { CoordinationV1Api, V1Lease } from "@kubernetes/client-node";
-import { StepFailure } from "../engine/errors.ts";
 import { Refusal } from "../engine/errors.ts";
-import { holderLine, holderOf, type LockAcquired, type LockHolder, type LockRequest, type StackLock } from "../engine/lock.ts";
-import { DEFAULT_LEASE_TIMING, type LeaseTiming } from "./s3.ts";
+import { holderLine, holderOf, type LockAcquired, type LockHolder, type LockRequest } from "../engine/lock.ts";
+import { DEFAULT_LEASE_TIMING, RenewedLock, type LeaseTiming } from "./renewed.ts";
 
 const HOLDER_ANNOTATION = "tradeops.io/holder";
 
@@ -25,23 +24,16 @@ export interface LeaseLocation {
   context?: string;
 }
 
-export class KubernetesLeaseLock implements StackLock {
+export class KubernetesLeaseLock extends RenewedLock {
   readonly where: string;
-  private readonly lostController = new AbortController();
-  readonly lost = this.lostController.signal;
   private resourceVersion?: string;
   private me?: LockHolder;
-  private renewing?: NodeJS.Timeout;
-  /** The renewal in flight, if any: one at a time, and release waits for it (else it rewrites a lock just deleted). */
-  private renewal?: Promise<void>;
-  private lastRenewedAt = 0;
   private api?: Promise<CoordinationV1Api>;
   private readonly location: LeaseLocation;
-  private readonly timing: LeaseTiming;
 
   constructor(location: LeaseLocation, timing: LeaseTiming = DEFAULT_LEASE_TIMING) {
+    super(timing);
     this.location = location;
-    this.timing = timing;
     this.where = `Lease ${location.namespace}/${location.name}${location.context ? ` (context ${location.context})` : ""}`;
   }
 
@@ -60,7 +52,7 @@ export class KubernetesLeaseLock implements StackLock {
       if (current.ageMs <= current.durationMs) {
         const expires = new Date(Date.now() + current.durationMs - current.ageMs).toISOString();
         throw new Refusal(
-          `stack is locked by ${current.holder ? holderLine(current.holder) : `'${current.lease.spec?.holderIdentity}'`} (${this.where})`,
+          `stack is locked by ${current.holder ? holderLine(current.holder) : `'${current.lease.spec?.holderIdentity}'`} at ${this.where}`,
           `wait for it to finish (if it stopped renewing, its lease expires at ${expires}); a run that is surely gone: \`tradeops unlock --force --yes\``,
         );
       }
@@ -76,12 +68,11 @@ export class KubernetesLeaseLock implements StackLock {
         if (statusOf(error) !== 409 && statusOf(error) !== 404) throw error;
       }
     }
-    throw new Refusal(`could not take the stack lock (${this.where}): it changed hands three times`, "retry in a moment");
+    throw new Refusal(`could not take the stack lock ${this.where}: it changed hands three times`, "retry in a moment");
   }
 
   async release(): Promise<void> {
-    clearInterval(this.renewing);
-    await this.renewal;
+    await this.stopRenewing();
     if (!this.resourceVersion) return;
     const resourceVersion = this.resourceVersion;
     this.resourceVersion = undefined;
@@ -124,16 +115,11 @@ export class KubernetesLeaseLock implements StackLock {
 
   private held(lease: V1Lease, acquired: LockAcquired): LockAcquired {
     this.resourceVersion = lease.metadata?.resourceVersion;
-    this.lastRenewedAt = Date.now();
-    this.renewing = setInterval(() => {
-      this.renewal ??= this.renew().finally(() => (this.renewal = undefined));
-    }, this.timing.renewMs);
-    this.renewing.unref();
+    this.startRenewing();
     return acquired;
   }
 
-  private async renew(): Promise<void> {
-    if (!this.resourceVersion || this.lost.aborted) return;
+  protected async renewOnce(): Promise<true | string> {
     try {
       const renewed = await (await this.coordination()).replaceNamespacedLease({
         name: this.location.name,
@@ -141,21 +127,16 @@ export class KubernetesLeaseLock implements StackLock {
         body: this.lease(this.resourceVersion),
       });
       this.resourceVersion = renewed.metadata?.resourceVersion;
-      this.lastRenewedAt = Date.now();
+      return true;
     } catch (error) {
-      if (statusOf(error) === 409 || statusOf(error) === 404) {
-        const now = await this.read().catch(() => undefined);
-        this.lose(now?.holder ? `another run holds it now: ${holderLine(now.holder)}` : "it was removed (tradeops unlock --force?)");
-      } else if (Date.now() - this.lastRenewedAt > this.timing.ttlMs) {
-        this.lose(`no renewal succeeded for ${this.timing.ttlMs / 1000} s`);
-      }
+      if (statusOf(error) !== 409 && statusOf(error) !== 404) throw error;
+      const now = await this.read().catch(() => undefined);
+      return now?.holder ? `another run holds it now: ${holderLine(now.holder)}` : "it was removed (tradeops unlock --force?)";
     }
   }
 
-  private lose(why: string): void {
-    clearInterval(this.renewing);
+  protected forget(): void {
     this.resourceVersion = undefined;
-    this.lostController.abort(new StepFailure(`lost the stack lock (${this.where}): ${why}`, "find out what the other run did (`tradeops health`) before re-running"));
   }
 
   /** The lease as the API server has it, with its age on the server's clock. */

@@ -11,44 +11,24 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { BackupRepository } from "../../contract/outputs.ts";
 import { s3Client } from "../../clients/s3.ts";
-import { StepFailure } from "../engine/errors.ts";
 import { Refusal } from "../engine/errors.ts";
-import { holderLine, holderOf, type LockAcquired, type LockHolder, type LockRequest, type StackLock } from "../engine/lock.ts";
-
-export interface LeaseTiming {
-  /**
-   * A lock not renewed for this long is stale. 60 s: a crashed run blocks the next one for at most a
-   * minute, and a holder may miss three renewals (a store hiccup, a 10 s request timeout) first.
-   * @default 60_000
-   */
-  ttlMs: number;
-  /** How often a holder renews. @default 15_000 (a quarter of the TTL) */
-  renewMs: number;
-}
-
-export const DEFAULT_LEASE_TIMING: LeaseTiming = { ttlMs: 60_000, renewMs: 15_000 };
+import { holderLine, holderOf, type LockAcquired, type LockHolder, type LockRequest } from "../engine/lock.ts";
+import { DEFAULT_LEASE_TIMING, RenewedLock, type LeaseTiming } from "./renewed.ts";
 
 type LockBody = LockHolder & { ttlMs: number; renewedAt: string };
 
-export class S3Lock implements StackLock {
+export class S3Lock extends RenewedLock {
   readonly where: string;
-  private readonly lostController = new AbortController();
-  readonly lost = this.lostController.signal;
   private etag?: string;
   private me?: LockHolder;
-  private renewing?: NodeJS.Timeout;
-  /** The renewal in flight, if any: one at a time, and release waits for it (else it rewrites a lock just deleted). */
-  private renewal?: Promise<void>;
-  private lastRenewedAt = 0;
   private client?: Promise<S3Client>;
   private readonly repo: BackupRepository;
   private readonly key: string;
-  private readonly timing: LeaseTiming;
 
   constructor(repo: BackupRepository, key: string, timing: LeaseTiming = DEFAULT_LEASE_TIMING) {
+    super(timing);
     this.repo = repo;
     this.key = key;
-    this.timing = timing;
     this.where = `s3://${repo.bucket}/${key}`;
   }
 
@@ -72,8 +52,7 @@ export class S3Lock implements StackLock {
   }
 
   async release(): Promise<void> {
-    clearInterval(this.renewing);
-    await this.renewal;
+    await this.stopRenewing();
     if (!this.etag) return;
     const etag = this.etag;
     this.etag = undefined;
@@ -95,34 +74,18 @@ export class S3Lock implements StackLock {
   }
 
   private held(acquired: LockAcquired): LockAcquired {
-    this.lastRenewedAt = Date.now();
-    this.renewing = setInterval(() => {
-      this.renewal ??= this.renew().finally(() => (this.renewal = undefined));
-    }, this.timing.renewMs);
-    this.renewing.unref();
+    this.startRenewing();
     return acquired;
   }
 
-  /** One renewal; a lost lock aborts `lost`, which stops the run like an interruption. */
-  private async renew(): Promise<void> {
-    if (!this.etag || this.lost.aborted) return;
-    try {
-      if (await this.put({ IfMatch: this.etag })) {
-        this.lastRenewedAt = Date.now();
-        return;
-      }
-      const now = await this.read();
-      this.lose(now ? `another run holds it now: ${holderLine(now.body)}` : "it was removed (tradeops unlock --force?)");
-    } catch {
-      // A hiccup of the store: the next renewal retries, until the TTL says the lock may be gone.
-      if (Date.now() - this.lastRenewedAt > this.timing.ttlMs) this.lose(`no renewal succeeded for ${this.timing.ttlMs / 1000} s`);
-    }
+  protected async renewOnce(): Promise<true | string> {
+    if (await this.put({ IfMatch: this.etag! })) return true;
+    const now = await this.read();
+    return now ? `another run holds it now: ${holderLine(now.body)}` : "it was removed (tradeops unlock --force?)";
   }
 
-  private lose(why: string): void {
-    clearInterval(this.renewing);
+  protected forget(): void {
     this.etag = undefined;
-    this.lostController.abort(new StepFailure(`lost the stack lock ${this.where}: ${why}`, "find out what the other run did (`tradeops health`) before re-running"));
   }
 
   /** A conditional PUT of our body: true when written, false when the condition did not hold. */

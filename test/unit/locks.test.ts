@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Refusal } from "../../runbooks/engine/errors.ts";
 import type { LockRequest, StackLock } from "../../runbooks/engine/lock.ts";
 import { KubernetesLeaseLock } from "../../runbooks/locks/kubernetes-lease.ts";
-import { S3Lock, type LeaseTiming } from "../../runbooks/locks/s3.ts";
+import type { LeaseTiming } from "../../runbooks/locks/renewed.ts";
+import { S3Lock } from "../../runbooks/locks/s3.ts";
 import { startConditionalS3, type ConditionalS3 } from "../support/conditional-s3.ts";
 import { startFakeKubeApi, type FakeKubeApi } from "../support/fake-kube-api.ts";
 
