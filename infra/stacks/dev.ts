@@ -16,7 +16,7 @@ import { DockerRedis } from "../components/docker/redis.ts";
 import { DockerTimescalePair } from "../components/docker/timescale.ts";
 import { DockerTrafficProxy } from "../components/docker/traffic-proxy.ts";
 import { PG_PATHS } from "../components/rendered-files.ts";
-import { PGBACKREST_PREFIX, alertReceiversOf, notificationsOf, replicationRoleOf, type StackExports } from "./exports.ts";
+import { PGBACKREST_PREFIX, alertReceiversOf, notificationsOf, replicationRoleOf, stackLockOf, type StackExports } from "./exports.ts";
 
 /** Host ports: the sandbox's offsets from a base port, so `dev` and `sandbox` never collide. */
 export function devHostPorts(base: number) {
@@ -196,6 +196,7 @@ export function devStack(config: DevConfig): StackExports {
       password: secrets.dbPassword,
       primary: pgNode(timescale.primary),
       standby: pgNode(timescale.standby),
+      homePrimary: timescale.primary.name,
       replication: { mode: config.replicationMode, slot: timescale.replicationSlot, ...replicationRoleOf(config.replicationUser, secrets.replicationPassword) },
       traffic: { host, port: ports.traffic },
     },
@@ -217,6 +218,9 @@ export function devStack(config: DevConfig): StackExports {
       // Runbooks run pgBackRest inside the database containers (docker exec), with this file.
       configFile: PG_PATHS.pgbackrestConf,
     },
+    // In the MinIO bucket, like every non-sandbox stack's.
+    lock: stackLockOf(config.stanza),
+    monitoring: { prometheusUrl: `http://${host}:${ports.prometheus}`, alertmanagerUrl: `http://${host}:${ports.alertmanager}` },
     notifications: notificationsOf(config),
     retention: config.retention,
   };

@@ -126,6 +126,10 @@ describe("dr stack", () => {
       database: outputs.database.primary,
       dns: PROD_OUTPUTS.dr.dns,
     });
+    // #8: its lock is in its own (DR) bucket; it runs no Prometheus, so exports no monitoring.
+    expect(outputs.lock).toEqual({ kind: "s3", key: "locks/pgbackrest/trading.json" });
+    expect(outputs.monitoring).toBeUndefined();
+    expect(outputs.database.homePrimary).toBe("timescale-0");
     for (const secret of [run.exports.database.password, run.exports.redis.password, run.exports.opsApi.token, run.exports.backup.secretAccessKey]) {
       expect(await pulumi.isSecret(secret)).toBe(true);
     }
