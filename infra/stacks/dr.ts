@@ -66,6 +66,7 @@ export function drStack(config: DrConfig): StackExports {
       repository: pgbackrestRepositoryOf(config.region, s3Backups),
       retention: config.retention,
       bootstrap: "repository",
+      primaryPod: config.primaryNode,
       ...(streaming ? { primaryHost: config.primaryHost, slotName: DR_SLOT } : {}),
     },
     { provider: cluster },
@@ -92,7 +93,7 @@ export function drStack(config: DrConfig): StackExports {
     { provider: awsDr },
   );
 
-  const drNode = { name: timescale.podNames[0]!, host: timescale.podHosts[0]!, port: PG_PORT, role: "standby" as const, dataDir: PG_PATHS.dataDir };
+  const drNode = { name: timescale.primaryPod, host: timescale.podHosts[timescale.podNames.indexOf(timescale.primaryPod)]!, port: PG_PORT, role: "standby" as const, dataDir: PG_PATHS.dataDir };
   const opsApi = { url: `https://${config.apiHostname}`, token: secrets.opsApiToken };
   return {
     contractVersion: 1,
@@ -104,7 +105,7 @@ export function drStack(config: DrConfig): StackExports {
       user: config.dbUser,
       password: secrets.dbPassword,
       primary: drNode,
-      homePrimary: drNode.name,
+      homePrimary: timescale.podNames[0]!,
       // The role itself is restored from prod's backup, so this password only works while it is prod's.
       replication: { mode: "async", slot: DR_SLOT, ...replicationRoleOf(config.replicationUser, secrets.replicationPassword), maxLagBytes: 16 * 1024 * 1024 },
       traffic: { host: timescale.readWriteHost, port: PG_PORT },

@@ -65,6 +65,7 @@ export function prodStack(config: ProdConfig): StackExports {
       stanza: config.stanza,
       repository: pgbackrestRepositoryOf(config.region, s3Backups),
       retention: config.retention,
+      primaryPod: config.primaryNode,
     },
     { provider: cluster },
   );
@@ -112,13 +113,14 @@ export function prodStack(config: ProdConfig): StackExports {
     { provider: awsPrimary },
   );
 
-  const pgNodes = timescale.podNames.map((pod, i) => ({
+  // Roles follow tradeops:primaryNode (default pod -0); the standby is the first other pod.
+  const pgNode = (pod: string, role: "primary" | "standby") => ({
     name: pod,
-    host: timescale.podHosts[i]!,
+    host: timescale.podHosts[timescale.podNames.indexOf(pod)]!,
     port: PG_PORT,
-    role: i === 0 ? ("primary" as const) : ("standby" as const),
+    role,
     dataDir: PG_PATHS.dataDir,
-  }));
+  });
   return {
     contractVersion: 1,
     stack,
@@ -127,8 +129,8 @@ export function prodStack(config: ProdConfig): StackExports {
       name: config.dbName,
       user: config.dbUser,
       password: secrets.dbPassword,
-      primary: pgNodes[0]!,
-      ...(pgNodes[1] ? { standby: pgNodes[1] } : {}),
+      primary: pgNode(timescale.primaryPod, "primary"),
+      ...(timescale.standbyPod ? { standby: pgNode(timescale.standbyPod, "standby") } : {}),
       homePrimary: timescale.podNames[0]!,
       replication: {
         mode: config.pgReplicas > 1 ? config.replicationMode : "async",
