@@ -161,6 +161,10 @@ export const Platform = z.discriminatedUnion("kind", [
     context: z.string().optional(),
     deployments: z.object({ api: z.string(), worker: z.string().optional() }),
     statefulSets: z.object({ database: z.string(), redis: z.string() }),
+    /** The database's read-write Service, whose selector failover re-points. @default `<statefulSets.database>-rw` */
+    services: z.object({ database: z.string().min(1) }).optional(),
+    /** The database's ConfigMap, whose `primary-node` key the pods' start script follows. @default `<statefulSets.database>-config` */
+    configMaps: z.object({ database: z.string().min(1) }).optional(),
   }),
 ]);
 export type Platform = z.infer<typeof Platform>;

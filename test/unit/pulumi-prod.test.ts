@@ -326,7 +326,7 @@ describe("prod stack: structure and outputs", () => {
 
   test("exports parse with the outputs contract as a kubernetes platform; credentials are Pulumi secrets", async () => {
     const outputs = StackOutputs.parse(run.outputs);
-    expect(outputs.platform).toEqual({ kind: "kubernetes", namespace: "tradeops", deployments: { api: "api", worker: "worker" }, statefulSets: { database: "timescale", redis: "redis" } });
+    expect(outputs.platform).toEqual({ kind: "kubernetes", namespace: "tradeops", deployments: { api: "api", worker: "worker" }, statefulSets: { database: "timescale", redis: "redis" }, services: { database: "timescale-rw" }, configMaps: { database: "timescale-config" } });
     expect(outputs.database.primary.host).toBe("timescale-0.timescale-headless.tradeops.svc.cluster.local");
     expect(outputs.database.standby?.name).toBe("timescale-1");
     expect(outputs.database.traffic).toEqual({ host: "timescale-rw.tradeops.svc.cluster.local", port: 5432 });

@@ -131,6 +131,10 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
   public readonly podHosts: string[];
   public readonly podNames: string[];
   public readonly readWriteHost: string;
+  /** `<name>-rw`: the Service failover re-points. */
+  public readonly readWriteServiceName: string;
+  /** `<name>-config`: holds `primary-node`, the pods' record of the primary. */
+  public readonly configMapName: string;
   /** The pod that is primary (`primaryPod`, default pod -0). */
   public readonly primaryPod: string;
   /** The first other pod: the synchronous standby, and the contract's `standby` (undefined with one replica). */
@@ -148,6 +152,8 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
     this.podNames = Array.from({ length: spec.replicas }, (_, i) => `${name}-${i}`);
     this.podHosts = this.podNames.map((pod) => `${pod}.${clusterHost(headlessName, args.site)}`);
     this.readWriteHost = clusterHost(`${name}-rw`, args.site);
+    this.readWriteServiceName = `${name}-rw`;
+    this.configMapName = `${name}-config`;
     this.primaryPod = spec.primaryPod;
     this.standbyPod = this.podNames.find((pod) => pod !== spec.primaryPod);
     this.replicationSlot = slotOf(this.standbyPod ? ordinalOf(this.standbyPod) : 1);
