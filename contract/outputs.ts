@@ -170,6 +170,17 @@ export const Platform = z.discriminatedUnion("kind", [
 export type Platform = z.infer<typeof Platform>;
 
 /**
+ * The database ConfigMap of a kubernetes stack (`platform.configMaps.database`), as the stack
+ * declares it and the failover runbooks rewrite it.
+ */
+export const DATABASE_CONFIG_MAP = {
+  /** Data key: the pod the pods' start script follows as primary (moved when the old primary is fenced). */
+  primaryNode: "primary-node",
+  /** Annotation: the stack's `tradeops:primaryNode` — as deployed, or as a runbook recorded it with `pulumi config set`. */
+  stackPrimaryNode: "tradeops.io/stack-primary-node",
+} as const;
+
+/**
  * Where the stack's lock lives: one runbook at a time per cluster, for every operator on every
  * machine. Not set: the sandbox uses a lock file on its machine, every other stack an object in its
  * backup bucket (`locks<prefix>/<stanza>.json`).

@@ -7,8 +7,10 @@
  *                   overwritten; fencing points it at no pod
  *   stop            standby.signal first, then a fast stop: the kubelet restarts the container and
  *                   PostgreSQL comes back in recovery, never as a second primary
- *   record          the ConfigMap's `primary-node` (the pods' start script follows it) and
- *                   `tradeops:primaryNode` through the Pulumi adapter (or the command to run)
+ *   record          the ConfigMap's `primary-node` (the pods' start script follows it; moved as
+ *                   soon as the old primary is fenced) and `tradeops:primaryNode` through the
+ *                   Pulumi adapter (or the command to run), mirrored in the ConfigMap's
+ *                   annotation: the stack's record, which `recordedPrimary` answers
  *   restart app     the Deployments' pod template annotation, as `kubectl rollout restart` does
  *
  * What a runbook cannot do to a pod — pg_rewind (the container stops with PostgreSQL), deleting a
@@ -16,7 +18,7 @@
  */
 import { dirname } from "node:path";
 import type { AppsV1Api, CoreV1Api, V1ConfigMap, V1Pod, V1Service } from "@kubernetes/client-node";
-import type { PgNode, StackOutputs } from "../../contract/outputs.ts";
+import { DATABASE_CONFIG_MAP, type PgNode, type StackOutputs } from "../../contract/outputs.ts";
 import { Refusal, StepFailure, oneLine } from "../engine/errors.ts";
 import { pulumiConfigSet, type ConfigSetResult } from "../pulumi.ts";
 import { dbNodeShell, type DbNodeShell } from "./db-node.ts";
@@ -26,8 +28,7 @@ import type { Topology } from "./topology.ts";
 export const POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name";
 /** A selector value no pod has: the Service routes nowhere. */
 export const FENCED = "tradeops-fenced";
-/** The ConfigMap key the start script reads (infra's PG_PATHS.primaryNodeFile). */
-export const PRIMARY_NODE_KEY = "primary-node";
+const { primaryNode: PRIMARY_NODE_KEY, stackPrimaryNode: STACK_PRIMARY_ANNOTATION } = DATABASE_CONFIG_MAP;
 export const RESTARTED_AT = "kubectl.kubernetes.io/restartedAt";
 const MERGE_PATCH = "application/merge-patch+json";
 const STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json";
@@ -45,6 +46,8 @@ export interface KubernetesTopologyOptions {
   readyTimeoutMs?: number;
   /** How long `stop` waits for the kubelet to see the container stop. @default 60_000 */
   stopTimeoutMs?: number;
+  /** How long `rewind` waits for a restarted old primary to stream before it refuses. @default 60_000 */
+  rejoinTimeoutMs?: number;
   /** Poll interval of those waits. @default 1_000 */
   pollMs?: number;
 }
@@ -104,11 +107,15 @@ export function kubernetesTopology(outputs: StackOutputs, options: KubernetesTop
     throw new StepFailure(`Service ${namespace}/${serviceName} changed ${PATCH_ATTEMPTS} times while its selector was being set to ${pod}`, `find out who else changes it (\`${kubectl} get service ${serviceName} -o yaml\`), then re-run`);
   }
 
-  async function recordInConfigMap(node: PgNode): Promise<void> {
+  /** The pods' record (data key) and, once `tradeops:primaryNode` holds it too, the stack's (annotation). */
+  async function recordInConfigMap(node: PgNode, inStack: boolean): Promise<void> {
     for (let attempt = 0; attempt < PATCH_ATTEMPTS; attempt++) {
       const configMap = await readConfigMap();
-      if (configMap.data?.[PRIMARY_NODE_KEY] === node.name) return;
-      const body = { metadata: { resourceVersion: configMap.metadata?.resourceVersion }, data: { [PRIMARY_NODE_KEY]: node.name } };
+      if (configMap.data?.[PRIMARY_NODE_KEY] === node.name && (!inStack || configMap.metadata?.annotations?.[STACK_PRIMARY_ANNOTATION] === node.name)) return;
+      const body = {
+        metadata: { resourceVersion: configMap.metadata?.resourceVersion, ...(inStack ? { annotations: { [STACK_PRIMARY_ANNOTATION]: node.name } } : {}) },
+        data: { [PRIMARY_NODE_KEY]: node.name },
+      };
       try {
         const { core, patchAs } = await api();
         await core.patchNamespacedConfigMap({ name: configMapName, namespace, body }, patchAs(MERGE_PATCH));
@@ -120,8 +127,15 @@ export function kubernetesTopology(outputs: StackOutputs, options: KubernetesTop
     throw new StepFailure(`ConfigMap ${namespace}/${configMapName} changed ${PATCH_ATTEMPTS} times while ${node.name} was being recorded`, "re-run: the step checks the record first");
   }
 
-  async function recordedPrimary(): Promise<string> {
+  /** The pod the pods' start script follows. */
+  async function followedPrimary(): Promise<string> {
     return (await readConfigMap()).data?.[PRIMARY_NODE_KEY] || homePrimary;
+  }
+
+  /** The stack's record (tradeops:primaryNode as deployed or recorded); a stack deployed before it had one: the pods'. */
+  async function recordedPrimary(): Promise<string> {
+    const configMap = await readConfigMap();
+    return configMap.metadata?.annotations?.[STACK_PRIMARY_ANNOTATION] || configMap.data?.[PRIMARY_NODE_KEY] || homePrimary;
   }
 
   /** An unreachable pod (its node lost) is not stopped by a runbook: that is a person's decision. */
@@ -138,6 +152,15 @@ export function kubernetesTopology(outputs: StackOutputs, options: KubernetesTop
       if (Date.now() >= deadline) return false;
       await new Promise((resolve) => setTimeout(resolve, pollMs));
     }
+  }
+
+  /** Whether `primary` has a walsender for `standby` (asked in its pod: no network path needed). */
+  async function streamsFrom(primary: PgNode, standby: PgNode): Promise<boolean> {
+    const query = `select count(*) from pg_stat_replication where application_name = '${standby.name.replaceAll("'", "''")}'`;
+    return shell.exec(primary, ["psql", "-X", "-A", "-t", "-U", "postgres", "-d", "postgres", "-c", query]).then(
+      (out) => Number(out.trim()) > 0,
+      () => false,
+    );
   }
 
   return {
@@ -177,7 +200,7 @@ export function kubernetesTopology(outputs: StackOutputs, options: KubernetesTop
     },
     demote: async (node, primary) => {
       // The start script follows the record at every start; a running node is pointed at the primary now.
-      await recordInConfigMap(primary);
+      await recordInConfigMap(primary, false);
       if (!podReady(await readPod(node.name))) return;
       const conninfo = `host=${primary.host} port=${primary.port} user=${outputs.database.replication.user ?? "replicator"} passfile=${passfileOf(node)} application_name=${node.name}`;
       await shell
@@ -192,10 +215,15 @@ export function kubernetesTopology(outputs: StackOutputs, options: KubernetesTop
           // Not ready after all: the start script points it at the record when it starts.
         });
     },
-    demoted: async (node) => (await recordedPrimary()) !== node.name,
-    rewind: async (node, source) => {
+    demoted: async (node) => (await followedPrimary()) !== node.name,
+    rewind: async (node, source, log) => {
+      // After a clean stop there is nothing to rewind: the node, restarted in recovery and pointed at
+      // `source`, streams by itself. Only a node that cannot (its WAL diverged) needs pg_rewind.
+      const timeoutMs = options.rejoinTimeoutMs ?? 60_000;
+      log(`${node.name}: pg_rewind cannot run inside a pod; waiting up to ${timeoutMs / 1000} s for it to stream from ${source.name} (a clean stop needs no rewind)`);
+      if (await waitFor(() => streamsFrom(source, node), timeoutMs)) return "no rewind required";
       throw new Refusal(
-        `pg_rewind of ${node.name} cannot run inside its pod: PostgreSQL must be stopped, and the container stops with it`,
+        `${node.name} does not stream from ${source.name}, and pg_rewind cannot run inside its pod: PostgreSQL must be stopped, and the container stops with it`,
         `rewind it by hand from a pod that mounts data-${node.name} (docs/deploy.md, failover on Kubernetes), or let it clone ${source.name} afresh: \`${kubectl} delete pvc data-${node.name} --wait=false && ${kubectl} delete pod ${node.name}\``,
       );
     },
@@ -206,8 +234,10 @@ export function kubernetesTopology(outputs: StackOutputs, options: KubernetesTop
       );
     },
     recordPrimary: async (node) => {
-      await recordInConfigMap(node);
+      await recordInConfigMap(node, false);
       const recorded = await configSet(outputs.stack, "tradeops:primaryNode", node.name);
+      // Without the CLI the stack's record stays as it was: a re-run offers the command again.
+      if (recorded.set) await recordInConfigMap(node, true);
       return recorded.set
         ? `ConfigMap ${namespace}/${configMapName} and tradeops:primaryNode of stack ${outputs.stack}`
         : `ConfigMap ${namespace}/${configMapName}; the pulumi CLI is not here, so run: ${recorded.command}`;

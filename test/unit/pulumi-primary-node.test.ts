@@ -69,8 +69,10 @@ describe("#8: prod stack with tradeops:primaryNode timescale-1", () => {
   });
 
   test("the ConfigMap records timescale-1 for the start script; timescale-0 is the synchronous standby", () => {
-    const data = flipped.one("kubernetes:core/v1:ConfigMap", "timescale-config").inputs.data;
+    const configMap = flipped.one("kubernetes:core/v1:ConfigMap", "timescale-config").inputs;
+    const data = configMap.data;
     expect(data["primary-node"]).toBe("timescale-1");
+    expect(configMap.metadata.annotations).toEqual({ "tradeops.io/stack-primary-node": "timescale-1" });
     expect(data["postgresql.conf"]).toContain(`synchronous_standby_names = 'FIRST 1 ("timescale-0")'`);
     expect(data["start-node.sh"]).toContain('primary_node="$(cat /etc/tradeops/primary-node');
     expect(data["init-primary.sh"]).toContain("pg_create_physical_replication_slot('timescale_0')");

@@ -46,6 +46,8 @@ let api: FakeKubeApi;
 let execs: Array<{ pod: string; argv: string[] }>;
 let configSets: Array<[string, string, string]>;
 let configCliPresent: boolean;
+/** Whether the stand-in primary reports a walsender for the other pod. */
+let streaming: boolean;
 let topology: Topology;
 const savedKubeconfig = process.env.KUBECONFIG;
 
@@ -53,6 +55,7 @@ const savedKubeconfig = process.env.KUBECONFIG;
 const shell: DbNodeShell = {
   exec: async (target, argv) => {
     execs.push({ pod: target.name, argv });
+    if (argv.join(" ").includes("pg_stat_replication")) return streaming ? "1\n" : "0\n";
     if (argv.join(" ").includes("pg_ctl stop")) {
       const pod = api.get("pods", NS, target.name)!;
       pod.status.containerStatuses[0].restartCount += 1;
@@ -79,7 +82,10 @@ function seed(): void {
     metadata: { name: "timescale-rw", labels: { "app.kubernetes.io/name": "timescale" } },
     spec: { type: "ClusterIP", selector: { "app.kubernetes.io/name": "timescale", "statefulset.kubernetes.io/pod-name": "timescale-0" }, ports: [{ name: "postgres", port: 5432 }] },
   });
-  api.put("configmaps", NS, { metadata: { name: "timescale-config" }, data: { "primary-node": "timescale-0", "start-node.sh": "#!/bin/bash" } });
+  api.put("configmaps", NS, {
+    metadata: { name: "timescale-config", annotations: { "tradeops.io/stack-primary-node": "timescale-0" } },
+    data: { "primary-node": "timescale-0", "start-node.sh": "#!/bin/bash" },
+  });
   api.put("pods", NS, podObject("timescale-0"));
   api.put("pods", NS, podObject("timescale-1"));
   for (const name of ["api", "worker"]) {
@@ -104,6 +110,7 @@ beforeEach(() => {
   execs = [];
   configSets = [];
   configCliPresent = true;
+  streaming = false;
   topology = kubernetesTopology(outputs, {
     shell,
     configSet: async (stack, key, value) => {
@@ -113,6 +120,7 @@ beforeEach(() => {
     pollMs: 10,
     stopTimeoutMs: 2_000,
     readyTimeoutMs: 200,
+    rejoinTimeoutMs: 100,
   });
 });
 afterEach(() => {
@@ -194,12 +202,13 @@ describe("#8: Kubernetes database nodes", () => {
     expect(execs).toEqual([]);
   });
 
-  test("demote records the new primary in the ConfigMap and points the running old primary at it", async () => {
+  test("demote records the new primary for the pods (not yet for the stack) and points the running old primary at it", async () => {
     expect(await topology.demoted(pod0)).toBe(false);
     await topology.demote(pod0, pod1);
     expect(api.get("configmaps", NS, "timescale-config")!.data).toEqual({ "primary-node": "timescale-1", "start-node.sh": "#!/bin/bash" });
     expect(await topology.demoted(pod0)).toBe(true);
-    expect(await topology.recordedPrimary()).toBe("timescale-1");
+    // The record step comes later and must still run: it checks the stack's record.
+    expect(await topology.recordedPrimary()).toBe("timescale-0");
     expect(execs).toHaveLength(1);
     expect(execs[0]!.pod).toBe("timescale-0");
     expect(execs[0]!.argv).toContain(
@@ -213,16 +222,22 @@ describe("#8: Kubernetes database nodes", () => {
     await expect(topology.start(pod1, () => {})).rejects.toThrow("pod timescale-1 is not Ready 0.2 s on");
   });
 
+  test("a cleanly stopped old primary that streams again needs no rewind", async () => {
+    streaming = true;
+    expect(await topology.rewind(pod0, pod1, () => {})).toBe("no rewind required");
+    expect(execs[0]).toEqual({ pod: "timescale-1", argv: ["psql", "-X", "-A", "-t", "-U", "postgres", "-d", "postgres", "-c", "select count(*) from pg_stat_replication where application_name = 'timescale-0'"] });
+  });
+
   test("pg_rewind inside a pod and deleting a pod's data are refused, naming the manual step", async () => {
     const rewind = await topology.rewind(pod0, pod1, () => {}).catch((caught: unknown) => caught);
     expect(rewind).toBeInstanceOf(Refusal);
-    expect((rewind as Refusal).message).toBe("pg_rewind of timescale-0 cannot run inside its pod: PostgreSQL must be stopped, and the container stops with it");
+    expect((rewind as Refusal).message).toBe("timescale-0 does not stream from timescale-1, and pg_rewind cannot run inside its pod: PostgreSQL must be stopped, and the container stops with it");
     expect((rewind as Refusal).next).toContain("docs/deploy.md");
     const discard = await topology.discard(pod0).catch((caught: unknown) => caught);
     expect(discard).toBeInstanceOf(Refusal);
     expect((discard as Refusal).next).toContain(`kubectl -n ${NS} delete pvc data-timescale-0 --wait=false && kubectl -n ${NS} delete pod timescale-0`);
     expect(api.patches).toEqual([]);
-    expect(execs).toEqual([]);
+    expect(execs.every((exec) => exec.argv[0] === "psql")).toBe(true);
   });
 });
 
@@ -231,11 +246,17 @@ describe("#8: Kubernetes record of the primary, and the app", () => {
     expect(await topology.recordPrimary(pod1)).toBe(`ConfigMap ${NS}/timescale-config and tradeops:primaryNode of stack prod`);
     expect(configSets).toEqual([["prod", "tradeops:primaryNode", "timescale-1"]]);
     expect(await topology.recordedPrimary()).toBe("timescale-1");
+    const configMap = api.get("configmaps", NS, "timescale-config")!;
+    expect(configMap.data["primary-node"]).toBe("timescale-1");
+    expect(configMap.metadata.annotations).toEqual({ "tradeops.io/stack-primary-node": "timescale-1" });
   });
 
   test("without the pulumi CLI the record names the command to run", async () => {
     configCliPresent = false;
     expect(await topology.recordPrimary(pod1)).toBe(`ConfigMap ${NS}/timescale-config; the pulumi CLI is not here, so run: pulumi config set tradeops:primaryNode timescale-1 --stack prod`);
+    // The pods follow timescale-1; the stack's record is not done, so a re-run offers the command again.
+    expect(api.get("configmaps", NS, "timescale-config")!.data["primary-node"]).toBe("timescale-1");
+    expect(await topology.recordedPrimary()).toBe("timescale-0");
   });
 
   test("restarting the app patches both Deployments' pod template like `kubectl rollout restart` (strategic merge)", async () => {

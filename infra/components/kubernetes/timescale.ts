@@ -6,6 +6,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { DATABASE_CONFIG_MAP } from "../../../contract/outputs.ts";
 import type { PgbackrestRepoOptions } from "../../config-files/pgbackrest.ts";
 import type { WorkloadLimits } from "../../config.ts";
 import {
@@ -235,7 +236,13 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
       return new k8s.core.v1.ConfigMap(
         `${name}-config`,
         {
-          metadata: { name: `${name}-config`, namespace: args.site.namespace, labels },
+          metadata: {
+            name: `${name}-config`,
+            namespace: args.site.namespace,
+            labels,
+            // What the stack's config says; `demote` moves the data key first, so the runbooks tell the two apart.
+            annotations: { [DATABASE_CONFIG_MAP.stackPrimaryNode]: spec.primaryPod },
+          },
           data: {
             "postgresql.conf": timescaleNodeConf({
               clientNetwork: spec.clientNetwork,
@@ -248,7 +255,7 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
             "start-node.sh": nodeStartScript(scriptOptions),
             "init-primary.sh": primaryInitScript(scriptOptions),
             // The start script's record of the primary (PG_PATHS.primaryNodeFile); failover rewrites it.
-            "primary-node": spec.primaryPod,
+            [DATABASE_CONFIG_MAP.primaryNode]: spec.primaryPod,
           },
         },
         childOpts,
