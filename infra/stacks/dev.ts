@@ -198,7 +198,8 @@ export function devStack(config: DevConfig): StackExports {
       primary: pgNode(roles.primary, "primary"),
       standby: pgNode(roles.standby, "standby"),
       homePrimary: timescale.primary.name,
-      replication: { mode: config.replicationMode, slot: timescale.replicationSlot, ...replicationRoleOf(config.replicationUser, secrets.replicationPassword) },
+      // The standby streams through a slot named after it, as in the sandbox: pg_b (the pair's), pg_a once pg-b is primary.
+      replication: { mode: config.replicationMode, slot: roles.standby.name.replaceAll("-", "_"), ...replicationRoleOf(config.replicationUser, secrets.replicationPassword) },
       traffic: { host, port: ports.traffic },
     },
     redis: { host, port: ports.redis, password: secrets.redisPassword },

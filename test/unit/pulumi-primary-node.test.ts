@@ -40,11 +40,12 @@ describe("#8: dev stack with tradeops:primaryNode pg-b", () => {
     expect(uploadOf(home, "traffic", "/usr/local/etc/haproxy/haproxy.cfg")).toContain("server pg-a pg-a:5432 check\n");
   });
 
-  test("the outputs name pg-b primary (its container too) and pg-a standby; pg-a stays home", () => {
+  test("the outputs name pg-b primary (its container too) and pg-a standby through slot pg_a; pg-a stays home", () => {
     const outputs = StackOutputs.parse(flipped.outputs);
     expect(outputs.database.primary).toMatchObject({ name: "pg-b", port: 16402, role: "primary" });
     expect(outputs.database.standby).toMatchObject({ name: "pg-a", port: 16401, role: "standby" });
     expect(outputs.database.homePrimary).toBe("pg-a");
+    expect(outputs.database.replication.slot).toBe("pg_a");
     expect(outputs.platform).toMatchObject({ kind: "docker", containers: { primary: "tradeops-dev-pg-b", standby: "tradeops-dev-pg-a" } });
   });
 
