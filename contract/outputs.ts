@@ -161,9 +161,24 @@ export const Platform = z.discriminatedUnion("kind", [
     context: z.string().optional(),
     deployments: z.object({ api: z.string(), worker: z.string().optional() }),
     statefulSets: z.object({ database: z.string(), redis: z.string() }),
+    /** The database's read-write Service, whose selector failover re-points. @default `<statefulSets.database>-rw` */
+    services: z.object({ database: z.string().min(1) }).optional(),
+    /** The database's ConfigMap, whose `primary-node` key the pods' start script follows. @default `<statefulSets.database>-config` */
+    configMaps: z.object({ database: z.string().min(1) }).optional(),
   }),
 ]);
 export type Platform = z.infer<typeof Platform>;
+
+/**
+ * The database ConfigMap of a kubernetes stack (`platform.configMaps.database`), as the stack
+ * declares it and the failover runbooks rewrite it.
+ */
+export const DATABASE_CONFIG_MAP = {
+  /** Data key: the pod the pods' start script follows as primary (moved when the old primary is fenced). */
+  primaryNode: "primary-node",
+  /** Annotation: the stack's `tradeops:primaryNode` — as deployed, or as a runbook recorded it with `pulumi config set`. */
+  stackPrimaryNode: "tradeops.io/stack-primary-node",
+} as const;
 
 /**
  * Where the stack's lock lives: one runbook at a time per cluster, for every operator on every

@@ -138,6 +138,12 @@ const kubernetes = {
   pgStorageSize: storageQuantity.default("100Gi"),
   redisStorageSize: storageQuantity.default("10Gi"),
   workerReplicas: int(0, 50).default(1),
+  /**
+   * The database pod that is primary now (I5): the read-write Service selects it and the pods'
+   * start script follows it. Set by the failover runbooks; unset = the home primary, timescale-0.
+   * Do not set it on a new stack. @example "timescale-1"
+   */
+  primaryNode: z.string().regex(/^timescale-\d+$/, "expected a database pod name like timescale-0").optional(),
   /** S2 "TLS": the API is only served over HTTPS, from this host name and this TLS Secret. */
   apiHostname: hostname,
   tlsSecretName: dnsLabel,
@@ -161,6 +167,12 @@ const Dev = z.strictObject({
   /** Docker daemon; unset = DOCKER_HOST or the local socket. */
   dockerHost: z.string().min(1).optional(),
   replicationMode: z.enum(["sync", "async"], { error: "expected sync or async" }).default("sync"),
+  /**
+   * The node that is primary now (I5): HAProxy routes to it and the outputs name it primary. Set by
+   * the failover runbooks (or by hand after a failover); unset = the home primary, pg-a.
+   * @example "pg-b"
+   */
+  primaryNode: z.enum(["pg-a", "pg-b"], { error: "expected pg-a or pg-b (the dev stack's database nodes)" }).optional(),
   haproxyImage: image.default("haproxy:2.8"),
   objectStoreImage: image.default("minio/minio:latest"),
   objectStoreClientImage: image.default("minio/mc:latest"),
@@ -390,6 +402,14 @@ function checkDeploymentRules(config: StackConfig, secretKeys: ReadonlySet<strin
     if (value === undefined) continue;
     if (DEFAULT_PASSWORDS.has(value.toLowerCase())) fail(key, `must not be a default value ('${value}' is)`);
     if (value.length < 16) fail(key, `too short (${value.length} characters); use at least 16`);
+  }
+  if (config.primaryNode) {
+    const pods = config.kind === "prod" ? config.pgReplicas : 1;
+    const ordinal = Number(config.primaryNode.slice(config.primaryNode.lastIndexOf("-") + 1));
+    if (ordinal >= pods) {
+      const which = pods === 1 ? "timescale-0" : `timescale-0 … timescale-${pods - 1}`;
+      fail("primaryNode", `${config.primaryNode} is not a database pod of this stack (${config.kind === "prod" ? `pgReplicas ${pods}` : "the DR site runs 1"}: ${which})`);
+    }
   }
   if (config.kind === "prod" && config.drBucketName === config.backupBucketName) fail("drBucketName", "must differ from backupBucketName (replication needs a second bucket)");
   if (config.kind === "dr" && config.standbyMode === "streaming" && !config.primaryHost) fail("primaryHost", "missing; standbyMode streaming needs the primary's host name reachable from the DR site");

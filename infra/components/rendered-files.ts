@@ -22,6 +22,8 @@ export const PG_PATHS = {
   postgresqlConf: "/etc/tradeops/postgresql.conf",
   pgHbaConf: "/etc/tradeops/pg_hba.conf",
   startScript: "/etc/tradeops/start-node.sh",
+  /** Kubernetes: the pod the stack records as primary (the ConfigMap's `primary-node` key; failover rewrites it). */
+  primaryNodeFile: "/etc/tradeops/primary-node",
   initScript: "/docker-entrypoint-initdb.d/50-tradeops.sh",
   pgbackrestDir: "/etc/pgbackrest",
   pgbackrestConf: "/etc/pgbackrest/pgbackrest.conf",
@@ -111,6 +113,14 @@ export interface StartScriptOptions {
   stanza: string;
   /** Replication slots the primary creates at initdb, one per standby. @example ["pg_b"] */
   standbySlots: string[];
+  /**
+   * `ordinal` mode (StatefulSet): a file naming the pod that is primary. That pod starts as
+   * primary and every other pod follows it — one with data (a former primary) comes back as its
+   * standby, an empty one clones it — through its own slot, created on the primary when missing.
+   * @default unset: pod -0 is the primary, and a node with data starts as it was
+   * @example "/etc/tradeops/primary-node"
+   */
+  recordedPrimaryFile?: string;
 }
 
 /**
@@ -146,14 +156,7 @@ follow_primary() {
   } >> "$PGDATA/postgresql.auto.conf"
 }
 
-if [ "$mode" = ordinal ]; then
-  if [ "\${node_name##*-}" = 0 ]; then mode=primary; else
-    mode=standby; PRIMARY_HOST="\${PRIMARY_HOST:-\${node_name%-*}-0.\${HEADLESS_SERVICE}}"; SLOT_NAME="\${node_name//-/_}"
-  fi
-fi
-
-write_passfile
-if [ -s "$PGDATA/PG_VERSION" ]; then start "$@"; fi
+${opts.recordedPrimaryFile ? recordedPrimaryPart(opts, opts.recordedPrimaryFile) : ordinalPart}
 
 case "$mode" in
   primary)
@@ -165,7 +168,7 @@ case "$mode" in
     echo "no docker-entrypoint.sh in this image: cannot initdb" >&2; exit 1 ;;
   standby)
     until pg_isready -q -h "$PRIMARY_HOST" -p "\${PRIMARY_PORT:-${PG_PORT}}"; do echo "waiting for primary $PRIMARY_HOST"; sleep 2; done
-    pg_basebackup -d "host=$PRIMARY_HOST port=\${PRIMARY_PORT:-${PG_PORT}} user=${opts.replicationUser} passfile=${p.passfile}" \\
+${opts.recordedPrimaryFile ? "    ensure_slot\n" : ""}    pg_basebackup -d "host=$PRIMARY_HOST port=\${PRIMARY_PORT:-${PG_PORT}} user=${opts.replicationUser} passfile=${p.passfile}" \\
       -D "$PGDATA" -X stream -c fast -S "$SLOT_NAME" --no-password
     follow_primary
     start "$@" ;;
@@ -182,6 +185,49 @@ case "$mode" in
   *) echo "unknown TRADEOPS_BOOTSTRAP=$mode" >&2; exit 1 ;;
 esac
 `;
+}
+
+/** Pod -0 is the primary; a node with data starts as it was (standby.signal decides). */
+const ordinalPart = `if [ "$mode" = ordinal ]; then
+  if [ "\${node_name##*-}" = 0 ]; then mode=primary; else
+    mode=standby; PRIMARY_HOST="\${PRIMARY_HOST:-\${node_name%-*}-0.\${HEADLESS_SERVICE}}"; SLOT_NAME="\${node_name//-/_}"
+  fi
+fi
+
+write_passfile
+if [ -s "$PGDATA/PG_VERSION" ]; then start "$@"; fi`;
+
+/**
+ * The pod named in `file` is the primary. A pod with data never promotes itself here — a runbook
+ * does, with pg_promote, before it records the new primary; a pod that restarts between the two
+ * (the fenced old primary, restarted by the kubelet with standby.signal) must not come back as a
+ * primary from a record not yet rewritten. Every other pod with data is made a standby of the
+ * recorded one, whatever it was: a former primary never becomes a second primary.
+ */
+function recordedPrimaryPart(opts: StartScriptOptions, file: string): string {
+  const p = PG_PATHS;
+  return `ensure_slot() {
+  pg_receivewal --create-slot --if-not-exists --slot="$SLOT_NAME" --no-password \\
+    -d "host=$PRIMARY_HOST port=\${PRIMARY_PORT:-${PG_PORT}} user=${opts.replicationUser} passfile=${p.passfile}" || echo "could not create slot $SLOT_NAME on $PRIMARY_HOST yet" >&2
+}
+
+if [ "$mode" = ordinal ]; then
+  primary_node="$(cat ${file} 2>/dev/null || true)"
+  primary_node="\${primary_node:-\${node_name%-*}-0}"
+  if [ "$node_name" = "$primary_node" ]; then mode=primary; else
+    mode=standby; PRIMARY_HOST="\${PRIMARY_HOST:-$primary_node.\${HEADLESS_SERVICE}}"; SLOT_NAME="\${node_name//-/_}"
+  fi
+fi
+
+write_passfile
+if [ -s "$PGDATA/PG_VERSION" ]; then
+  if [ "$mode" = standby ]; then
+    if [ -f "$PGDATA/postgresql.auto.conf" ]; then sed -i -e '/^primary_conninfo/d' -e '/^primary_slot_name/d' "$PGDATA/postgresql.auto.conf"; fi
+    ensure_slot
+    follow_primary
+  fi
+  start "$@"
+fi`;
 }
 
 /**

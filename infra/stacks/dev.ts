@@ -13,10 +13,10 @@ import type { DockerSite } from "../components/docker/container-defaults.ts";
 import { DockerObjectStore, OBJECT_STORE } from "../components/docker/object-store.ts";
 import { DockerObservability } from "../components/docker/observability.ts";
 import { DockerRedis } from "../components/docker/redis.ts";
-import { DockerTimescalePair } from "../components/docker/timescale.ts";
+import { DockerTimescalePair, type DockerPgNode } from "../components/docker/timescale.ts";
 import { DockerTrafficProxy } from "../components/docker/traffic-proxy.ts";
 import { PG_PATHS } from "../components/rendered-files.ts";
-import { PGBACKREST_PREFIX, alertReceiversOf, notificationsOf, replicationRoleOf, type StackExports } from "./exports.ts";
+import { PGBACKREST_PREFIX, alertReceiversOf, notificationsOf, replicationRoleOf, stackLockOf, type StackExports } from "./exports.ts";
 
 /** Host ports: the sandbox's offsets from a base port, so `dev` and `sandbox` never collide. */
 export function devHostPorts(base: number) {
@@ -96,16 +96,17 @@ export function devStack(config: DevConfig): StackExports {
     },
     { provider: daemon },
   );
+  // The containers are declared as deployed (pg-a initdb'd, pg-b cloned it): after a failover only the
+  // roles change, so a deploy replaces no database container. Their data decides how each starts.
+  const roles = rolesOf(timescale, config.primaryNode);
   const traffic = new DockerTrafficProxy(
     "traffic",
     {
       site,
       image: config.haproxyImage,
       limits: config.resources.proxy,
-      servers: [
-        { name: timescale.primary.name, enabled: true },
-        { name: timescale.standby.name, enabled: false },
-      ],
+      // Both nodes keep their place; only which one is enabled follows tradeops:primaryNode.
+      servers: [timescale.primary, timescale.standby].map((node) => ({ name: node.name, enabled: node === roles.primary })),
       hostPort: ports.traffic,
       dependsOn: [timescale.primary.container, timescale.standby.container],
     },
@@ -176,15 +177,15 @@ export function devStack(config: DevConfig): StackExports {
 
   // Runbooks run on the Docker host: a wildcard bind is still reached on loopback.
   const host = config.bindAddress === "0.0.0.0" ? "127.0.0.1" : config.bindAddress;
-  const pgNode = (node: typeof timescale.primary) => ({ name: node.name, host, port: node.hostPort, role: node.role, dataDir: PG_PATHS.dataDir });
+  const pgNode = (node: DockerPgNode, role: "primary" | "standby") => ({ name: node.name, host, port: node.hostPort, role, dataDir: PG_PATHS.dataDir });
   return {
     contractVersion: 1,
     stack,
     platform: {
       kind: "docker",
       containers: {
-        primary: timescale.primary.container.name,
-        standby: timescale.standby.container.name,
+        primary: roles.primary.container.name,
+        standby: roles.standby.container.name,
         redis: redis.container.name,
         api: api.container.name,
         worker: worker.container.name,
@@ -194,9 +195,11 @@ export function devStack(config: DevConfig): StackExports {
       name: config.dbName,
       user: config.dbUser,
       password: secrets.dbPassword,
-      primary: pgNode(timescale.primary),
-      standby: pgNode(timescale.standby),
-      replication: { mode: config.replicationMode, slot: timescale.replicationSlot, ...replicationRoleOf(config.replicationUser, secrets.replicationPassword) },
+      primary: pgNode(roles.primary, "primary"),
+      standby: pgNode(roles.standby, "standby"),
+      homePrimary: timescale.primary.name,
+      // The standby streams through a slot named after it, as in the sandbox: pg_b (the pair's), pg_a once pg-b is primary.
+      replication: { mode: config.replicationMode, slot: roles.standby.name.replaceAll("-", "_"), ...replicationRoleOf(config.replicationUser, secrets.replicationPassword) },
       traffic: { host, port: ports.traffic },
     },
     redis: { host, port: ports.redis, password: secrets.redisPassword },
@@ -217,9 +220,17 @@ export function devStack(config: DevConfig): StackExports {
       // Runbooks run pgBackRest inside the database containers (docker exec), with this file.
       configFile: PG_PATHS.pgbackrestConf,
     },
+    // In the MinIO bucket, like every non-sandbox stack's.
+    lock: stackLockOf(config.stanza),
+    monitoring: { prometheusUrl: `http://${host}:${ports.prometheus}`, alertmanagerUrl: `http://${host}:${ports.alertmanager}` },
     notifications: notificationsOf(config),
     retention: config.retention,
   };
+
+  /** Which declared node is primary now: `tradeops:primaryNode`, else the home primary pg-a. */
+  function rolesOf(pair: DockerTimescalePair, primaryNode: string | undefined): { primary: DockerPgNode; standby: DockerPgNode } {
+    return (primaryNode ?? pair.primary.name) === pair.primary.name ? { primary: pair.primary, standby: pair.standby } : { primary: pair.standby, standby: pair.primary };
+  }
 
   /** The Docker provider (components get it as `{ provider }` in their opts) and the stack network. */
   function createSite(): { site: DockerSite; daemon: docker.Provider } {

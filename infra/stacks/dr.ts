@@ -11,7 +11,7 @@ import { secretOf, type DrConfig } from "../config.ts";
 import { FailoverRecord } from "../components/aws/failover-record.ts";
 import { KubernetesTimescale } from "../components/kubernetes/timescale.ts";
 import { PG_PATHS, PG_PORT } from "../components/rendered-files.ts";
-import { notificationsOf, replicationRoleOf, type StackExports } from "./exports.ts";
+import { notificationsOf, replicationRoleOf, stackLockOf, type StackExports } from "./exports.ts";
 import { backupExportOf, createApplicationTier, createKubernetesSite, kubernetesPlatformOf, pgbackrestRepositoryOf, type S3Backups } from "./kubernetes-site.ts";
 import { DR_SITE_NAME } from "./prod.ts";
 
@@ -66,6 +66,7 @@ export function drStack(config: DrConfig): StackExports {
       repository: pgbackrestRepositoryOf(config.region, s3Backups),
       retention: config.retention,
       bootstrap: "repository",
+      primaryPod: config.primaryNode,
       ...(streaming ? { primaryHost: config.primaryHost, slotName: DR_SLOT } : {}),
     },
     { provider: cluster },
@@ -92,7 +93,7 @@ export function drStack(config: DrConfig): StackExports {
     { provider: awsDr },
   );
 
-  const drNode = { name: timescale.podNames[0]!, host: timescale.podHosts[0]!, port: PG_PORT, role: "standby" as const, dataDir: PG_PATHS.dataDir };
+  const drNode = { name: timescale.primaryPod, host: timescale.podHosts[timescale.podNames.indexOf(timescale.primaryPod)]!, port: PG_PORT, role: "standby" as const, dataDir: PG_PATHS.dataDir };
   const opsApi = { url: `https://${config.apiHostname}`, token: secrets.opsApiToken };
   return {
     contractVersion: 1,
@@ -104,6 +105,7 @@ export function drStack(config: DrConfig): StackExports {
       user: config.dbUser,
       password: secrets.dbPassword,
       primary: drNode,
+      homePrimary: timescale.podNames[0]!,
       // The role itself is restored from prod's backup, so this password only works while it is prod's.
       replication: { mode: "async", slot: DR_SLOT, ...replicationRoleOf(config.replicationUser, secrets.replicationPassword), maxLagBytes: 16 * 1024 * 1024 },
       traffic: { host: timescale.readWriteHost, port: PG_PORT },
@@ -111,6 +113,9 @@ export function drStack(config: DrConfig): StackExports {
     redis: { host: redis.host, port: redis.port, password: secrets.redisPassword },
     opsApi,
     backup: backupExportOf(config, s3Backups),
+    // In the DR bucket: prod's replication leaves `locks/` out, so this lock is the DR site's alone.
+    lock: stackLockOf(config.stanza),
+    // No `monitoring`: the DR site runs no Prometheus of its own.
     // The DR half of the contract: where `dr activate` moves traffic to.
     dr: {
       name: DR_SITE_NAME,

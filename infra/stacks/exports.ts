@@ -18,6 +18,15 @@ export type StackExports = { [K in keyof StackOutputsInput]: DeepInput<StackOutp
 export const PGBACKREST_PREFIX = "/pgbackrest";
 
 /**
+ * The contract's `lock`: an object in the site's backup bucket, next to the pgBackRest repository
+ * (`locks/pgbackrest/<stanza>.json`, the runbooks' default key). Each site's bucket holds its own:
+ * prod's replication leaves `locks/` out, so DR's lock is never overwritten by prod's.
+ */
+export function stackLockOf(stanza: string): StackExports["lock"] {
+  return { kind: "s3", key: `locks${PGBACKREST_PREFIX}/${stanza}.json` };
+}
+
+/**
  * The role standbys connect as (pg_basebackup, an old primary rejoining after failback), for the
  * contract's `database.replication`; the password leaves as a Pulumi secret whatever it came in as.
  */

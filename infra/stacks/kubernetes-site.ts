@@ -203,7 +203,7 @@ export function backupExportOf(config: { region: string; stanza: string }, backu
 
 /** The workloads whose names the contract's `platform` lists (each component's `appName`). */
 export interface SiteWorkloads {
-  database: { appName: string };
+  database: { appName: string; readWriteServiceName: string; configMapName: string };
   redis: { appName: string };
   api: { appName: string };
   worker: { appName: string };
@@ -217,5 +217,8 @@ export function kubernetesPlatformOf(config: { namespace: string; kubeContext?: 
     ...(config.kubeContext ? { context: config.kubeContext } : {}),
     deployments: { api: workloads.api.appName, worker: workloads.worker.appName },
     statefulSets: { database: workloads.database.appName, redis: workloads.redis.appName },
+    // What the failover runbooks patch: the Service's selector and the ConfigMap's record of the primary.
+    services: { database: workloads.database.readWriteServiceName },
+    configMaps: { database: workloads.database.configMapName },
   };
 }

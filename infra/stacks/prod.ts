@@ -13,7 +13,7 @@ import { FailoverRecord } from "../components/aws/failover-record.ts";
 import { KubernetesObservability, PROMETHEUS_NAME } from "../components/kubernetes/observability.ts";
 import { KubernetesTimescale } from "../components/kubernetes/timescale.ts";
 import { PG_PATHS, PG_PORT } from "../components/rendered-files.ts";
-import { alertReceiversOf, notificationsOf, replicationRoleOf, type StackExports } from "./exports.ts";
+import { alertReceiversOf, notificationsOf, replicationRoleOf, stackLockOf, type StackExports } from "./exports.ts";
 import { backupExportOf, createApplicationTier, createKubernetesSite, kubernetesPlatformOf, pgbackrestRepositoryOf, type S3Backups } from "./kubernetes-site.ts";
 
 export const DR_SITE_NAME = "dr";
@@ -39,7 +39,7 @@ export function prodStack(config: ProdConfig): StackExports {
   new BackupReplication("backup-replication", { source: backups, destination: drBackups }, { provider: awsPrimary });
   const writer = new BackupWriter(
     "backup-writer",
-    { buckets: [backups, drBackups], prefixes: [BACKUP_PREFIXES.pgbackrest, BACKUP_PREFIXES.redis], userName: `${pulumi.getProject()}-${stack}-backup-writer` },
+    { buckets: [backups, drBackups], prefixes: [BACKUP_PREFIXES.pgbackrest, BACKUP_PREFIXES.redis, BACKUP_PREFIXES.locks], userName: `${pulumi.getProject()}-${stack}-backup-writer` },
     { provider: awsPrimary },
   );
   const s3Backups: S3Backups = { bucket: backups.bucketName, accessKeyId: writer.accessKeyId, secretAccessKey: writer.secretAccessKey };
@@ -65,6 +65,7 @@ export function prodStack(config: ProdConfig): StackExports {
       stanza: config.stanza,
       repository: pgbackrestRepositoryOf(config.region, s3Backups),
       retention: config.retention,
+      primaryPod: config.primaryNode,
     },
     { provider: cluster },
   );
@@ -83,7 +84,7 @@ export function prodStack(config: ProdConfig): StackExports {
     },
     { provider: cluster },
   );
-  new KubernetesObservability(
+  const observability = new KubernetesObservability(
     "observability",
     {
       site,
@@ -112,13 +113,14 @@ export function prodStack(config: ProdConfig): StackExports {
     { provider: awsPrimary },
   );
 
-  const pgNodes = timescale.podNames.map((pod, i) => ({
+  // Roles follow tradeops:primaryNode (default pod -0); the standby is the first other pod.
+  const pgNode = (pod: string, role: "primary" | "standby") => ({
     name: pod,
-    host: timescale.podHosts[i]!,
+    host: timescale.podHosts[timescale.podNames.indexOf(pod)]!,
     port: PG_PORT,
-    role: i === 0 ? ("primary" as const) : ("standby" as const),
+    role,
     dataDir: PG_PATHS.dataDir,
-  }));
+  });
   return {
     contractVersion: 1,
     stack,
@@ -127,8 +129,9 @@ export function prodStack(config: ProdConfig): StackExports {
       name: config.dbName,
       user: config.dbUser,
       password: secrets.dbPassword,
-      primary: pgNodes[0]!,
-      ...(pgNodes[1] ? { standby: pgNodes[1] } : {}),
+      primary: pgNode(timescale.primaryPod, "primary"),
+      ...(timescale.standbyPod ? { standby: pgNode(timescale.standbyPod, "standby") } : {}),
+      homePrimary: timescale.podNames[0]!,
       replication: {
         mode: config.pgReplicas > 1 ? config.replicationMode : "async",
         slot: timescale.replicationSlot,
@@ -139,6 +142,9 @@ export function prodStack(config: ProdConfig): StackExports {
     redis: { host: redis.host, port: redis.port, password: secrets.redisPassword },
     opsApi: { url: `https://${config.apiHostname}`, token: secrets.opsApiToken },
     backup: backupExportOf(config, s3Backups),
+    lock: stackLockOf(config.stanza),
+    // In-cluster URLs: `health` reaches them from inside the cluster (or through a port-forward).
+    monitoring: { prometheusUrl: observability.prometheusUrl, alertmanagerUrl: observability.alertmanagerUrl },
     dr: {
       name: DR_SITE_NAME,
       region: config.drRegion,

@@ -3,13 +3,14 @@
  * the stack's record of which node is primary — behind one interface with an implementation per
  * platform, so `failover`, `switchover` and `failback` never branch on it.
  *
- * The sandbox's implementation goes through its one interface (sandbox/index.ts). Kubernetes and
- * Docker stacks switch traffic through their own adapters (traffic-kubernetes.ts) and record the
- * primary in the Pulumi config; what a runbook cannot do there yet is refused with the manual step.
+ * The sandbox's implementation goes through its one interface (sandbox/index.ts); Kubernetes
+ * stacks' through the API server and `kubectl exec` (topology-kubernetes.ts), recording the primary
+ * in the Pulumi config too. The dev stack (Docker) is failed over by hand: docs/deploy.md.
  */
 import type { PgNode, StackOutputs } from "../../contract/outputs.ts";
 import { openSandbox } from "../../sandbox/index.ts";
 import { Refusal } from "../engine/errors.ts";
+import { kubernetesTopology } from "./topology-kubernetes.ts";
 import { sandboxTopology } from "./topology-sandbox.ts";
 
 export interface Topology {
@@ -46,11 +47,12 @@ export async function topologyOf(outputs: StackOutputs): Promise<Topology> {
   switch (platform.kind) {
     case "sandbox":
       return sandboxTopology(await openSandbox({ dir: platform.dir }));
-    case "docker":
     case "kubernetes":
+      return kubernetesTopology(outputs);
+    case "docker":
       throw new Refusal(
-        `failover on ${platform.kind} stacks is not automated yet`,
-        "follow docs/deploy.md (failover by hand), then `pulumi config set tradeops:primaryNode <node>` so the next `pulumi up` keeps it",
+        "failover of the dev stack (Docker) is done by hand, not by a runbook",
+        "follow docs/deploy.md, \"Failover by platform\" → dev: promote the standby with docker exec, switch HAProxy over its admin socket, then `pulumi config set tradeops:primaryNode <node> --stack dev` so the next `pulumi up` keeps it",
       );
   }
 }

@@ -1,9 +1,18 @@
 /**
- * A Kubernetes API server for one resource — coordination.k8s.io/v1 Leases — over HTTP, with the
- * API server's own concurrency rules, so the Lease lock is tested through @kubernetes/client-node
- * exactly as it talks to a cluster: create answers 409 AlreadyExists for an existing name;
- * replace and delete carry the resourceVersion they read and answer 409 Conflict when it moved;
- * a missing lease is 404 NotFound; every answer has a Date header (the server's clock).
+ * A Kubernetes API server over HTTP, with the API server's own concurrency rules, so what talks to
+ * a cluster is tested through @kubernetes/client-node exactly as it talks to one:
+ *
+ * - coordination.k8s.io/v1 Leases (the stack lock): create answers 409 AlreadyExists for an
+ *   existing name; replace and delete carry the resourceVersion they read and answer 409 Conflict
+ *   when it moved;
+ * - v1 Services, Pods, ConfigMaps and apps/v1 Deployments (the failover topology): GET, and PATCH in
+ *   the three patch content types — merge (RFC 7386), strategic merge (the same for the maps these
+ *   objects are patched in; lists are replaced) and JSON patch (RFC 6902: add, replace, remove,
+ *   test). A patch naming `metadata.resourceVersion` is refused with 409 Conflict when the object
+ *   moved on; another content type is 415; a patch that leaves a label, selector, annotation or
+ *   ConfigMap value that is not a string, or a failed JSON-patch `test`, is 422 Invalid.
+ *
+ * A missing object is 404 NotFound; every answer has a Date header (the server's clock).
  */
 import { writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -15,20 +24,56 @@ interface StoredLease {
   spec: Record<string, unknown>;
 }
 
+/** Kinds the fake serves besides Leases, by their URL plural. */
+export type FakeKind = "services" | "pods" | "configmaps" | "deployments";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type KubeObject = { metadata: { name: string; namespace?: string; resourceVersion?: string; [key: string]: any }; [key: string]: any };
+
 export interface FakeKubeApi {
   url: string;
   /** A kubeconfig file for it (context "fake"), for KUBECONFIG. */
   kubeconfig: string;
   leases: Map<string, StoredLease>;
+  /** Stores an object as the cluster has it (a fresh resourceVersion); returns what was stored. */
+  put(kind: FakeKind, namespace: string, object: KubeObject): KubeObject;
+  /** The object as stored now, or undefined. */
+  get(kind: FakeKind, namespace: string, name: string): KubeObject | undefined;
+  /** Every PATCH that reached the server: its path and content type, in order (refused ones too). */
+  patches: Array<{ path: string; contentType: string; status: number }>;
+  /** Runs once before the next PATCH of this object is applied: a concurrent writer, for conflict tests. */
+  beforeNextPatch(kind: FakeKind, namespace: string, name: string, change: (object: KubeObject) => void): void;
   close(): Promise<void>;
 }
 
 const LEASE_PATH = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/?]+))?/;
+const OBJECT_PATH = /^\/(?:api\/v1|apis\/apps\/v1)\/namespaces\/([^/]+)\/(services|pods|configmaps|deployments)\/([^/?]+)(?:\?.*)?$/;
+const KIND_OF: Record<FakeKind, { apiVersion: string; kind: string; group: string }> = {
+  services: { apiVersion: "v1", kind: "Service", group: "services" },
+  pods: { apiVersion: "v1", kind: "Pod", group: "pods" },
+  configmaps: { apiVersion: "v1", kind: "ConfigMap", group: "configmaps" },
+  deployments: { apiVersion: "apps/v1", kind: "Deployment", group: "deployments.apps" },
+};
+const PATCH_TYPES = ["application/merge-patch+json", "application/strategic-merge-patch+json", "application/json-patch+json"];
 
 export async function startFakeKubeApi(dir: string): Promise<FakeKubeApi> {
   const leases = new Map<string, StoredLease>();
+  const objects = new Map<string, KubeObject>();
+  const patches: FakeKubeApi["patches"] = [];
+  const pendingChanges = new Map<string, (object: KubeObject) => void>();
   let version = 1;
+  const keyOf = (kind: FakeKind, namespace: string, name: string) => `${kind}/${namespace}/${name}`;
+  const put = (kind: FakeKind, namespace: string, object: KubeObject): KubeObject => {
+    const stored = structuredClone(object);
+    stored.metadata = { ...stored.metadata, namespace, resourceVersion: String(++version) };
+    stored.metadata.creationTimestamp ??= new Date().toISOString();
+    objects.set(keyOf(kind, namespace, stored.metadata.name), stored);
+    return stored;
+  };
   const server = createServer(async (req, res) => {
+    res.setHeader("date", new Date().toUTCString());
+    const objectMatch = OBJECT_PATH.exec(req.url ?? "");
+    if (objectMatch) return serveObject(req, res, objectMatch[1]!, objectMatch[2] as FakeKind, decodeURIComponent(objectMatch[3]!));
     const body = await readBody(req);
     const match = LEASE_PATH.exec(req.url ?? "");
     if (!match) return status(res, 404, "NotFound", `the server could not find the requested resource (${req.url})`);
@@ -66,6 +111,53 @@ export async function startFakeKubeApi(dir: string): Promise<FakeKubeApi> {
         return status(res, 405, "MethodNotAllowed", `${req.method} is not supported here`);
     }
   });
+
+  async function serveObject(req: IncomingMessage, res: ServerResponse, namespace: string, kind: FakeKind, name: string): Promise<void> {
+    const { kind: kindName, group } = KIND_OF[kind];
+    const key = keyOf(kind, namespace, name);
+    const text = await readText(req);
+    const answer = (code: number, reason: string, message: string) => {
+      if (req.method === "PATCH") patches.push({ path: req.url ?? "", contentType, status: code });
+      return status(res, code, reason, message);
+    };
+    const contentType = (req.headers["content-type"] ?? "").split(";")[0]!.trim();
+    const current = objects.get(key);
+    if (req.method === "GET") return current ? object(res, 200, kind, current) : status(res, 404, "NotFound", `${group} "${name}" not found`);
+    if (req.method !== "PATCH") return status(res, 405, "MethodNotAllowed", `${req.method} is not supported here`);
+    if (!PATCH_TYPES.includes(contentType)) return answer(415, "UnsupportedMediaType", `the body of the request was in an unknown format - accepted media types include: ${PATCH_TYPES.join(", ")}`);
+    if (!current) return answer(404, "NotFound", `${group} "${name}" not found`);
+    const concurrent = pendingChanges.get(key);
+    if (concurrent) {
+      pendingChanges.delete(key);
+      concurrent(current);
+      current.metadata.resourceVersion = String(++version);
+    }
+    let patch: unknown;
+    try {
+      patch = JSON.parse(text);
+    } catch {
+      return answer(400, "BadRequest", "the patch is not JSON");
+    }
+    let patched: KubeObject;
+    if (contentType === "application/json-patch+json") {
+      const applied = applyJsonPatch(current, patch);
+      if (typeof applied === "string") return answer(422, "Invalid", `${kindName} "${name}" is invalid: ${applied}`);
+      patched = applied;
+    } else {
+      const precondition = (patch as KubeObject).metadata?.resourceVersion;
+      if (precondition !== undefined && precondition !== current.metadata.resourceVersion) {
+        return answer(409, "Conflict", `Operation cannot be fulfilled on ${group} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+      }
+      patched = mergePatch(current, patch) as KubeObject;
+    }
+    const invalid = invalidField(patched, kind);
+    if (invalid) return answer(422, "Invalid", `${kindName} "${name}" is invalid: ${invalid}: must be a string`);
+    patched.metadata = { ...patched.metadata, name, namespace, resourceVersion: String(++version) };
+    objects.set(key, patched);
+    patches.push({ path: req.url ?? "", contentType, status: 200 });
+    return object(res, 200, kind, patched);
+  }
+
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const kubeconfig = join(dir, "kubeconfig.json");
@@ -81,7 +173,88 @@ export async function startFakeKubeApi(dir: string): Promise<FakeKubeApi> {
       "current-context": "fake",
     }),
   );
-  return { url, kubeconfig, leases, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return {
+    url,
+    kubeconfig,
+    leases,
+    put,
+    get: (kind, namespace, name) => structuredClone(objects.get(keyOf(kind, namespace, name))),
+    patches,
+    beforeNextPatch: (kind, namespace, name, change) => void pendingChanges.set(keyOf(kind, namespace, name), change),
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** RFC 7386: objects merge, `null` deletes, anything else (lists included) replaces. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== "object" || Array.isArray(patch)) return structuredClone(patch);
+  const result: Record<string, unknown> = target && typeof target === "object" && !Array.isArray(target) ? structuredClone(target as Record<string, unknown>) : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete result[key];
+    else result[key] = mergePatch(result[key], value);
+  }
+  return result;
+}
+
+/** RFC 6902 add / replace / remove / test; a string says why it cannot apply. */
+function applyJsonPatch(target: KubeObject, operations: unknown): KubeObject | string {
+  if (!Array.isArray(operations)) return "a JSON patch is a list of operations";
+  const result = structuredClone(target) as Record<string, unknown>;
+  for (const op of operations as Array<{ op: string; path: string; value?: unknown }>) {
+    const parts = String(op.path).split("/").slice(1).map((part) => part.replaceAll("~1", "/").replaceAll("~0", "~"));
+    const last = parts.pop();
+    if (last === undefined) return `${op.op} of the whole object is not supported`;
+    let parent: Record<string, unknown> | undefined = result;
+    for (const part of parts) {
+      if (parent[part] === undefined && op.op === "add") parent[part] = {};
+      const next: unknown = parent[part];
+      if (!next || typeof next !== "object") return `${op.path}: no such path`;
+      parent = next as Record<string, unknown>;
+    }
+    switch (op.op) {
+      case "add":
+      case "replace":
+        if (op.op === "replace" && !(last in parent)) return `${op.path}: no such path`;
+        parent[last] = structuredClone(op.value);
+        break;
+      case "remove":
+        if (!(last in parent)) return `${op.path}: no such path`;
+        delete parent[last];
+        break;
+      case "test":
+        if (JSON.stringify(parent[last]) !== JSON.stringify(op.value)) return `${op.path}: test failed (expected ${JSON.stringify(op.value)})`;
+        break;
+      default:
+        return `unsupported JSON patch operation ${op.op}`;
+    }
+  }
+  return result as KubeObject;
+}
+
+/** The string maps the API server validates here: labels, annotations, a Service's selector, a ConfigMap's data. */
+function invalidField(object: KubeObject, kind: FakeKind): string | undefined {
+  const maps: Array<[string, unknown]> = [
+    ["metadata.labels", object.metadata?.labels],
+    ["metadata.annotations", object.metadata?.annotations],
+    ["spec.selector", kind === "services" ? object.spec?.selector : undefined],
+    ["spec.template.metadata.annotations", object.spec?.template?.metadata?.annotations],
+    ["data", object.data],
+  ];
+  for (const [path, map] of maps) {
+    if (map === undefined || map === null) continue;
+    for (const [key, value] of Object.entries(map as Record<string, unknown>)) if (typeof value !== "string") return `${path}.${key}`;
+  }
+  return undefined;
+}
+
+function object(res: ServerResponse, code: number, kind: FakeKind, body: KubeObject): void {
+  res.writeHead(code, { "content-type": "application/json" }).end(JSON.stringify({ apiVersion: KIND_OF[kind].apiVersion, kind: KIND_OF[kind].kind, ...body }));
+}
+
+async function readText(req: IncomingMessage): Promise<string> {
+  let text = "";
+  for await (const chunk of req) text += chunk;
+  return text;
 }
 
 function stored(body: { metadata: StoredLease["metadata"]; spec: Record<string, unknown> }, namespace: string, resourceVersion: number, created?: string): StoredLease {

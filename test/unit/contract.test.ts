@@ -28,6 +28,14 @@ describe("outputs contract", () => {
     expect(parsed.dr?.region).toBe("ap-northeast-2");
   });
 
+  it("#8: a kubernetes platform may name its database Service and ConfigMap (the failover runbooks patch them)", () => {
+    const platform = { kind: "kubernetes" as const, namespace: "trading", deployments: { api: "api" }, statefulSets: { database: "timescale", redis: "redis" } };
+    const parsed = StackOutputs.parse(sampleOutputs({ stack: "prod", platform: { ...platform, services: { database: "timescale-rw" }, configMaps: { database: "timescale-config" } } }));
+    expect(parsed.platform).toMatchObject({ services: { database: "timescale-rw" }, configMaps: { database: "timescale-config" } });
+    expect(StackOutputs.parse(sampleOutputs({ stack: "prod", platform })).platform).not.toHaveProperty("services");
+    expect(errorLine(sampleOutputs({ stack: "prod", platform: { ...platform, services: { database: "" } } }))).toBe("platform.services.database: Too small: expected string to have >=1 characters");
+  });
+
   it("names the bad key in one line: a port given as a string", () => {
     const input = sampleOutputs();
     (input.database.primary as { port: unknown }).port = "5432";

@@ -137,6 +137,35 @@ describe("dr config", () => {
   });
 });
 
+describe("#8: tradeops:primaryNode", () => {
+  test("dev takes its two database nodes; unset is the home primary", () => {
+    expect(loadStackConfig(source("dev", { ...DEV, primaryNode: "pg-b" }, Object.keys(DEV_SECRETS))).primaryNode).toBe("pg-b");
+    expect(loadStackConfig(source("dev", DEV, Object.keys(DEV_SECRETS))).primaryNode).toBeUndefined();
+    expect(dev({ primaryNode: "pg-c" })).toBe("tradeops:primaryNode: expected pg-a or pg-b (the dev stack's database nodes)");
+    expect(dev({ primaryNode: "timescale-0" })).toBe("tradeops:primaryNode: expected pg-a or pg-b (the dev stack's database nodes)");
+  });
+
+  test("prod takes timescale-<i> below pgReplicas", () => {
+    expect(loadStackConfig(source("prod", { ...PROD_CONFIG, primaryNode: "timescale-1" }, Object.keys(PROD_SECRETS))).primaryNode).toBe("timescale-1");
+    expect(prod({ primaryNode: "timescale-2" })).toBe("tradeops:primaryNode: timescale-2 is not a database pod of this stack (pgReplicas 2: timescale-0 … timescale-1)");
+    expect(loadStackConfig(source("prod", { ...PROD_CONFIG, primaryNode: "timescale-2", pgReplicas: "3" }, Object.keys(PROD_SECRETS))).primaryNode).toBe("timescale-2");
+  });
+
+  test("a name that is no pod name, and dr's single pod", () => {
+    expect(prod({ primaryNode: "pg-a" })).toBe("tradeops:primaryNode: expected a database pod name like timescale-0");
+    expect(dr({ primaryNode: "timescale-1" })).toBe("tradeops:primaryNode: timescale-1 is not a database pod of this stack (the DR site runs 1: timescale-0)");
+  });
+
+  test("through the program: a pod beyond the replica count stops the stack with a RunError", async () => {
+    const error = await runProgram({ stack: "prod", config: { ...PROD_CONFIG, primaryNode: "timescale-5" }, secretKeys: Object.keys(PROD_SECRETS) }).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    expect(pulumi.RunError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toBe("tradeops:primaryNode: timescale-5 is not a database pod of this stack (pgReplicas 2: timescale-0 … timescale-1)");
+  });
+});
+
 describe("the committed stack files", () => {
   const stackFile = (stack: string) => yaml.load(readFileSync(join(repoRoot, `Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, unknown> };
   const secretsFor = { dev: DEV_SECRETS, prod: PROD_SECRETS, dr: DR_SECRETS } as const;

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { StackOutputs, secretValues } from "../../contract/outputs.ts";
 import { publish, serviceContainerArgs } from "../../infra/components/docker/container-defaults.ts";
 import { noPublicDataPorts } from "../../policy/policies.ts";
+import { defaultS3LockKey } from "../../runbooks/locks/index.ts";
 import { runProgram, secretAt, policyViolations, secretLeaks, type MockedResource, type ProgramRun } from "./pulumi-harness.ts";
 
 const SECRETS = {
@@ -235,6 +236,11 @@ describe("dev stack: structure and outputs", () => {
     expect(outputs.backup.caFile).toBe(join(resolve(process.env.TRADEOPS_HOME ?? ".tradeops"), "stacks/dev/s3-certs/public.crt"));
     expect(container("s3").inputs.volumes).toContainEqual({ hostPath: outputs.backup.caFile!.replace(/\/public\.crt$/, ""), containerPath: "/certs" });
     expect(outputs.notifications.telegram?.chatId).toBe(CONFIG.telegramChatId);
+    // #8: the stack lock in the MinIO bucket; monitoring on its host ports; pg-a is home.
+    expect(outputs.lock).toEqual({ kind: "s3", key: "locks/pgbackrest/trading.json" });
+    expect(outputs.lock).toEqual({ kind: "s3", key: defaultS3LockKey(outputs) });
+    expect(outputs.monitoring).toEqual({ prometheusUrl: "http://127.0.0.1:16407", alertmanagerUrl: "http://127.0.0.1:16408" });
+    expect(outputs.database.homePrimary).toBe("pg-a");
     for (const secret of [run.exports.database.password, run.exports.redis.password, run.exports.opsApi.token, run.exports.backup.secretAccessKey]) {
       expect(await pulumi.isSecret(secret)).toBe(true);
     }

@@ -116,7 +116,7 @@ describe("dr stack", () => {
   test("exports the DR half of the contract: its own site, standby node, DNS pair and prod's credentials as secrets", async () => {
     const outputs = StackOutputs.parse(run.outputs);
     expect(outputs.stack).toBe("dr");
-    expect(outputs.platform).toEqual({ kind: "kubernetes", namespace: "tradeops-dr", context: "dr-cluster", deployments: { api: "api", worker: "worker" }, statefulSets: { database: "timescale", redis: "redis" } });
+    expect(outputs.platform).toEqual({ kind: "kubernetes", namespace: "tradeops-dr", context: "dr-cluster", deployments: { api: "api", worker: "worker" }, statefulSets: { database: "timescale", redis: "redis" }, services: { database: "timescale-rw" }, configMaps: { database: "timescale-config" } });
     expect(outputs.database.primary).toEqual({ name: "timescale-0", host: "timescale-0.timescale-headless.tradeops-dr.svc.cluster.local", port: 5432, role: "standby", dataDir: "/home/postgres/pgdata/data" });
     expect(outputs.backup).toMatchObject({ bucket: "acme-tradeops-backups-dr", region: "eu-central-1", endpoint: "s3.eu-central-1.amazonaws.com" });
     expect(outputs.dr).toEqual({
@@ -126,6 +126,10 @@ describe("dr stack", () => {
       database: outputs.database.primary,
       dns: PROD_OUTPUTS.dr.dns,
     });
+    // #8: its lock is in its own (DR) bucket; it runs no Prometheus, so exports no monitoring.
+    expect(outputs.lock).toEqual({ kind: "s3", key: "locks/pgbackrest/trading.json" });
+    expect(outputs.monitoring).toBeUndefined();
+    expect(outputs.database.homePrimary).toBe("timescale-0");
     for (const secret of [run.exports.database.password, run.exports.redis.password, run.exports.opsApi.token, run.exports.backup.secretAccessKey]) {
       expect(await pulumi.isSecret(secret)).toBe(true);
     }

@@ -238,34 +238,55 @@ describe("prod stack: AWS", () => {
     expect(rule("pg-wal").expiration).toBeUndefined();
   });
 
-  test("I5/I6: everything replicates to the DR region's bucket (same hardening), delete markers included, re-encrypted", () => {
+  test("I5/I6: the backup prefixes replicate to the DR region's bucket (same hardening), one rule each, delete markers included, re-encrypted", () => {
     const drProvider = run.byType("pulumi:providers:aws").find((p) => p.name === "aws-dr")!;
     expect(drProvider.inputs.region).toBe("eu-central-1");
     const replica = one("aws:s3/bucket:Bucket", "backups-dr");
     expect(replica.inputs.bucket).toBe("acme-tradeops-backups-dr");
     expect(replica.provider).toContain("aws-dr");
     expect(one("aws:s3/bucketVersioning:BucketVersioning", "backups-dr").inputs.versioningConfiguration.status).toBe("Enabled");
-    const [rule] = one("aws:s3/bucketReplicationConfig:BucketReplicationConfig", "backup-replication").inputs.rules;
-    expect(rule).toMatchObject({
-      status: "Enabled",
-      deleteMarkerReplication: { status: "Enabled" },
-      destination: { bucket: "arn:aws:s3:::acme-tradeops-backups-dr", encryptionConfiguration: { replicaKmsKeyId: "arn:aws:kms:mock:123456789012:key/backups-dr-key" } },
-    });
+    const rules = one("aws:s3/bucketReplicationConfig:BucketReplicationConfig", "backup-replication").inputs.rules;
+    expect(rules.map((r: { filter: { prefix: string } }) => r.filter.prefix)).toEqual(["pgbackrest/", "redis/", "models/"]);
+    expect(new Set(rules.map((r: { priority: number }) => r.priority)).size).toBe(3);
+    for (const rule of rules) {
+      expect(rule).toMatchObject({
+        status: "Enabled",
+        deleteMarkerReplication: { status: "Enabled" },
+        destination: { bucket: "arn:aws:s3:::acme-tradeops-backups-dr", encryptionConfiguration: { replicaKmsKeyId: "arn:aws:kms:mock:123456789012:key/backups-dr-key" } },
+      });
+    }
   });
 
-  test("least privilege: the backup writer may list, read, write and delete only under pgbackrest/ and redis/", () => {
+  test("#8: prod's stack lock never replicates over the DR site's (no rule covers locks/)", () => {
+    const rules = one("aws:s3/bucketReplicationConfig:BucketReplicationConfig", "backup-replication").inputs.rules;
+    const key = StackOutputs.parse(run.outputs).lock;
+    expect(key).toEqual({ kind: "s3", key: "locks/pgbackrest/trading.json" });
+    for (const rule of rules) expect(key && "key" in key && key.key.startsWith(rule.filter.prefix), rule.id).toBe(false);
+  });
+
+  test("#8: noncurrent versions of the lock (rewritten every 15 s) expire after 1 day, in both buckets", () => {
+    for (const bucket of ["backups", "backups-dr"]) {
+      const rules = one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", bucket).inputs.rules;
+      expect(rules.find((r: { id: string }) => r.id === "stack-locks"), bucket).toMatchObject({ status: "Enabled", filter: { prefix: "locks/" }, noncurrentVersionExpiration: { noncurrentDays: 1 } });
+    }
+  });
+
+  test("least privilege: the backup writer may list, read, write and delete only under pgbackrest/, redis/ and locks/ (#8: the stack lock)", () => {
     const policy = JSON.parse(one("aws:iam/userPolicy:UserPolicy", "backup-writer").inputs.policy);
     const actions = policy.Statement.flatMap((s: { Action: string[] }) => s.Action);
     expect(actions.some((a: string) => a.includes("*"))).toBe(false);
-    const objects = policy.Statement.find((s: { Sid: string }) => s.Sid === "ReadWriteOwnPrefixes").Resource;
-    expect(objects).toEqual([
+    const readWrite = policy.Statement.find((s: { Sid: string }) => s.Sid === "ReadWriteOwnPrefixes");
+    expect(readWrite.Action).toEqual(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]);
+    expect(readWrite.Resource).toEqual([
       "arn:aws:s3:::acme-tradeops-backups/pgbackrest/*",
       "arn:aws:s3:::acme-tradeops-backups/redis/*",
+      "arn:aws:s3:::acme-tradeops-backups/locks/*",
       "arn:aws:s3:::acme-tradeops-backups-dr/pgbackrest/*",
       "arn:aws:s3:::acme-tradeops-backups-dr/redis/*",
+      "arn:aws:s3:::acme-tradeops-backups-dr/locks/*",
     ]);
     const list = policy.Statement.find((s: { Sid: string }) => s.Sid === "ListOwnPrefixes");
-    expect(list.Condition.StringLike["s3:prefix"]).toEqual(["pgbackrest", "redis", "pgbackrest/*", "redis/*"]);
+    expect(list.Condition.StringLike["s3:prefix"]).toEqual(["pgbackrest", "redis", "locks", "pgbackrest/*", "redis/*", "locks/*"]);
   });
 
   test("I5: Route53 health-checks the primary API's readiness over HTTPS; the PRIMARY failover record uses it", () => {
@@ -305,12 +326,15 @@ describe("prod stack: structure and outputs", () => {
 
   test("exports parse with the outputs contract as a kubernetes platform; credentials are Pulumi secrets", async () => {
     const outputs = StackOutputs.parse(run.outputs);
-    expect(outputs.platform).toEqual({ kind: "kubernetes", namespace: "tradeops", deployments: { api: "api", worker: "worker" }, statefulSets: { database: "timescale", redis: "redis" } });
+    expect(outputs.platform).toEqual({ kind: "kubernetes", namespace: "tradeops", deployments: { api: "api", worker: "worker" }, statefulSets: { database: "timescale", redis: "redis" }, services: { database: "timescale-rw" }, configMaps: { database: "timescale-config" } });
     expect(outputs.database.primary.host).toBe("timescale-0.timescale-headless.tradeops.svc.cluster.local");
     expect(outputs.database.standby?.name).toBe("timescale-1");
     expect(outputs.database.traffic).toEqual({ host: "timescale-rw.tradeops.svc.cluster.local", port: 5432 });
     expect(outputs.backup).toMatchObject({ bucket: "acme-tradeops-backups", region: "eu-west-1", uriStyle: "host", accessKeyId: "AKIAMOCKBACKUPWRITER" });
     expect(outputs.dr).toEqual({ name: "dr", region: "eu-central-1", dns: { zoneId: PROD_CONFIG.dnsZoneId, recordName: PROD_CONFIG.dnsRecordName, healthCheckId: "api-primary-hc-id" } });
+    expect(outputs.lock).toEqual({ kind: "s3", key: "locks/pgbackrest/trading.json" });
+    expect(outputs.monitoring).toEqual({ prometheusUrl: "http://prometheus.tradeops.svc.cluster.local:9090", alertmanagerUrl: "http://alertmanager.tradeops.svc.cluster.local:9093" });
+    expect(outputs.database.homePrimary).toBe("timescale-0");
     for (const secret of [run.exports.database.password, run.exports.redis.password, run.exports.opsApi.token, run.exports.backup.secretAccessKey]) {
       expect(await pulumi.isSecret(secret)).toBe(true);
     }

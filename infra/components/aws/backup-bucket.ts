@@ -57,14 +57,19 @@ export interface BackupLifecycle {
   glacierAfterDays: number;
 }
 
-/** Key prefixes inside the bucket; the backup writer's IAM policy is scoped to the first two. */
+/** Key prefixes inside the bucket; the backup writer's IAM policy is scoped to pgbackrest/, redis/ and locks/. */
 export const BACKUP_PREFIXES = {
   pgbackrest: "pgbackrest/",
   pgFull: "pgbackrest/backup/",
   wal: "pgbackrest/archive/",
   redis: "redis/",
   models: "models/",
+  /** The stack lock (`locks/pgbackrest/<stanza>.json`): each site's own, never replicated. */
+  locks: "locks/",
 } as const;
+
+/** What replicates to the DR bucket, one rule each: everything but `locks/` (prod's lock must not land on DR's). */
+export const REPLICATED_PREFIXES = [BACKUP_PREFIXES.pgbackrest, BACKUP_PREFIXES.redis, BACKUP_PREFIXES.models] as const;
 
 export function backupLifecycleRules(args: BackupLifecycle): aws.types.input.s3.BucketLifecycleConfigurationRule[] {
   const deleted = { noncurrentDays: args.deletedVersionDays };
@@ -98,6 +103,13 @@ export function backupLifecycleRules(args: BackupLifecycle): aws.types.input.s3.
       filter: { prefix: BACKUP_PREFIXES.models },
       expiration: { days: args.retention.modelDays },
       noncurrentVersionExpiration: deleted,
+    },
+    {
+      // A held lock is rewritten every 15 s: in a versioned bucket each renewal leaves a version behind.
+      id: "stack-locks",
+      status: "Enabled",
+      filter: { prefix: BACKUP_PREFIXES.locks },
+      noncurrentVersionExpiration: { noncurrentDays: 1 },
     },
     {
       id: "abort-incomplete-uploads",

@@ -1,17 +1,24 @@
 /**
  * Cross-region replication of the backup bucket to the DR region's bucket (I5 "whole site",
- * I6): every object and delete marker, re-encrypted with the replica's own KMS key, through an
- * IAM role S3 assumes.
+ * I6): every object and delete marker under the backup prefixes, re-encrypted with the replica's
+ * own KMS key, through an IAM role S3 assumes. One rule per prefix rather than one for the whole
+ * bucket: `locks/` stays out, or prod's stack lock would be copied over the DR site's at the same key.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { BackupBucket } from "./backup-bucket.ts";
+import { REPLICATED_PREFIXES, type BackupBucket } from "./backup-bucket.ts";
 
 export interface BackupReplicationArgs {
   /** The bucket replicated from; `opts.provider` must be its region's. */
   source: BackupBucket;
   /** The DR region's bucket. */
   destination: BackupBucket;
+  /**
+   * Key prefixes replicated, one rule each (S3 needs distinct priorities).
+   * @default ["pgbackrest/", "redis/", "models/"]
+   * @example ["pgbackrest/"]
+   */
+  prefixes?: readonly string[];
 }
 
 export class BackupReplication extends pulumi.ComponentResource {
@@ -21,6 +28,7 @@ export class BackupReplication extends pulumi.ComponentResource {
   constructor(name: string, args: BackupReplicationArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tradeops:aws:BackupReplication", name, {}, opts);
     const childOpts = { parent: this };
+    const prefixes = args.prefixes ?? REPLICATED_PREFIXES;
 
     this.role = createRole();
     allowReplication(this.role);
@@ -64,22 +72,20 @@ export class BackupReplication extends pulumi.ComponentResource {
         {
           bucket: args.source.bucket.id,
           role: role.arn,
-          rules: [
-            {
-              id: "everything-to-dr",
-              status: "Enabled",
-              priority: 1,
-              filter: { prefix: "" },
-              // pgBackRest's expire deletes; the DR copy must follow or it grows forever.
-              deleteMarkerReplication: { status: "Enabled" },
-              sourceSelectionCriteria: { sseKmsEncryptedObjects: { status: "Enabled" } },
-              destination: {
-                bucket: args.destination.arn,
-                storageClass: "STANDARD",
-                encryptionConfiguration: { replicaKmsKeyId: args.destination.kmsKeyArn },
-              },
+          rules: prefixes.map((prefix, i) => ({
+            id: `${prefix.replace(/\/$/, "")}-to-dr`,
+            status: "Enabled",
+            priority: i + 1,
+            filter: { prefix },
+            // pgBackRest's expire deletes; the DR copy must follow or it grows forever.
+            deleteMarkerReplication: { status: "Enabled" },
+            sourceSelectionCriteria: { sseKmsEncryptedObjects: { status: "Enabled" } },
+            destination: {
+              bucket: args.destination.arn,
+              storageClass: "STANDARD",
+              encryptionConfiguration: { replicaKmsKeyId: args.destination.kmsKeyArn },
             },
-          ],
+          })),
         },
         // Replication needs versioning on both sides first.
         { ...childOpts, dependsOn: [args.source.versioning, args.destination.versioning] },

@@ -12,7 +12,7 @@ export interface BackupWriterArgs {
   buckets: Array<{ arn: pulumi.Input<string>; kmsKeyArn: pulumi.Input<string> }>;
   /**
    * Key prefixes, without leading slash.
-   * @default ["pgbackrest/", "redis/"] (pgBackRest's repository and the Redis snapshots)
+   * @default ["pgbackrest/", "redis/", "locks/"] (pgBackRest's repository, the Redis snapshots, the stack lock)
    * @example ["pgbackrest/"]
    */
   prefixes?: string[];
@@ -62,7 +62,7 @@ export class BackupWriter extends pulumi.ComponentResource {
   constructor(name: string, args: BackupWriterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tradeops:aws:BackupWriter", name, {}, opts);
     const childOpts = { parent: this };
-    const prefixes = args.prefixes ?? [BACKUP_PREFIXES.pgbackrest, BACKUP_PREFIXES.redis];
+    const prefixes = args.prefixes ?? [BACKUP_PREFIXES.pgbackrest, BACKUP_PREFIXES.redis, BACKUP_PREFIXES.locks];
 
     this.user = new aws.iam.User(name, { name: args.userName, tags: { "tradeops:purpose": "backup-writer" } }, childOpts);
     attachPolicy(this.user);

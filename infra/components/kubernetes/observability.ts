@@ -67,12 +67,18 @@ export class KubernetesObservability extends pulumi.ComponentResource {
   public readonly grafana: k8s.apps.v1.Deployment;
   public readonly prometheusConfig: k8s.core.v1.ConfigMap;
   public readonly alertmanagerConfig: k8s.core.v1.Secret;
+  /** Prometheus' in-cluster URL (the contract's `monitoring.prometheusUrl`): `http://prometheus.<ns>.svc.cluster.local:9090`. */
+  public readonly prometheusUrl: string;
+  /** Alertmanager's in-cluster URL: `http://alertmanager.<ns>.svc.cluster.local:9093`. */
+  public readonly alertmanagerUrl: string;
 
   constructor(name: string, args: KubernetesObservabilityArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tradeops:kubernetes:Observability", name, {}, opts);
     const childOpts = { parent: this };
     const ns = args.site.namespace;
     const spec = normalizeArgs();
+    this.prometheusUrl = `http://${clusterHost(PROMETHEUS_NAME, args.site)}:${PROMETHEUS_PORT}`;
+    this.alertmanagerUrl = `http://${clusterHost("alertmanager", args.site)}:${ALERTMANAGER_PORT}`;
 
     this.alertmanagerConfig = createAlertmanagerConfig();
     this.alertmanager = runAlertmanager(this.alertmanagerConfig);

@@ -1,11 +1,12 @@
 /**
- * TimescaleDB on Kubernetes: a StatefulSet whose pod -0 starts as primary and the others stream
- * from it through their own replication slots (I5: promote a replica), or — on the DR site — one
+ * TimescaleDB on Kubernetes: a StatefulSet whose recorded primary pod (-0 unless `primaryPod`
+ * says otherwise) runs as primary and the others stream from it through their own replication slots (I5: promote a replica), or — on the DR site — one
  * standby restored from the replicated pgBackRest repository. Config files come from the same
  * generators as the sandbox and the dev stack; the read-write Service points at the primary.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { DATABASE_CONFIG_MAP } from "../../../contract/outputs.ts";
 import type { PgbackrestRepoOptions } from "../../config-files/pgbackrest.ts";
 import type { WorkloadLimits } from "../../config.ts";
 import {
@@ -104,6 +105,14 @@ export interface KubernetesTimescaleArgs {
   primaryHost?: string;
   /** DR streaming: slot on the primary. @example "timescale_dr" */
   slotName?: string;
+  /**
+   * The pod that is primary (the stack's `tradeops:primaryNode`): the read-write Service selects
+   * it, the ConfigMap records it for the pods' start script, the first other pod is the synchronous
+   * standby. A failover runbook moves it; the next deploy keeps what it recorded.
+   * @default `<name>-0`
+   * @example "timescale-1"
+   */
+  primaryPod?: string;
 }
 
 /**
@@ -113,7 +122,7 @@ export interface KubernetesTimescaleArgs {
  */
 export class KubernetesTimescale extends pulumi.ComponentResource {
   public readonly statefulSet: k8s.apps.v1.StatefulSet;
-  /** Always the primary (pod -0 until a failover runbook re-points it). */
+  /** Selects the primary pod alone (`primaryPod`; a failover runbook re-points it). */
   public readonly readWriteService: k8s.core.v1.Service;
   public readonly headlessService: k8s.core.v1.Service;
   public readonly credentials: k8s.core.v1.Secret;
@@ -123,7 +132,15 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
   public readonly podHosts: string[];
   public readonly podNames: string[];
   public readonly readWriteHost: string;
-  /** The slot pod -1 streams through (`<name>_1`, `-` as `_`); it exists once there are two replicas. */
+  /** `<name>-rw`: the Service failover re-points. */
+  public readonly readWriteServiceName: string;
+  /** `<name>-config`: holds `primary-node`, the pods' record of the primary. */
+  public readonly configMapName: string;
+  /** The pod that is primary (`primaryPod`, default pod -0). */
+  public readonly primaryPod: string;
+  /** The first other pod: the synchronous standby, and the contract's `standby` (undefined with one replica). */
+  public readonly standbyPod?: string;
+  /** The slot the standby pod streams through (`<name>_<i>`, `-` as `_`; `<name>_1` by default); it exists once there are two replicas. */
   public readonly replicationSlot: string;
 
   constructor(name: string, args: KubernetesTimescaleArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -136,7 +153,11 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
     this.podNames = Array.from({ length: spec.replicas }, (_, i) => `${name}-${i}`);
     this.podHosts = this.podNames.map((pod) => `${pod}.${clusterHost(headlessName, args.site)}`);
     this.readWriteHost = clusterHost(`${name}-rw`, args.site);
-    this.replicationSlot = slotOf(1);
+    this.readWriteServiceName = `${name}-rw`;
+    this.configMapName = `${name}-config`;
+    this.primaryPod = spec.primaryPod;
+    this.standbyPod = this.podNames.find((pod) => pod !== spec.primaryPod);
+    this.replicationSlot = slotOf(this.standbyPod ? ordinalOf(this.standbyPod) : 1);
 
     this.credentials = createCredentials();
     const repositorySecret = createRepositorySecret();
@@ -155,7 +176,22 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
         replicas: args.replicas ?? 2,
         clientNetwork: args.clientNetwork ?? "10.0.0.0/8",
         bootstrap: args.bootstrap ?? "ordinal",
+        primaryPod: checkedPrimaryPod(args.primaryPod ?? `${name}-0`, args.replicas ?? 2),
       };
+    }
+
+    function checkedPrimaryPod(pod: string, replicas: number): string {
+      const ordinal = pod.startsWith(`${name}-`) ? Number(pod.slice(name.length + 1)) : NaN;
+      if (!Number.isInteger(ordinal) || ordinal < 0 || ordinal >= replicas) throw new Error(`${name}: primaryPod ${pod} is not one of its ${replicas} pods (${name}-0 … ${name}-${replicas - 1})`);
+      return pod;
+    }
+
+    function ordinalOf(pod: string): number {
+      return Number(pod.slice(name.length + 1));
+    }
+
+    function podNamesOf(): string[] {
+      return Array.from({ length: spec.replicas }, (_, i) => `${name}-${i}`);
     }
 
     /** The start script names a standby's slot after its pod, `-` → `_` (slot names allow no `-`). */
@@ -185,24 +221,41 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
     }
 
     function createConfigFiles(): k8s.core.v1.ConfigMap {
-      const standbySlots = spec.bootstrap === "ordinal" ? Array.from({ length: spec.replicas - 1 }, (_, i) => slotOf(i + 1)) : [];
-      const scriptOptions = { dbName: spec.dbName, dbUser: spec.dbUser, replicationUser: spec.replicationUser, stanza: spec.stanza, standbySlots };
+      // Slots the initdb'ing primary creates, one per other pod; after a failover the start script creates what is missing.
+      const standbySlots = spec.bootstrap === "ordinal" ? podNamesOf().filter((pod) => pod !== spec.primaryPod).map((pod) => slotOf(ordinalOf(pod))) : [];
+      const scriptOptions = {
+        dbName: spec.dbName,
+        dbUser: spec.dbUser,
+        replicationUser: spec.replicationUser,
+        stanza: spec.stanza,
+        standbySlots,
+        recordedPrimaryFile: PG_PATHS.primaryNodeFile,
+      };
       const synchronous = spec.bootstrap === "ordinal" && spec.replicas > 1 && spec.replicationMode === "sync";
+      const synchronousStandby = podNamesOf().find((pod) => pod !== spec.primaryPod);
       return new k8s.core.v1.ConfigMap(
         `${name}-config`,
         {
-          metadata: { name: `${name}-config`, namespace: args.site.namespace, labels },
+          metadata: {
+            name: `${name}-config`,
+            namespace: args.site.namespace,
+            labels,
+            // What the stack's config says; `demote` moves the data key first, so the runbooks tell the two apart.
+            annotations: { [DATABASE_CONFIG_MAP.stackPrimaryNode]: spec.primaryPod },
+          },
           data: {
             "postgresql.conf": timescaleNodeConf({
               clientNetwork: spec.clientNetwork,
               replicationUser: spec.replicationUser,
-              synchronousStandby: synchronous ? `${name}-1` : undefined,
+              synchronousStandby: synchronous ? synchronousStandby : undefined,
               stanza: spec.stanza,
               clusterName: name,
             }),
             "pg_hba.conf": timescaleHba({ clientNetwork: spec.clientNetwork, replicationUser: spec.replicationUser }),
             "start-node.sh": nodeStartScript(scriptOptions),
             "init-primary.sh": primaryInitScript(scriptOptions),
+            // The start script's record of the primary (PG_PATHS.primaryNodeFile); failover rewrites it.
+            [DATABASE_CONFIG_MAP.primaryNode]: spec.primaryPod,
           },
         },
         childOpts,
@@ -236,12 +289,12 @@ export class KubernetesTimescale extends pulumi.ComponentResource {
           metadata: { name: `${name}-rw`, namespace: args.site.namespace, labels },
           spec: {
             type: "ClusterIP",
-            // Failover (I5) re-points this selector at the promoted pod; deploys keep pod -0.
-            selector: { ...selectorLabels(name), "statefulset.kubernetes.io/pod-name": `${name}-0` },
+            // Failover (I5) re-points this selector at the promoted pod and records it in tradeops:primaryNode, so deploys keep it.
+            selector: { ...selectorLabels(name), "statefulset.kubernetes.io/pod-name": spec.primaryPod },
             ports: [{ name: "postgres", port: PG_PORT, targetPort: PG_PORT }],
           },
         },
-        { ...childOpts, ignoreChanges: ["spec.selector"] },
+        childOpts,
       );
     }
 
