@@ -41,7 +41,7 @@ export const failback = defineRunbook({
           const live = await livePrimary(outputs, ctx);
           if (!live.primary) {
             throw new Refusal(
-              live.writable.length ? `both ${live.writable.join(" and ")} take writes: split brain` : "no node takes writes",
+              live.writable.length ? `both ${live.writable.join(" and ")} take writes: split brain` : `no node takes writes${live.silent.length ? `: ${live.silent.join("; ")}` : ""}`,
               live.writable.length ? "fence one of them first (`tradeops failover` decides which), then fail back" : "bring a primary back (`tradeops failover` or `tradeops restore`) before failing back",
             );
           }

@@ -138,7 +138,15 @@ export function resumeTradingStep(change: RoleChange): Step {
 // ---- PostgreSQL questions -------------------------------------------------------------------------
 
 export async function inRecovery(outputs: StackOutputs, node: PgNode, ctx: StepContext): Promise<boolean | undefined> {
-  return onPg(outputs, node, async (client) => (await client.query<{ r: boolean }>("select pg_is_in_recovery() as r")).rows[0]!.r, { signal: ctx.signal, timeoutMs: 3_000 }).catch(() => undefined);
+  const state = await recoveryState(outputs, node, ctx);
+  return typeof state === "boolean" ? state : undefined;
+}
+
+/** `node`'s pg_is_in_recovery(), or why it did not answer ("no answer within 3 s"), for refusals that name it. */
+export async function recoveryState(outputs: StackOutputs, node: PgNode, ctx: StepContext): Promise<boolean | { noAnswer: string }> {
+  return onPg(outputs, node, async (client) => (await client.query<{ r: boolean }>("select pg_is_in_recovery() as r")).rows[0]!.r, { signal: ctx.signal, timeoutMs: 3_000 }).catch(
+    (error) => ({ noAnswer: oneLine(error) }),
+  );
 }
 
 export async function currentLsn(outputs: StackOutputs, node: PgNode, ctx: StepContext, timeoutMs = 3_000): Promise<string | undefined> {
@@ -247,12 +255,19 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** The node that takes writes now, asked of both (each answers in recovery or not); undefined: none or both. */
-export async function livePrimary(outputs: StackOutputs, ctx: StepContext): Promise<{ primary?: PgNode; writable: string[] }> {
+/**
+ * The node that takes writes now, asked of both (each answers in recovery or not); undefined: none
+ * or both. `silent` names the nodes that did not answer, and why.
+ */
+export async function livePrimary(outputs: StackOutputs, ctx: StepContext): Promise<{ primary?: PgNode; writable: string[]; silent: string[] }> {
   const nodes = [outputs.database.primary, outputs.database.standby].filter((node): node is PgNode => node !== undefined);
-  const states = await Promise.all(nodes.map((node) => inRecovery(outputs, node, ctx)));
+  const states = await Promise.all(nodes.map((node) => recoveryState(outputs, node, ctx)));
   const writable = nodes.filter((_, i) => states[i] === false);
-  return { primary: writable.length === 1 ? writable[0] : undefined, writable: writable.map((node) => node.name) };
+  const silent = nodes.flatMap((node, i) => {
+    const state = states[i]!;
+    return typeof state === "object" ? [`${node.name} does not answer (${state.noAnswer})`] : [];
+  });
+  return { primary: writable.length === 1 ? writable[0] : undefined, writable: writable.map((node) => node.name), silent };
 }
 
 /**

@@ -15,7 +15,7 @@ import { flag } from "./flags.ts";
 import { table } from "./format.ts";
 import {
   appReconnectedStep,
-  inRecovery,
+  recoveryState,
   lagLine,
   pauseTradingStep,
   replicationOf,
@@ -44,8 +44,17 @@ export const switchover = defineRunbook({
         readOnly: true,
         action: async (ctx) => {
           ctx.record("startedAt", Date.now());
-          if ((await inRecovery(outputs, primary, ctx)) !== false) {
+          const [primaryState, standbyState] = await Promise.all([recoveryState(outputs, primary, ctx), recoveryState(outputs, standby, ctx)]);
+          if (typeof primaryState === "object") {
+            throw new Refusal(`${primary.name} does not answer (${primaryState.noAnswer}): a switchover needs both nodes`, `if ${primary.name} is lost, this is a failover: \`tradeops failover\``);
+          }
+          if (primaryState) {
             throw new Refusal(`${primary.name} does not take writes: this is a failover, not a switchover`, "`tradeops failover` (or `tradeops failback` to go back to the home primary)");
+          }
+          // The primary's view of the stream is not enough: a standby whose walreceiver streams but
+          // which takes no connection would be found out only after the primary was stopped.
+          if (typeof standbyState === "object") {
+            throw new Refusal(`${standby.name} does not answer (${standbyState.noAnswer}): a switchover needs a standby it can promote`, `find out why (\`tradeops health\`), then switch over`);
           }
           const replication = await replicationOf(outputs, primary, standby, ctx);
           if (!replication) throw new Refusal(`${standby.name} does not stream from ${primary.name}: a switchover needs a standby that has everything`, "bring it back (`tradeops sandbox up`, or `tradeops failback`), then switch over");

@@ -5,6 +5,7 @@
  * replicating (a sync primary stays writable for the others).
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { expect } from "vitest";
 import type { ComponentName, Sandbox } from "../../sandbox/index.ts";
 
 export async function whileHung<T>(sandbox: Sandbox, component: ComponentName, work: () => Promise<T>): Promise<T> {
@@ -23,6 +24,23 @@ export async function timed<T>(command: () => Promise<T>): Promise<T & { seconds
   const startedAt = performance.now();
   const result = await command();
   return { ...result, seconds: (performance.now() - startedAt) / 1000 };
+}
+
+/**
+ * "Hang this component and expect a bounded, named refusal", one line per runbook (#14): runs
+ * `command` with `component` hung and checks the exit code (3 unless said), that stderr names what
+ * hung, and that it answered within `withinSeconds`.
+ */
+export async function expectBoundedRefusal(
+  sandbox: Sandbox,
+  component: ComponentName,
+  command: () => Promise<{ code: number | null; stderr: string }>,
+  expected: { names: RegExp; withinSeconds: number; code?: number },
+): Promise<void> {
+  const run = await whileHung(sandbox, component, () => timed(command));
+  expect(run.code, run.stderr).toBe(expected.code ?? 3);
+  expect(run.stderr).toMatch(expected.names);
+  expect(run.seconds).toBeLessThan(expected.withinSeconds);
 }
 
 /** The pid of a PostgreSQL auxiliary process (e.g. "startup", "walreceiver") of the cluster in `dataDir`. */
