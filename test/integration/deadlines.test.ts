@@ -47,11 +47,17 @@ describe("a hung component is named, and nothing waits for it (#14)", () => {
       expect(run.seconds).toBeLessThan(7);
     });
 
-    it(`Z5: with ${component} hung, diagnose finishes within 10 s${diagnoseView ? ` and says its view is unavailable` : ""}`, async () => {
+    it(`Z5: with ${component} hung, diagnose finishes within 10 s${diagnoseView ? ` and says its view is unavailable` : ""}${component.startsWith("pg-") ? `, its disk row too` : ""}`, async () => {
       const run = await whileHung(sandbox, component, () => onStack("diagnose", "--json"));
       expect(run.code, run.stderr).toBe(0);
-      const facts = RunDocument.parse(JSON.parse(run.stdout)).facts as Record<string, { note?: string }>;
+      const facts = RunDocument.parse(JSON.parse(run.stdout)).facts as Record<string, { note?: string; rows?: string[][] }>;
       if (diagnoseView) expect(facts[diagnoseView]?.note).toMatch(/^unavailable: no answer within \d+(\.\d)? s/);
+      // A hung node's row of the disk view says so; the other node's row is filled in.
+      if (component === "pg-a" || component === "pg-b") {
+        const rows = facts.disk!.rows!;
+        expect(rows.find((row) => row[0] === component)?.at(-1)).toMatch(/^unavailable: no answer within \d+(\.\d)? s/);
+        expect(rows.find((row) => row[0] !== component)?.at(-1)).not.toMatch(/unavailable/);
+      }
       expect(run.seconds).toBeLessThan(10);
     });
   }

@@ -84,6 +84,7 @@ function interruptBackup(type: "full" | "incr", moment: Moment, signal: NodeJS.S
 describe("an interrupted backup reports what is true (#15)", () => {
   const cases: Array<{ signal: NodeJS.Signals; type: "full" | "incr"; when: Moment; moment: string }> = [
     { signal: "SIGINT", type: "full", when: { atStep: 1, delayMs: 300 }, moment: "before pgBackRest's copy" },
+    { signal: "SIGTERM", type: "incr", when: { atStep: 1, delayMs: 300 }, moment: "before pgBackRest's copy" },
     { signal: "SIGINT", type: "full", when: { atStep: 2, delayMs: 1_500 }, moment: "during pgBackRest's copy" },
     { signal: "SIGTERM", type: "incr", when: { atStep: 2, delayMs: 500 }, moment: "early in pgBackRest's copy" },
     { signal: "SIGTERM", type: "full", when: { afterCopy: true }, moment: "right after pgBackRest's copy" },

@@ -286,6 +286,15 @@ describe("what a new user meets (#6)", () => {
     expect(status.stdout.split("\n")[0]).toBe(`sandbox ${sandboxDir}`);
   });
 
+  it("S1: down and up without --dir act on the active sandbox too", async () => {
+    const down = await tradeops(["sandbox", "down"]);
+    expect(down.code, down.stderr).toBe(0);
+    expect(sandboxProcesses(layout)).toEqual([]);
+    const up = await tradeops(["sandbox", "up"]);
+    expect(up.code, up.stderr).toBe(0);
+    expect((await tradeops(["health"])).code).toBe(0);
+  });
+
   it("S1: with /usr/sbin off PATH, up names the missing runuser and its package instead of blaming the dir", async () => {
     const dir = join(mkdtempSync(join(tmpdir(), "tradeops-it-path-")), "sandbox");
     const path = (process.env.PATH ?? "").split(":").filter((entry) => !entry.endsWith("/sbin")).join(":");
@@ -327,6 +336,7 @@ describe("state files, refusals and modes (#15, #17)", () => {
       expect(up.code).toBe(3);
       expect(up.stderr).toContain(`${layout.files.secrets} is missing but the sandbox has data`);
       expect(up.stderr).toContain("restore it from a copy");
+      expect(up.stderr).toContain(`tradeops sandbox down --purge --yes --dir ${sandboxDir}`);
       expect(existsSync(layout.files.secrets)).toBe(false);
       expect((await runSandbox(sandboxStatus, { dir: sandboxDir })).facts.components).toEqual(pidsBefore);
     } finally {
