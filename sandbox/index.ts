@@ -114,6 +114,17 @@ export interface SandboxPostgres {
    * restart does. The drill uses it to prove a fenced old primary comes back read-only.
    */
   startProcess(node: PgNodeName): Promise<void>;
+  /**
+   * `tradeops restore`: renames the stopped `node`'s data dir to `<dataDir>.before-restore-<UTC stamp>`
+   * (kept, never deleted: the undo) and leaves an empty one for pgBackRest; returns where it went.
+   */
+  setAside(node: PgNodeName): Promise<string>;
+  /** Undoes `setAside`: the stopped `node`'s restored data dir is deleted and `aside` renamed back. */
+  putBack(node: PgNodeName, aside: string): Promise<void>;
+  /** Starts a `node` pgBackRest just restored (recovery.signal): its own config, no synchronous standby; recovery may still run. */
+  startRestored(node: PgNodeName, log?: (line: string) => void): Promise<void>;
+  /** Free bytes on the filesystem holding `node`'s data dir (and its set-aside copy). */
+  freeBytes(node: PgNodeName): number;
 }
 
 export interface SandboxTraffic {

@@ -16,7 +16,7 @@ import type { ComponentContext, ComponentStatus, SandboxComponent } from "./comp
 import { backupStanza, writePgbackrestConf } from "./components/backup-stanza.ts";
 import { fenceFromTraffic, haproxy, livePrimary, routeTraffic, trafficRoute } from "./components/haproxy.ts";
 import { opsApi } from "./components/ops-api.ts";
-import { demoteNode, discardNode, pgNode, rewindNode } from "./components/pg-node.ts";
+import { demoteNode, discardNode, freeBytesFor, pgNode, putBackNode, rewindNode, setAsideNode, startRestoredNode } from "./components/pg-node.ts";
 import { clusterProcesses, isInitialised, startCluster } from "./components/postgres.ts";
 import { prometheus } from "./components/prometheus.ts";
 import { redis } from "./components/redis.ts";
@@ -311,6 +311,10 @@ class LocalSandbox implements Sandbox {
     rewind: (node, source, log = () => {}) => rewindNode(this.context(log), node, source),
     discard: (node) => discardNode(this.context(() => {}), node),
     startProcess: (node) => startCluster(this.layout, this.layout.pg[node]),
+    setAside: (node) => setAsideNode(this.context(() => {}), node),
+    putBack: (node, aside) => putBackNode(this.context(() => {}), node, aside),
+    startRestored: (node, log = () => {}) => startRestoredNode(this.context(log), node),
+    freeBytes: (node) => freeBytesFor(this.context(() => {}), node),
   };
 
   readonly traffic: SandboxTraffic = {
