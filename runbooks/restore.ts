@@ -23,6 +23,9 @@ import { flag } from "./flags.ts";
 import { bytes, table } from "./format.ts";
 import { pgbackrest } from "./platform/db-node.ts";
 import { restorePlatformOf, type RestorePlatform } from "./platform/restore.ts";
+import { redisPlatformOf, type RedisPlatform } from "./platform/redis-node.ts";
+import { downloadRdb, keyCount, listRedisSnapshots, redisInfo, type RedisManifest } from "./redis-snapshots.ts";
+import { onRedis } from "./connect.ts";
 import { writeThroughTraffic } from "./probes.ts";
 import { appReconnectedStep, inRecovery, pauseTradingStep, replicationOf, resumeTradingStep, RoleChange, tradingLine, until } from "./role-change.ts";
 
@@ -70,12 +73,18 @@ export const RestoreArgs = z
     ),
     toLsn: flag(z.string().regex(/^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/, "expected an LSN such as 0/3000060").optional(), { description: "recover up to this WAL location", placeholder: "LSN" }),
     toName: flag(z.string().min(1).max(63).optional(), { description: "recover up to this restore point (pg_create_restore_point)", placeholder: "name" }),
+    redis: flag(z.string().regex(/^(latest|\d{8}-\d{6}-\d{3}Z)$/, "expected latest or a snapshot id such as 20261205-170102-123Z").optional(), {
+      description: "restore Redis from this snapshot of `backup --redis` (AOF off, RDB in place, key count checked, AOF on)",
+      placeholder: "latest|ID",
+    }),
     reason: flag(z.string().trim().min(1).max(500).optional(), { description: "why: goes to the audit log and to the ops API's pause", placeholder: "text" }),
   })
   .superRefine((args, issues) => {
     const targets = [args.toTime && "--to-time", args.toLsn && "--to-lsn", args.toName && "--to-name"].filter(Boolean);
     if (targets.length > 1) issues.addIssue({ code: "custom", path: ["toTime"], message: `${targets.join(" and ")} exclude each other: name one target` });
-    if (!args.db) issues.addIssue({ code: "custom", path: ["db"], message: "name what to restore: --db latest|LABEL" });
+    if (!args.db && !args.redis) issues.addIssue({ code: "custom", path: ["db"], message: "name what to restore: --db latest|LABEL or --redis latest|ID" });
+    if (args.db && args.redis) issues.addIssue({ code: "custom", path: ["redis"], message: "restore --db and --redis in two runs (PostgreSQL first)" });
+    if (args.redis && targets.length) issues.addIssue({ code: "custom", path: ["redis"], message: `${targets.join(", ")} apply to --db, not to a Redis snapshot` });
   });
 export type RestoreArgs = z.infer<typeof RestoreArgs>;
 
@@ -131,8 +140,9 @@ export const restore = defineRunbook({
   features: ["S8", "Z6", "I4", "I5", "I9"],
   mutates: true,
   args: RestoreArgs,
-  steps: (args, { outputs }) => databaseSteps(args, outputs),
+  steps: (args, { outputs }) => (args.redis ? redisSteps(args.redis, args.reason, outputs) : databaseSteps(args, outputs)),
   report: (facts) => {
+    if (facts.redisSnapshot) return redisReport(facts);
     const started = facts.startedAt as number | undefined;
     const firstWrite = facts.firstWriteAt as number | undefined;
     const rtoSeconds = started && firstWrite ? (firstWrite - started) / 1000 : null;
@@ -463,4 +473,224 @@ async function verifyRestored(outputs: StackOutputs, node: PgNode, ctx: StepCont
     },
     { signal: ctx.signal, timeoutMs: 30_000 },
   );
+}
+
+// ---- Redis (restore --redis) ------------------------------------------------------------------------
+
+/** Loading 1M keys takes 0.72 s (field notes); the AOF rewrite after it about as long as a BGSAVE. */
+const AOF_REWRITE_WITHIN_MS = 10 * 60_000;
+
+/**
+ * Z6 / S8 for Redis, the only safe order (field notes; Redis issues #1826, #12762, #7046): a Redis
+ * that starts with `appendonly yes` loads its AOF and ignores the RDB put in place, and comes up
+ * empty or old. So: AOF off, stop, RDB in place, start, key count against the manifest, AOF on
+ * (Redis writes a fresh AOF from the loaded data), CONFIG REWRITE, wait for the rewrite.
+ */
+function redisSteps(wanted: string, reason: string | undefined, outputs: StackOutputs): Step[] {
+  const { primary } = outputs.database;
+  const change = new RoleChange(outputs, primary, primary, reason ?? `restore Redis snapshot ${wanted}`);
+  let platformPromise: Promise<RedisPlatform> | undefined;
+  const platform = () => (platformPromise ??= redisPlatformOf(outputs));
+  let manifest: RedisManifest | undefined;
+  let staged: string | undefined;
+  let aside: string[] | undefined;
+  const quick = (ctx: StepContext) => ({ signal: ctx.signal, timeoutMs: 5_000 });
+
+  const backOut = async (ctx: StepContext, error: unknown): Promise<never> => {
+    const why = oneLine(error);
+    if (!aside) throw error;
+    const p = await platform();
+    try {
+      ctx.log(`backing out: ${why}`);
+      await p.stop((line) => ctx.log(line));
+      await p.putBack(aside);
+      await p.start((line) => ctx.log(line));
+      await p.startApp((line) => ctx.log(line)).catch((e: unknown) => ctx.log(`the app did not start: ${oneLine(e)}`));
+    } catch (undoError) {
+      ctx.record("backedOut", `FAILED: ${oneLine(undoError)}`);
+      throw new StepFailure(`${why}; putting Redis's previous files back failed too: ${oneLine(undoError)}`, `by hand: stop Redis, rename ${aside.join(", ")} back, start it`);
+    }
+    aside = undefined;
+    ctx.record("backedOut", `${why} — Redis runs on its previous files again`);
+    throw new StepFailure(`${why}; backed out: Redis runs on its previous dump.rdb and AOF again`, "read the Redis log; trading stays paused until you resume it");
+  };
+
+  return [
+    {
+      name: "Check the Redis snapshot, the replicas and the disk",
+      plan: `snapshot ${wanted} has a manifest in s3://${outputs.backup.bucket}/redis/; no replica is attached (a restore must not stream to one half-way); room for the download`,
+      readOnly: true,
+      action: async (ctx) => {
+        ctx.record("startedAt", Date.now());
+        const snapshots = await listRedisSnapshots(outputs, ctx.signal).catch((error: unknown) => {
+          throw new Refusal(`cannot read the backup bucket: ${oneLine(error)}`, "run `tradeops health`: the S3 store must answer");
+        });
+        manifest = wanted === "latest" ? snapshots.at(-1) : snapshots.find((m) => m.id === wanted);
+        if (!manifest) {
+          throw new Refusal(
+            snapshots.length ? `Redis snapshot ${wanted} is not in the bucket (it has ${snapshots.map((m) => m.id).join(", ")})` : "the backup bucket holds no Redis snapshot",
+            "take one: `tradeops backup --redis`",
+          );
+        }
+        ctx.record("redisSnapshot", manifest.id);
+        ctx.record("redisSnapshotKeys", manifest.keys.atBgsave);
+        const replicas = await onRedis(outputs, async (redis) => Number((await redisInfo(redis, "replication")).connected_slaves ?? 0), quick(ctx)).catch((error: unknown) => {
+          throw new Refusal(`Redis does not answer: ${oneLine(error)}`, "bring Redis back first (`tradeops sandbox up` on the sandbox)");
+        });
+        if (replicas > 0) throw new Refusal(`${replicas} replica(s) are attached to Redis: a restore would stream a half-loaded dataset to them`, "detach them first (REPLICAOF NO ONE on each replica), then restore");
+        const free = await (await platform()).freeBytes();
+        if (free < manifest.sizeBytes * 2 + 64 * 1024 * 1024) throw new Refusal(`not enough disk beside Redis's data: ${bytes(free)} free, the snapshot is ${bytes(manifest.sizeBytes)} (kept beside the current dump.rdb)`);
+        ctx.log(`snapshot ${manifest.id}: ${manifest.keys.atBgsave} key(s), ${bytes(manifest.sizeBytes)}`);
+      },
+    },
+    {
+      name: "Download the snapshot and verify its SHA-256 and size",
+      plan: "GET redis/<id>/dump.rdb beside Redis's data dir; its SHA-256 and size must match the manifest before Redis is touched",
+      action: async (ctx) => {
+        staged = (await platform()).stagingFile(manifest!.id);
+        const got = await downloadRdb(outputs, manifest!, staged, ctx.signal);
+        if (got.sha256 !== manifest!.sha256 || got.sizeBytes !== manifest!.sizeBytes) {
+          const { rmSync } = await import("node:fs");
+          rmSync(staged, { force: true });
+          throw new StepFailure(`snapshot ${manifest!.id} is damaged: sha256 ${got.sha256.slice(0, 16)}… (${bytes(got.sizeBytes)}), manifest says ${manifest!.sha256.slice(0, 16)}… (${bytes(manifest!.sizeBytes)})`, "restore another snapshot (`--redis <id>`); Redis was not touched");
+        }
+      },
+    },
+    pauseTradingStep(change),
+    {
+      name: "Stop the app so nothing writes to Redis during the restore",
+      action: async (ctx) => ctx.log(`app: ${await (await platform()).stopApp((line) => ctx.log(line))}`),
+      undo: { plan: "start the app", run: async (ctx) => (await platform()).startApp((line) => ctx.log(line)) },
+    },
+    {
+      name: "Turn Redis's AOF off",
+      plan: "CONFIG SET appendonly no: a Redis that restarts with the AOF on loads the AOF and ignores the snapshot",
+      action: async (ctx) => void (await onRedis(outputs, (redis) => redis.config("SET", "appendonly", "no"), quick(ctx))),
+      undo: { plan: "CONFIG SET appendonly yes", run: async (ctx) => void (await onRedis(outputs, (redis) => redis.config("SET", "appendonly", "yes"), quick(ctx))) },
+    },
+    {
+      name: "Stop Redis",
+      plan: "SIGTERM by pid (Redis saves its current data to dump.rdb first: that copy is kept aside next)",
+      action: async (ctx) => ctx.log(`redis: ${await (await platform()).stop((line) => ctx.log(line))}`),
+      undo: { plan: "start Redis", run: async (ctx) => (await platform()).start((line) => ctx.log(line)) },
+    },
+    {
+      name: "Put the snapshot in place as dump.rdb",
+      plan: "the current dump.rdb and AOF dir are renamed *.before-restore-<time> (kept); the downloaded snapshot becomes dump.rdb",
+      destructive: true,
+      action: async (ctx) => {
+        aside = await (await platform()).placeRdb(staged!);
+        ctx.record("redisAside", aside);
+        ctx.log(`kept aside: ${aside.join(", ") || "nothing (Redis had no files)"}`);
+      },
+      undo: { plan: "rename the *.before-restore-<time> files back (done by itself when a later step fails)", run: async (ctx) => void (await backOut(ctx, new Error("undo asked"))) },
+    },
+    {
+      name: "Start Redis with the AOF off and check its keys against the manifest",
+      plan: "redis-server … --appendonly no loads dump.rdb; the keys loaded must match the manifest's count (less keys whose TTL ran out)",
+      action: async (ctx) => {
+        try {
+          await (await platform()).startWithoutAof((line) => ctx.log(line));
+          const { keys, loaded, expired } = await onRedis(
+            outputs,
+            async (redis) => {
+              const persistence = await redisInfo(redis, "persistence");
+              return { keys: (await keyCount(redis)).keys, loaded: Number(persistence.rdb_last_load_keys_loaded ?? Number.NaN), expired: Number(persistence.rdb_last_load_keys_expired ?? 0) };
+            },
+            quick(ctx),
+          );
+          ctx.record("redisKeysLoaded", keys);
+          checkKeyCount(manifest!, keys, expired);
+          ctx.log(`${keys} key(s) loaded${Number.isNaN(loaded) ? "" : ` (rdb_last_load_keys_loaded ${loaded}, expired on load ${expired})`}`);
+        } catch (error) {
+          await backOut(ctx, error);
+        }
+      },
+    },
+    {
+      name: "Turn the AOF back on and wait for its rewrite",
+      plan: "CONFIG SET appendonly yes (Redis writes a fresh AOF from the loaded data) + CONFIG REWRITE; wait for aof_rewrite_in_progress:0 and status ok",
+      budgetMs: AOF_REWRITE_WITHIN_MS + 10_000,
+      action: async (ctx) => {
+        try {
+          await onRedis(
+            outputs,
+            async (redis) => {
+              const before = await redisInfo(redis, "persistence");
+              await redis.config("SET", "appendonly", "yes");
+              await redis.config("REWRITE");
+              const deadline = Date.now() + AOF_REWRITE_WITHIN_MS;
+              for (;;) {
+                const now = await redisInfo(redis, "persistence");
+                const rewritten = now.aof_rewrites === undefined || now.aof_rewrites !== before.aof_rewrites;
+                if (now.aof_enabled === "1" && rewritten && now.aof_rewrite_in_progress === "0" && now.aof_rewrite_scheduled === "0") {
+                  if (now.aof_last_bgrewrite_status !== "ok") throw new StepFailure(`the AOF rewrite finished with status ${now.aof_last_bgrewrite_status}`);
+                  break;
+                }
+                if (Date.now() > deadline || ctx.signal.aborted) throw new StepFailure(`the AOF rewrite did not finish within ${AOF_REWRITE_WITHIN_MS / 60_000} min`);
+                await new Promise((resolve) => setTimeout(resolve, 50));
+              }
+              const keys = (await keyCount(redis)).keys;
+              ctx.record("redisKeysAfterAof", keys);
+              checkKeyCount(manifest!, keys, 0);
+            },
+            { signal: ctx.signal, timeoutMs: AOF_REWRITE_WITHIN_MS },
+          );
+        } catch (error) {
+          await backOut(ctx, error);
+        }
+        // The restored data is now in the AOF: the set-aside files stay for the operator.
+        aside = undefined;
+      },
+    },
+    {
+      name: "Start the app",
+      action: async (ctx) => {
+        await (await platform()).startApp((line) => ctx.log(line));
+        ctx.record("firstWriteAt", Date.now());
+      },
+    },
+    appReconnectedStep(change),
+    resumeTradingStep(change),
+  ];
+}
+
+/** The keys Redis holds must be what the snapshot had: between the counts at BGSAVE and after it, less keys whose TTL ran out. */
+function checkKeyCount(manifest: RedisManifest, keys: number, expiredOnLoad: number): void {
+  const high = Math.max(manifest.keys.atBgsave, manifest.keys.afterBgsave);
+  const low = Math.min(manifest.keys.atBgsave, manifest.keys.afterBgsave) - Math.max(expiredOnLoad, manifest.keys.withExpiry);
+  if (keys < low || keys > high) {
+    throw new StepFailure(`Redis holds ${keys} key(s) after the restore, the snapshot's manifest says ${manifest.keys.atBgsave}${low !== high ? ` (${Math.max(0, low)}–${high} accepted)` : ""}`);
+  }
+}
+
+function redisReport(facts: Record<string, unknown>) {
+  const started = facts.startedAt as number | undefined;
+  const back = facts.firstWriteAt as number | undefined;
+  const seconds = started && back ? (back - started) / 1000 : null;
+  const rows = [
+    ["Redis snapshot", String(facts.redisSnapshot)],
+    ["keys in the manifest", String(facts.redisSnapshotKeys ?? "-")],
+    ["keys loaded", String(facts.redisKeysLoaded ?? "-")],
+    ["keys with the AOF back on", String(facts.redisKeysAfterAof ?? "-")],
+    ["previous files kept at", Array.isArray(facts.redisAside) ? (facts.redisAside as string[]).join(", ") || "-" : "-"],
+    ["first step → app started", seconds === null ? "-" : `${seconds.toFixed(1)} s`],
+    ["trading", tradingLine(facts)],
+  ];
+  if (facts.backedOut) rows.push(["BACKED OUT", String(facts.backedOut)]);
+  return {
+    text: table(["RESTORE (REDIS)", "VALUE"], rows),
+    json: {
+      restored: facts.redisKeysAfterAof !== undefined && !facts.backedOut,
+      redisSnapshot: facts.redisSnapshot,
+      manifestKeys: facts.redisSnapshotKeys ?? null,
+      keysLoaded: facts.redisKeysLoaded ?? null,
+      keysAfterAof: facts.redisKeysAfterAof ?? null,
+      aside: facts.redisAside ?? null,
+      seconds,
+      backedOut: facts.backedOut ?? null,
+      tradingPaused: facts.tradingPaused ?? null,
+      tradingResumed: facts.tradingResumed ?? null,
+    },
+  };
 }
