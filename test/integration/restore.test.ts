@@ -9,10 +9,11 @@ import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { secretValues } from "../../contract/outputs.ts";
-import { onPg } from "../../runbooks/connect.ts";
+import { onPg, onRedis } from "../../runbooks/connect.ts";
 import { RunDocument } from "../../runbooks/engine/document.ts";
 import { loadOutputs } from "../../runbooks/outputs.ts";
 import { stateDirFor } from "../../runbooks/state.ts";
+import { openSandbox } from "../../sandbox/index.ts";
 import { tradeops } from "../support/tradeops.ts";
 
 const outputsFile = inject("outputsFile");
@@ -184,5 +185,72 @@ describe("restore (#7): point in time", () => {
     expect(after.inode).toBe(before.inode);
     expect(after.aside).toEqual(before.aside);
     expect(await streamingStandby()).toBe("streaming/sync");
+  });
+});
+
+describe("Redis snapshots (#7)", () => {
+  const KEYS = 100_000;
+  const redis = <T>(use: Parameters<typeof onRedis<T>>[1]) => onRedis(outputs, use, { timeoutMs: 60_000 });
+  const itKeys = () =>
+    redis(async (r) => {
+      let cursor = "0";
+      let n = 0;
+      do {
+        const [next, keys] = await r.scan(cursor, "MATCH", "it:k:*", "COUNT", 10_000);
+        cursor = next;
+        n += keys.length;
+      } while (cursor !== "0");
+      return n;
+    });
+
+  it("S8 Z6: 100,000 keys survive backup --redis → FLUSHALL → restore --redis, with the AOF on afterwards and the keys still there after a Redis restart", async () => {
+    await redis(async (r) => {
+      for (let start = 1; start <= KEYS; start += 1000) {
+        const args: string[] = [];
+        for (let i = start; i < start + 1000; i++) args.push(`it:k:${i}`, `v${i}`);
+        await r.mset(...args);
+      }
+    });
+    const backup = await cli("backup", "--redis", "--json");
+    expect(backup.code, backup.stderr).toBe(0);
+    const manifest = RunDocument.parse(JSON.parse(backup.stdout)).report as { id: string; key: string; sha256: string; sizeBytes: number; keys: { atBgsave: number } };
+    expect(manifest.key).toBe(`redis/${manifest.id}/dump.rdb`);
+    expect(manifest.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(manifest.keys.atBgsave).toBeGreaterThanOrEqual(KEYS);
+
+    // --dry-run changes nothing: same Redis process, same keys.
+    const sandbox = await openSandbox({ dir: sandboxDir });
+    const pidBefore = sandbox.pid("redis");
+    const dry = await cli("restore", "--redis", "latest", "--dry-run");
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain("5. Turn Redis's AOF off");
+    expect(sandbox.pid("redis")).toBe(pidBefore);
+    expect(await itKeys()).toBe(KEYS);
+
+    await redis((r) => r.flushall());
+    expect(await redis((r) => r.dbsize())).toBe(0);
+
+    const run = await cli("restore", "--redis", manifest.id, "--yes", "--json");
+    expect(run.code, run.stderr + run.stdout).toBe(0);
+    const report = RunDocument.parse(JSON.parse(run.stdout)).report as { restored: boolean; keysAfterAof: number; seconds: number };
+    expect(report.restored).toBe(true);
+    expect(report.keysAfterAof).toBeGreaterThanOrEqual(KEYS);
+    process.stderr.write(`[restore] Redis restore of ${KEYS} keys: ${report.seconds.toFixed(1)} s first step → app started\n`);
+    expect(await itKeys()).toBe(KEYS);
+    expect(await redis((r) => r.get("it:k:54321"))).toBe("v54321");
+    expect(await redis((r) => r.config("GET", "appendonly"))).toEqual(["appendonly", "yes"]);
+
+    // The data is in the AOF now: a plain restart (AOF on) keeps it.
+    await sandbox.stop("redis");
+    await sandbox.start("redis");
+    expect(await itKeys()).toBe(KEYS);
+    expect(await redis((r) => r.config("GET", "appendonly"))).toEqual(["appendonly", "yes"]);
+    const health = await cli("health");
+    expect(health.code, health.stdout + health.stderr).toBe(0);
+
+    for (const secret of secretValues(outputs)) expect(run.stdout + run.stderr + backup.stdout + backup.stderr).not.toContain(secret);
+    await redis(async (r) => {
+      for (let start = 1; start <= KEYS; start += 10_000) await r.del(...Array.from({ length: 10_000 }, (_, i) => `it:k:${start + i}`));
+    });
   });
 });
