@@ -1,13 +1,15 @@
 /**
  * `tradeops backups list` — S8, I6, I7: every PostgreSQL backup set in the stack's pgBackRest
  * repository with its WAL range, age and size, and the restorable window (oldest backup's stop →
- * last archived WAL): what an operator needs at 3 a.m. before `tradeops restore --to-time`.
+ * last archived WAL): what an operator needs at 3 a.m. before `tradeops restore --to-time`. Then
+ * the Redis snapshots of `backup --redis` (only those with a manifest: complete ones).
  */
 import { z } from "zod";
 import { age, readRepository, utc, type Repository } from "./backup-sets.ts";
 import { Refusal, oneLine } from "./engine/errors.ts";
 import { defineRunbook } from "./engine/runbook.ts";
 import { bytes, table } from "./format.ts";
+import { listRedisSnapshots, type RedisManifest } from "./redis-snapshots.ts";
 
 export const backupsList = defineRunbook({
   command: ["backups", "list"],
@@ -19,13 +21,17 @@ export const backupsList = defineRunbook({
   steps: (_args, { outputs }) => [
     {
       name: "Read the backup repository",
-      plan: `pgbackrest info for stanza ${outputs.backup.stanza}; the time of the last archived WAL from s3://${outputs.backup.bucket}${outputs.backup.prefix}`,
+      plan: `pgbackrest info for stanza ${outputs.backup.stanza}; the time of the last archived WAL from s3://${outputs.backup.bucket}${outputs.backup.prefix}; Redis snapshot manifests under redis/`,
       readOnly: true,
       action: async (ctx) => {
         const repository = await readRepository(outputs, ctx.signal).catch((error: unknown) => {
           throw new Refusal(`cannot read the backup repository: ${oneLine(error)}`, "run `tradeops health`: the S3 store must answer");
         });
         ctx.record("repository", describeRepository(repository));
+        const snapshots = await listRedisSnapshots(outputs, ctx.signal).catch((error: unknown) => {
+          throw new Refusal(`cannot list the Redis snapshots: ${oneLine(error)}`, "run `tradeops health`: the S3 store must answer");
+        });
+        ctx.record("redisSnapshots", snapshots.map(describeSnapshot));
       },
     },
   ],
@@ -48,7 +54,14 @@ export const backupsList = defineRunbook({
       "",
       `restorable window (PITR): ${window.from ? utc(new Date(window.from)) : "-"} → ${window.to ? utc(new Date(window.to)) : "-"}${window.lastArchivedWal ? ` (last archived WAL ${window.lastArchivedWal})` : ""}`,
     ];
-    return { text: lines.join("\n"), json: repository };
+    const redis = (facts.redisSnapshots as ReturnType<typeof describeSnapshot>[] | undefined) ?? [];
+    lines.push(
+      "",
+      redis.length
+        ? table(["REDIS SNAPSHOT", "TAKEN", "AGE", "SIZE", "KEYS"], redis.map((s) => [s.id, utc(new Date(s.takenAt)), age(new Date(s.takenAt), now), bytes(s.sizeBytes), s.keys]))
+        : "no Redis snapshot in the bucket (`tradeops backup --redis`)",
+    );
+    return { text: lines.join("\n"), json: { ...repository, redis } };
   },
 });
 
@@ -68,4 +81,8 @@ function describeRepository({ sets, window }: Repository) {
     })),
     window: { from: window.from?.toISOString() ?? null, to: window.to?.toISOString() ?? null, lastArchivedWal: window.lastArchivedWal ?? null },
   };
+}
+
+function describeSnapshot(manifest: RedisManifest) {
+  return { id: manifest.id, key: manifest.key, takenAt: manifest.takenAt, sizeBytes: manifest.sizeBytes, keys: manifest.keys.atBgsave, sha256: manifest.sha256 };
 }

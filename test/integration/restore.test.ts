@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { s3Client } from "../../clients/s3.ts";
 import { secretValues } from "../../contract/outputs.ts";
 import { onPg, onRedis } from "../../runbooks/connect.ts";
 import { RunDocument } from "../../runbooks/engine/document.ts";
@@ -217,6 +218,16 @@ describe("Redis snapshots (#7)", () => {
     expect(manifest.key).toBe(`redis/${manifest.id}/dump.rdb`);
     expect(manifest.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(manifest.keys.atBgsave).toBeGreaterThanOrEqual(KEYS);
+
+    // backups list names it; an upload whose manifest never came (an interrupted backup) is not listed.
+    const s3 = await s3Client(outputs.backup);
+    const { PutObjectCommand } = await import("@aws-sdk/client-s3");
+    await s3.send(new PutObjectCommand({ Bucket: outputs.backup.bucket, Key: "redis/20000101-000000-000Z/dump.rdb", Body: "partial" })).finally(() => s3.destroy());
+    const list = await cli("backups", "list", "--json");
+    expect(list.code, list.stderr).toBe(0);
+    const listed = (RunDocument.parse(JSON.parse(list.stdout)).report as { redis: { id: string; keys: number }[] }).redis;
+    expect(listed.map((snapshot) => snapshot.id)).toContain(manifest.id);
+    expect(listed.map((snapshot) => snapshot.id)).not.toContain("20000101-000000-000Z");
 
     // --dry-run changes nothing: same Redis process, same keys.
     const sandbox = await openSandbox({ dir: sandboxDir });
