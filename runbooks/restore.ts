@@ -195,10 +195,9 @@ function databaseSteps(args: RestoreArgs, outputs: StackOutputs): Step[] {
   let timelineBefore: number | undefined;
   const setName = args.db === "latest" || !args.db ? "the newest usable backup" : args.db;
 
-  /** Puts the previous data dir back and restarts everything as it was; then the step fails saying so. */
-  const backOut = async (ctx: StepContext, error: unknown): Promise<never> => {
-    const why = oneLine(error);
-    if (!aside) throw error;
+  /** Puts the previous data dir back and restarts everything as it was (the undo of the move-aside). */
+  const putBackPrevious = async (ctx: StepContext, why: string): Promise<void> => {
+    if (!aside) return;
     const p = await platform();
     try {
       ctx.log(`backing out: ${why}`);
@@ -215,6 +214,12 @@ function databaseSteps(args: RestoreArgs, outputs: StackOutputs): Step[] {
     aside = undefined;
     ctx.record("asideDir", null);
     ctx.record("backedOut", `${why} — the previous data dir is back and running`);
+  };
+  /** A step failed after the move-aside: undo it, then fail saying so. */
+  const backOut = async (ctx: StepContext, error: unknown): Promise<never> => {
+    if (!aside) throw error;
+    const why = oneLine(error);
+    await putBackPrevious(ctx, why);
     throw new StepFailure(`${why}; backed out: ${primary.name} runs on its previous data dir again (nothing was lost)`, `read ${primary.name}'s log and the pgBackRest log, fix the cause, then re-run; trading stays paused until you resume it`);
   };
 
@@ -277,7 +282,7 @@ function databaseSteps(args: RestoreArgs, outputs: StackOutputs): Step[] {
         ctx.record("asideDir", aside);
         ctx.log(`kept at ${aside}`);
       },
-      undo: { plan: `put ${primary.dataDir}.before-restore-<time> back (done by itself when a later step fails)`, run: async (ctx) => void (await backOut(ctx, new Error("undo asked"))) },
+      undo: { plan: `put ${primary.dataDir}.before-restore-<time> back (done by itself when a later step fails)`, run: (ctx) => putBackPrevious(ctx, "undo asked") },
     },
     {
       name: `Restore ${setName} to ${describeTarget(target)} with pgBackRest`,
@@ -496,9 +501,8 @@ function redisSteps(wanted: string, reason: string | undefined, outputs: StackOu
   let aside: string[] | undefined;
   const quick = (ctx: StepContext) => ({ signal: ctx.signal, timeoutMs: 5_000 });
 
-  const backOut = async (ctx: StepContext, error: unknown): Promise<never> => {
-    const why = oneLine(error);
-    if (!aside) throw error;
+  const putBackPrevious = async (ctx: StepContext, why: string): Promise<void> => {
+    if (!aside) return;
     const p = await platform();
     try {
       ctx.log(`backing out: ${why}`);
@@ -512,6 +516,11 @@ function redisSteps(wanted: string, reason: string | undefined, outputs: StackOu
     }
     aside = undefined;
     ctx.record("backedOut", `${why} — Redis runs on its previous files again`);
+  };
+  const backOut = async (ctx: StepContext, error: unknown): Promise<never> => {
+    if (!aside) throw error;
+    const why = oneLine(error);
+    await putBackPrevious(ctx, why);
     throw new StepFailure(`${why}; backed out: Redis runs on its previous dump.rdb and AOF again`, "read the Redis log; trading stays paused until you resume it");
   };
 
@@ -583,7 +592,7 @@ function redisSteps(wanted: string, reason: string | undefined, outputs: StackOu
         ctx.record("redisAside", aside);
         ctx.log(`kept aside: ${aside.join(", ") || "nothing (Redis had no files)"}`);
       },
-      undo: { plan: "rename the *.before-restore-<time> files back (done by itself when a later step fails)", run: async (ctx) => void (await backOut(ctx, new Error("undo asked"))) },
+      undo: { plan: "rename the *.before-restore-<time> files back (done by itself when a later step fails)", run: (ctx) => putBackPrevious(ctx, "undo asked") },
     },
     {
       name: "Start Redis with the AOF off and check its keys against the manifest",
