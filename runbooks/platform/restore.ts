@@ -40,7 +40,7 @@ export async function restorePlatformOf(outputs: StackOutputs): Promise<RestoreP
     case "kubernetes":
       throw new Refusal(
         `restore on ${platform.kind} stacks is not automated yet`,
-        "follow docs/deploy.md: stop the app, `pgbackrest restore --delta --type=time --target=… --target-action=promote` on the primary's volume, start, rebuild the standby",
+        "by hand: stop the app and both nodes, keep the primary's data dir aside, `pgbackrest restore --delta --type=time --target=… --target-action=promote` into an empty one, start, ALTER SYSTEM RESET recovery_target_time, rebuild the standby",
       );
   }
 }
