@@ -11,6 +11,11 @@ import { flag } from "./flags.ts";
 import { bytes } from "./format.ts";
 import { pgbackrest } from "./platform/db-node.ts";
 import { checkBackupRepository, checkPrimaryAnswers } from "./probes.ts";
+import type { StackOutputs } from "../contract/outputs.ts";
+import { onRedis } from "./connect.ts";
+import type { Step } from "./engine/runbook.ts";
+import { redisPlatformOf } from "./platform/redis-node.ts";
+import { keyCount, listRedisSnapshots, putManifest, redisInfo, REDIS_PREFIX, RedisManifest as RedisManifestSchema, snapshotId, uploadRdb, type RedisManifest } from "./redis-snapshots.ts";
 
 /** The part of `pgbackrest info --output=json` the runbooks read. */
 export const PgbackrestInfo = z.array(
@@ -43,8 +48,12 @@ export const backup = defineRunbook({
   summary: "pgBackRest backup of the primary into the S3 repository, verified",
   features: ["Z6", "S8", "I7"],
   mutates: true,
-  args: z.object({ type: flag(z.enum(["full", "diff", "incr"]).default("full"), { description: "backup type" }) }),
-  steps: ({ type }, { outputs }) => {
+  args: z.object({
+    type: flag(z.enum(["full", "diff", "incr"]).default("full"), { description: "backup type" }),
+    redis: flag(z.boolean().optional(), { description: "back up Redis instead: BGSAVE, then dump.rdb to redis/ in the backup bucket with a manifest" }),
+  }),
+  steps: ({ type, redis }, { outputs }) => {
+    if (redis) return redisBackupSteps(outputs);
     const pgbackrestOn = pgbackrest(outputs);
     const stanza = outputs.backup.stanza;
     const listBackups = async (signal: AbortSignal) => {
@@ -104,6 +113,7 @@ export const backup = defineRunbook({
     ];
   },
   report: (facts) => {
+    if (facts.redisSnapshot) return redisReport(facts);
     const made = facts.backup as ReturnType<typeof describeBackup> | undefined;
     const interrupted = facts.interrupted as Interruption | undefined;
     const lead = interrupted ? `interrupted by ${interrupted.signal}; ` : "";
@@ -122,5 +132,122 @@ function describeBackup(set: BackupSet) {
     walStart: set.archive.start,
     walStop: set.archive.stop,
     seconds: set.timestamp.stop - set.timestamp.start,
+  };
+}
+
+// ---- Redis (backup --redis) -------------------------------------------------------------------------
+
+/** Field notes: 1M keys BGSAVE 1.3 s; a BGSAVE still running after this is stuck (disk full, fork refused). */
+const BGSAVE_WITHIN_MS = 10 * 60_000;
+
+/**
+ * Z6 / S8 / I7 for Redis: BGSAVE, wait until it finished (a new save counted, nothing in progress,
+ * status ok), upload dump.rdb with a SHA-256 and a manifest written last.
+ */
+function redisBackupSteps(outputs: StackOutputs): Step[] {
+  const snapshot: Partial<RedisManifest> = {};
+  return [
+    {
+      name: "Check Redis and the backup bucket",
+      plan: `Redis ${outputs.redis.host}:${outputs.redis.port} answers; s3://${outputs.backup.bucket}/${REDIS_PREFIX} is reachable`,
+      readOnly: true,
+      precondition: async ({ signal }) => {
+        const quick = { signal, timeoutMs: PRECHECK_TIMEOUT_MS };
+        const [repository, redis] = await Promise.allSettled([checkBackupRepository(outputs, quick), onRedis(outputs, (r) => r.ping(), quick)]);
+        if (repository.status === "rejected") throw new Refusal(`backup repository does not answer: ${oneLine(repository.reason)}`, "run `tradeops health` and bring the S3 store back first");
+        if (redis.status === "rejected") throw new Refusal(`Redis does not answer: ${oneLine(redis.reason)}`, "run `tradeops health` and bring Redis back first");
+      },
+      action: async () => {},
+    },
+    {
+      name: "Snapshot Redis with BGSAVE",
+      plan: "BGSAVE; wait until a new save is counted (LASTSAVE / rdb_saves), rdb_bgsave_in_progress:0 and rdb_last_bgsave_status:ok",
+      budgetMs: BGSAVE_WITHIN_MS + 10_000,
+      action: async (ctx) => {
+        await onRedis(
+          outputs,
+          async (redis) => {
+            const before = await redisInfo(redis, "persistence");
+            const counted = await keyCount(redis);
+            try {
+              await redis.bgsave();
+            } catch (error) {
+              // One already running (a save rule fired) is not ours: wait for it, then ask again.
+              if (!/already in progress/i.test(oneLine(error))) throw error;
+              ctx.log("a BGSAVE was already running: waiting for it, then taking ours");
+              await waitForSave(redis, before, ctx.signal);
+              Object.assign(before, await redisInfo(redis, "persistence"));
+              await redis.bgsave();
+            }
+            const after = await waitForSave(redis, before, ctx.signal);
+            if (after.rdb_last_bgsave_status !== "ok") throw new StepFailure(`BGSAVE finished with status ${after.rdb_last_bgsave_status}`, "read the Redis log (disk full? fork refused: vm.overcommit_memory?)");
+            const afterKeys = await keyCount(redis);
+            const server = await redisInfo(redis, "server");
+            const takenAt = new Date();
+            Object.assign(snapshot, {
+              kind: "redis-rdb",
+              id: snapshotId(takenAt),
+              lastSave: Number(after.rdb_last_save_time),
+              takenAt: takenAt.toISOString(),
+              redisVersion: server.redis_version ?? "unknown",
+              keys: { atBgsave: counted.keys, afterBgsave: afterKeys.keys, withExpiry: Math.max(counted.expires, afterKeys.expires) },
+            });
+            snapshot.key = `${REDIS_PREFIX}${snapshot.id}/dump.rdb`;
+            ctx.log(`BGSAVE done: ${counted.keys} key(s), rdb_last_bgsave_time_sec ${after.rdb_last_bgsave_time_sec}`);
+          },
+          { signal: ctx.signal, timeoutMs: BGSAVE_WITHIN_MS },
+        );
+      },
+    },
+    {
+      name: "Upload dump.rdb to the backup bucket",
+      plan: `multipart upload (@aws-sdk/lib-storage) to s3://${outputs.backup.bucket}/${REDIS_PREFIX}<id>/dump.rdb, SHA-256 computed on the way`,
+      action: async (ctx) => {
+        const file = (await redisPlatformOf(outputs)).rdbFile();
+        const uploaded = await uploadRdb(outputs, file, snapshot.key!, ctx.signal);
+        Object.assign(snapshot, uploaded);
+        ctx.log(`${bytes(uploaded.sizeBytes)}, sha256 ${uploaded.sha256.slice(0, 16)}…`);
+      },
+      onFailure: "an upload without its manifest is never listed or restored: re-run once the store answers",
+    },
+    {
+      name: "Write the snapshot's manifest",
+      plan: `redis/<id>/manifest.json: SHA-256, size, key count — written last, so only a complete snapshot is ever listed`,
+      action: async (ctx) => {
+        const manifest = RedisManifestChecked(snapshot);
+        await putManifest(outputs, manifest, ctx.signal);
+        ctx.record("redisSnapshot", manifest);
+      },
+      verify: async (ctx) => {
+        if (!(await listRedisSnapshots(outputs, ctx.signal)).some((m) => m.id === snapshot.id)) throw new StepFailure(`snapshot ${snapshot.id} is not listed in the bucket`);
+      },
+    },
+  ];
+}
+
+function RedisManifestChecked(snapshot: Partial<RedisManifest>): RedisManifest {
+  const parsed = RedisManifestSchema.safeParse(snapshot);
+  if (!parsed.success) throw new StepFailure(`the snapshot's manifest is incomplete: ${parsed.error.issues[0]?.path.join(".")}`);
+  return parsed.data;
+}
+
+/** Polls INFO persistence until a save newer than `before` is counted and none runs. */
+async function waitForSave(redis: import("ioredis").Redis, before: Record<string, string>, signal: AbortSignal): Promise<Record<string, string>> {
+  const deadline = Date.now() + BGSAVE_WITHIN_MS;
+  while (!signal.aborted && Date.now() < deadline) {
+    const now = await redisInfo(redis, "persistence");
+    const newSave = now.rdb_last_save_time !== before.rdb_last_save_time || (now.rdb_saves !== undefined && now.rdb_saves !== before.rdb_saves);
+    if (newSave && now.rdb_bgsave_in_progress === "0") return now;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new StepFailure(`BGSAVE did not finish within ${BGSAVE_WITHIN_MS / 60_000} min`, "read the Redis log");
+}
+
+function redisReport(facts: Record<string, unknown>) {
+  const made = facts.redisSnapshot as RedisManifest | undefined;
+  if (!made) return { text: "no Redis snapshot was stored", json: null };
+  return {
+    text: `Redis snapshot ${made.id}: ${made.keys.atBgsave} key(s), ${bytes(made.sizeBytes)}, sha256 ${made.sha256} at s3://…/${made.key}`,
+    json: made,
   };
 }

@@ -94,6 +94,23 @@ export interface Sandbox {
   readonly postgres: SandboxPostgres;
   /** The traffic endpoint (HAProxy) applications connect to. */
   readonly traffic: SandboxTraffic;
+  /** Redis's snapshot files, for `backup --redis` and `restore --redis`. */
+  readonly redis: SandboxRedis;
+}
+
+export interface SandboxRedis {
+  /** The RDB file Redis writes on BGSAVE and loads at start. */
+  rdbFile(): string;
+  /** A path beside it (same filesystem) to download a snapshot into before it is put in place. */
+  stagingFile(name: string): string;
+  /** With Redis stopped: dump.rdb and the AOF dir are renamed aside (kept: the undo) and `staged` becomes dump.rdb; returns the set-aside paths. */
+  placeRdb(staged: string): Promise<string[]>;
+  /** Undoes `placeRdb` (Redis stopped). */
+  putBack(aside: string[]): Promise<void>;
+  /** Starts Redis with `appendonly no` on top of its config, so it loads dump.rdb rather than its AOF (field notes). */
+  startWithoutAof(log?: (line: string) => void): Promise<void>;
+  /** Free bytes on the filesystem of Redis's data dir. */
+  freeBytes(): number;
 }
 
 export interface SandboxPostgres {
@@ -114,6 +131,17 @@ export interface SandboxPostgres {
    * restart does. The drill uses it to prove a fenced old primary comes back read-only.
    */
   startProcess(node: PgNodeName): Promise<void>;
+  /**
+   * `tradeops restore`: renames the stopped `node`'s data dir to `<dataDir>.before-restore-<UTC stamp>`
+   * (kept, never deleted: the undo) and leaves an empty one for pgBackRest; returns where it went.
+   */
+  setAside(node: PgNodeName): Promise<string>;
+  /** Undoes `setAside`: the stopped `node`'s restored data dir is deleted and `aside` renamed back. */
+  putBack(node: PgNodeName, aside: string): Promise<void>;
+  /** Starts a `node` pgBackRest just restored (recovery.signal): its own config, no synchronous standby; recovery may still run. */
+  startRestored(node: PgNodeName, log?: (line: string) => void): Promise<void>;
+  /** Free bytes on the filesystem holding `node`'s data dir (and its set-aside copy). */
+  freeBytes(node: PgNodeName): number;
 }
 
 export interface SandboxTraffic {

@@ -9,20 +9,20 @@
  * read from secrets.json, or minted in memory for a new sandbox), `up` saves them, and the outputs
  * are derived from them.
  */
-import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { chmodSync, existsSync, mkdirSync, rmSync, statfsSync, writeFileSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
 import { z } from "zod";
 import type { ComponentContext, ComponentStatus, SandboxComponent } from "./component.ts";
 import { backupStanza, writePgbackrestConf } from "./components/backup-stanza.ts";
 import { fenceFromTraffic, haproxy, livePrimary, routeTraffic, trafficRoute } from "./components/haproxy.ts";
 import { opsApi } from "./components/ops-api.ts";
-import { demoteNode, discardNode, pgNode, rewindNode } from "./components/pg-node.ts";
+import { demoteNode, discardNode, freeBytesFor, pgNode, putBackNode, rewindNode, setAsideNode, startRestoredNode } from "./components/pg-node.ts";
 import { clusterProcesses, isInitialised, startCluster } from "./components/postgres.ts";
 import { prometheus } from "./components/prometheus.ts";
-import { redis } from "./components/redis.ts";
+import { placeRdb, putBackRdb, rdbFileOf, redis, startRedisWithoutAof } from "./components/redis.ts";
 import { s3Store } from "./components/s3-store.ts";
 import type { StackOutputs } from "../contract/outputs.ts";
-import type { Sandbox, SandboxOptions, SandboxPostgres, SandboxStatus, SandboxTask, SandboxTraffic } from "./index.ts";
+import type { Sandbox, SandboxOptions, SandboxPostgres, SandboxRedis, SandboxStatus, SandboxTask, SandboxTraffic } from "./index.ts";
 import { PORT_OFFSETS, sandboxLayout, standbyOf, type ComponentName, type SandboxLayout, type SandboxLayoutOptions } from "./layout.ts";
 import { sandboxOutputs } from "./outputs.ts";
 import { busyPort, notADirectory, upBlockers } from "./preflight.ts";
@@ -311,6 +311,22 @@ class LocalSandbox implements Sandbox {
     rewind: (node, source, log = () => {}) => rewindNode(this.context(log), node, source),
     discard: (node) => discardNode(this.context(() => {}), node),
     startProcess: (node) => startCluster(this.layout, this.layout.pg[node]),
+    setAside: (node) => setAsideNode(this.context(() => {}), node),
+    putBack: (node, aside) => putBackNode(this.context(() => {}), node, aside),
+    startRestored: (node, log = () => {}) => startRestoredNode(this.context(log), node),
+    freeBytes: (node) => freeBytesFor(this.context(() => {}), node),
+  };
+
+  readonly redis: SandboxRedis = {
+    rdbFile: () => rdbFileOf(this.layout),
+    stagingFile: (name) => join(this.layout.redis.dataDir, `${basename(name)}.restoring`),
+    placeRdb: async (staged) => placeRdb(this.layout, staged),
+    putBack: async (aside) => putBackRdb(this.layout, aside),
+    startWithoutAof: (log = () => {}) => startRedisWithoutAof(this.context(log)),
+    freeBytes: () => {
+      const fs = statfsSync(this.layout.redis.dataDir);
+      return Number(fs.bavail) * Number(fs.bsize);
+    },
   };
 
   readonly traffic: SandboxTraffic = {

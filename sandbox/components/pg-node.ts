@@ -11,12 +11,12 @@
  * `up`, `status`, `health` follow. A node recorded as standby that has no standby.signal is never
  * started: it would come up as a second primary.
  */
-import { existsSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statfsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { synchronousStandbyNames } from "../../infra/config-files/postgresql.ts";
 import type { ComponentContext, SandboxComponent } from "../component.ts";
 import { slotOf, type PgNodeName, type SandboxLayout } from "../layout.ts";
-import { asOsUser, run, runOrThrow, stopAll, waitUntil } from "../processes.ts";
+import { asOsUser, assertPortFree, chownToOsUser, run, runOrThrow, stopAll, waitUntil } from "../processes.ts";
 import {
   clearStaleLock,
   clusterProcesses,
@@ -29,6 +29,7 @@ import {
   psql,
   reloadCluster,
   replicationState,
+  startCluster,
   startNode,
   stopCluster,
   writeOwned,
@@ -273,4 +274,51 @@ export async function discardNode({ layout }: ComponentContext, name: PgNodeName
   if (postmasterPid(node, layout) !== undefined) throw new Error(`${name} is running: stop it before discarding its data`);
   await stopAll(clusterProcesses(layout, node));
   rmSync(node.dataDir, { recursive: true, force: true });
+}
+
+// ---- restore (tradeops restore) -----------------------------------------------------------------
+
+/**
+ * The quick undo of a restore: the stopped `name`'s data dir is renamed (never deleted) to
+ * `<dataDir>.before-restore-<UTC stamp>`, and an empty 0700 dir of the OS user takes its place for
+ * pgBackRest to restore into. Returns the path it was renamed to.
+ */
+export async function setAsideNode({ layout }: ComponentContext, name: PgNodeName): Promise<string> {
+  const node = layout.pg[name];
+  if (postmasterPid(node, layout) !== undefined) throw new Error(`${name} is running: stop it before moving its data dir aside`);
+  if (!isInitialised(node)) throw new Error(`${name} has no data dir (${node.dataDir}) to keep aside`);
+  await stopAll(clusterProcesses(layout, node));
+  const aside = `${node.dataDir}.before-restore-${new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z")}`;
+  renameSync(node.dataDir, aside);
+  mkdirSync(node.dataDir, { mode: 0o700 });
+  chownToOsUser(layout, node.dataDir);
+  return aside;
+}
+
+/** Undoes `setAsideNode`: the stopped `name`'s restored (or half-restored) data dir is deleted and `aside` renamed back. */
+export async function putBackNode({ layout }: ComponentContext, name: PgNodeName, aside: string): Promise<void> {
+  const node = layout.pg[name];
+  if (postmasterPid(node, layout) !== undefined) throw new Error(`${name} is running: stop it before putting its data dir back`);
+  if (!existsSync(join(aside, "PG_VERSION"))) throw new Error(`${aside} is not a data dir: nothing to put back`);
+  await stopAll(clusterProcesses(layout, node));
+  rmSync(node.dataDir, { recursive: true, force: true });
+  renameSync(aside, node.dataDir);
+}
+
+/**
+ * Starts the freshly restored `name` (recovery.signal and restore_command written by pgBackRest):
+ * its own config rendered over the backup's, no synchronous standby (the standby is rebuilt
+ * after), pg_ctl start. Recovery may still be replaying when this returns.
+ */
+export async function startRestoredNode({ layout, log }: ComponentContext, name: PgNodeName): Promise<void> {
+  const node = layout.pg[name];
+  await assertPortFree(layout.host, node.port, name);
+  writePgConfig(layout, node, undefined);
+  await startCluster(layout, node, log);
+}
+
+/** Free bytes on the filesystem of `name`'s data dir. */
+export function freeBytesFor({ layout }: ComponentContext, name: PgNodeName): number {
+  const fs = statfsSync(dirname(layout.pg[name].dataDir));
+  return Number(fs.bavail) * Number(fs.bsize);
 }

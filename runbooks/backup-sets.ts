@@ -1,0 +1,120 @@
+/**
+ * The PostgreSQL backup sets of a stack's pgBackRest repository and its restorable window, as
+ * `backups list` shows them and `restore` checks a target against them (S8, I4, I6).
+ *
+ * The window runs from the stop time of the oldest backup (the first consistent point) to the time
+ * the last WAL segment reached the repository: a target outside it ends in pgBackRest's / PostgreSQL's
+ * "recovery target not reached" half-way through a restore, so `restore` refuses it up front.
+ * The WAL time is the archived object's LastModified in the bucket, not the primary's
+ * pg_stat_archiver: the primary may be the thing that is lost.
+ */
+import { z } from "zod";
+import { s3Client } from "../clients/s3.ts";
+import type { StackOutputs } from "../contract/outputs.ts";
+import { pgbackrest } from "./platform/db-node.ts";
+
+/** `pgbackrest info --output=json`, the parts the restore side reads. */
+export const PgbackrestStanzaInfo = z.array(
+  z.object({
+    name: z.string(),
+    status: z.object({ code: z.number(), message: z.string() }),
+    archive: z.array(z.object({ id: z.string(), min: z.string().nullable(), max: z.string().nullable() })).default([]),
+    backup: z
+      .array(
+        z.object({
+          label: z.string(),
+          type: z.enum(["full", "diff", "incr"]),
+          prior: z.string().nullable().optional(),
+          timestamp: z.object({ start: z.number(), stop: z.number() }),
+          info: z.object({ size: z.number(), delta: z.number().optional(), repository: z.object({ size: z.number().optional(), delta: z.number() }) }),
+          archive: z.object({ start: z.string().nullable(), stop: z.string().nullable() }),
+          error: z.boolean().optional(),
+        }),
+      )
+      .default([]),
+  }),
+);
+
+export interface PgBackupSet {
+  label: string;
+  type: "full" | "diff" | "incr";
+  /** The backup it depends on (diff/incr). */
+  prior: string | null;
+  startedAt: Date;
+  /** The first moment a restore of this set can stop at. */
+  stoppedAt: Date;
+  /** Size of the cluster it restores. */
+  sizeBytes: number;
+  /** What it takes in the repository. */
+  repositoryBytes: number;
+  walStart: string | null;
+  walStop: string | null;
+}
+
+export interface RestorableWindow {
+  /** The oldest backup's stop time; undefined without a backup. */
+  from?: Date;
+  /** When the last archived WAL segment reached the repository; undefined when none did. */
+  to?: Date;
+  lastArchivedWal?: string;
+}
+
+export interface Repository {
+  sets: PgBackupSet[];
+  window: RestorableWindow;
+}
+
+/** The stanza's backup sets (oldest first) and its restorable window. */
+export async function readRepository(outputs: StackOutputs, signal?: AbortSignal): Promise<Repository> {
+  const stanza = outputs.backup.stanza;
+  const raw = await pgbackrest(outputs)("info", ["--output=json"], signal);
+  const info = PgbackrestStanzaInfo.parse(JSON.parse(raw)).find((s) => s.name === stanza);
+  const sets: PgBackupSet[] = (info?.backup ?? [])
+    .filter((set) => !set.error)
+    .map((set) => ({
+      label: set.label,
+      type: set.type,
+      prior: set.prior ?? null,
+      startedAt: new Date(set.timestamp.start * 1000),
+      stoppedAt: new Date(set.timestamp.stop * 1000),
+      sizeBytes: set.info.size,
+      repositoryBytes: set.info.repository.size ?? set.info.repository.delta,
+      walStart: set.archive.start,
+      walStop: set.archive.stop,
+    }));
+  // The archive of the cluster as it is now is the last one pgBackRest lists.
+  const archive = info?.archive.filter((a) => a.max).at(-1);
+  const lastArchivedWal = archive?.max ?? undefined;
+  const to = archive?.max ? await archivedAt(outputs, archive.id, archive.max, signal) : undefined;
+  return { sets, window: { from: sets[0]?.stoppedAt, to, lastArchivedWal } };
+}
+
+/** LastModified of WAL segment `wal` in the repository (`<prefix>/archive/<stanza>/<id>/<first 16>/<wal>-<sha1>.<ext>`). */
+async function archivedAt(outputs: StackOutputs, archiveId: string, wal: string, signal?: AbortSignal): Promise<Date | undefined> {
+  const { backup } = outputs;
+  const root = backup.prefix.replace(/^\/+|\/+$/g, "");
+  const prefix = `${root ? `${root}/` : ""}archive/${backup.stanza}/${archiveId}/${wal.slice(0, 16)}/${wal}`;
+  const s3 = await s3Client(backup);
+  const { ListObjectsV2Command } = await import("@aws-sdk/client-s3");
+  try {
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: backup.bucket, Prefix: prefix }), { abortSignal: signal });
+    const times = (listed.Contents ?? []).map((object) => object.LastModified?.getTime()).filter((t): t is number => t !== undefined);
+    return times.length ? new Date(Math.max(...times)) : undefined;
+  } finally {
+    s3.destroy();
+  }
+}
+
+/** "2026-12-05 16:45:00Z" — what the operator reads, to the second. */
+export function utc(date: Date | undefined): string {
+  return date ? date.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "-";
+}
+
+/** "3 h 12 min", "45 s". */
+export function age(since: Date, now = new Date()): string {
+  const s = Math.max(0, Math.round((now.getTime() - since.getTime()) / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86_400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86_400)} d ${Math.floor((s % 86_400) / 3600)} h`;
+}
