@@ -1,11 +1,11 @@
 /**
  * Backup and restore of a ~1 GB table (#7): pgBackRest called directly vs `tradeops backup` /
  * `tradeops restore`, and `pg_dump -Fc` / `pg_restore` for contrast, on a fresh sandbox in a temp
- * dir (base port 28500 unless BENCH_BASE_PORT is set). Prints one table and the ratios
+ * dir (base port 28600 unless BENCH_BASE_PORT is set). Prints one table and the ratios
  * (goal: tradeops ≥ 0.95× pgBackRest direct).
  *
- *   npx tsx bench/restore.ts                    # ~1 GB
- *   BENCH_TABLE_MB=256 npx tsx bench/restore.ts
+ *   npm run bench:restore                       # ~1 GB
+ *   BENCH_TABLE_MB=256 npm run bench:restore
  *
  * `tradeops restore` does more than `pgbackrest restore`: it pauses trading, stops the app, keeps
  * the old data dir aside, verifies, and rebuilds the standby (pg_basebackup of the whole cluster).
@@ -25,7 +25,7 @@ import { openSandbox } from "../sandbox/index.ts";
 import { tradeops } from "../test/support/tradeops.ts";
 
 const tableMb = Number(process.env.BENCH_TABLE_MB ?? 1024);
-const basePort = process.env.BENCH_BASE_PORT ?? "28500";
+const basePort = process.env.BENCH_BASE_PORT ?? "28600";
 const dir = mkdtempSync(join(tmpdir(), "tradeops-bench-restore-"));
 chmodSync(dir, 0o755);
 const env = { TRADEOPS_HOME: mkdtempSync(join(tmpdir(), "tradeops-bench-home-")) };
