@@ -16,7 +16,7 @@
 import { z } from "zod";
 import type { PgNode, StackOutputs } from "../contract/outputs.ts";
 import { readRepository, utc, type PgBackupSet, type RestorableWindow } from "./backup-sets.ts";
-import { onPg } from "./connect.ts";
+import { onPg, onRedis } from "./connect.ts";
 import { Refusal, StepFailure, oneLine } from "./engine/errors.ts";
 import { defineRunbook, type Step, type StepContext } from "./engine/runbook.ts";
 import { flag } from "./flags.ts";
@@ -25,7 +25,6 @@ import { pgbackrest } from "./platform/db-node.ts";
 import { restorePlatformOf, type RestorePlatform } from "./platform/restore.ts";
 import { redisPlatformOf, type RedisPlatform } from "./platform/redis-node.ts";
 import { downloadRdb, keyCount, listRedisSnapshots, redisInfo, type RedisManifest } from "./redis-snapshots.ts";
-import { onRedis } from "./connect.ts";
 import { writeThroughTraffic } from "./probes.ts";
 import { appReconnectedStep, inRecovery, pauseTradingStep, replicationOf, resumeTradingStep, RoleChange, tradingLine, until } from "./role-change.ts";
 

@@ -4,7 +4,7 @@
  * and exits by itself with nothing left running. The component is resumed (SIGCONT) after each case.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, inject, it } from "vitest";
@@ -128,6 +128,7 @@ describe("signals while a dependency hangs (#17)", () => {
       expect(run.secondsAfterSignal).toBeLessThan(1);
     } finally {
       const down = await tradeops(["sandbox", "down", "--purge", "--yes", "--dir", dir]);
+      rmSync(parent, { recursive: true, force: true });
       expect(down.code, down.stderr).toBe(0);
     }
   });

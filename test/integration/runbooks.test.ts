@@ -4,7 +4,6 @@
  * the ops API.
  */
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, inject, it } from "vitest";
@@ -118,7 +117,8 @@ describe("backup (Z6, S8, I7) and the engine's safety rails", () => {
     const copy = (name: string, change: (doc: Record<string, any>) => void) => {
       const doc = JSON.parse(readFileSync(outputsFile, "utf8"));
       change(doc);
-      const file = join(mkdtempSync(join(tmpdir(), `tradeops-it-${name}-`)), "outputs.json");
+      // In the run's TRADEOPS_HOME, which the global teardown deletes.
+      const file = join(mkdtempSync(join(process.env.TRADEOPS_HOME!, `${name}-`)), "outputs.json");
       writeFileSync(file, JSON.stringify(doc), { mode: 0o600 });
       return file;
     };

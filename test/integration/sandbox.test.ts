@@ -296,13 +296,15 @@ describe("what a new user meets (#6)", () => {
   });
 
   it("S1: with /usr/sbin off PATH, up names the missing runuser and its package instead of blaming the dir", async () => {
-    const dir = join(mkdtempSync(join(tmpdir(), "tradeops-it-path-")), "sandbox");
+    const parent = mkdtempSync(join(tmpdir(), "tradeops-it-path-"));
+    const dir = join(parent, "sandbox");
     const path = (process.env.PATH ?? "").split(":").filter((entry) => !entry.endsWith("/sbin")).join(":");
     const run = await tradeops(["sandbox", "up", "--dir", dir, "--base-port", String(layout.basePort + 200)], { PATH: path });
     expect(run.code, run.stderr).toBe(3);
     if (process.getuid?.() === 0) expect(run.stderr).toMatch(/runuser \(PostgreSQL as the postgres OS user\).*util-linux/);
     expect(run.stderr).not.toMatch(/traversable/);
     expect(existsSync(dir)).toBe(false);
+    rmSync(parent, { recursive: true, force: true });
   });
 });
 
