@@ -72,6 +72,7 @@ export const failover = defineRunbook({
           primaryAnswered = found.primaryAnswered;
           ctx.record("lagBytes", found.lagBytes);
           ctx.record("oldPrimaryAnswered", found.primaryAnswered);
+          ctx.record("replication", { mode: outputs.database.replication.mode, oldPrimary: primary.name });
           ctx.log(`${standby.name} replay lag ${lagLine(found.lagBytes)}; ${primary.name} ${found.primaryAnswered ? "answers" : "does not answer"}`);
           const beyond = found.lagBytes !== null && found.lagBytes > maxLag;
           if (beyond && !args.force) {
@@ -125,10 +126,14 @@ export const failover = defineRunbook({
       ["RPO (WAL the standby had not received)", rpo.measured ? bytes(rpo.notReplicatedBytes) : `unknown: ${rpo.why}`],
       ["trading", tradingLine(facts)],
     ];
+    // The promoted node has no standby until the old primary rejoins: say what that costs.
+    const replication = facts.replication as { mode: string; oldPrimary: string } | undefined;
+    const standbyLine = replication && firstWrite ? `none until \`tradeops failback\` rejoins ${replication.oldPrimary}${replication.mode === "sync" ? ": commits are not synchronous meanwhile (RPO 0 suspended)" : ""}` : undefined;
+    if (standbyLine) rows.push(["standby", standbyLine]);
     if (facts.forced) rows.push(["forced", JSON.stringify(facts.forced)]);
     return {
       text: table(["FAILOVER", "VALUE"], rows),
-      json: { rtoSeconds, rpo, lagBytesAtStart: facts.lagBytes ?? null, forced: facts.forced ?? null, tradingPaused: facts.tradingPaused ?? null, tradingResumed: facts.tradingResumed ?? null, recordedIn: facts.recordedIn ?? null },
+      json: { rtoSeconds, rpo, standby: standbyLine ?? null, lagBytesAtStart: facts.lagBytes ?? null, forced: facts.forced ?? null, tradingPaused: facts.tradingPaused ?? null, tradingResumed: facts.tradingResumed ?? null, recordedIn: facts.recordedIn ?? null },
     };
   },
 });

@@ -92,6 +92,8 @@ describe("failover (#8)", () => {
       const audit = readFileSync(auditFile, "utf8").trim().split("\n").map((line) => JSON.parse(line)).filter((line) => line.runId === doc.runId);
       expect(audit.find((line) => line.facts?.forced)?.facts.forced).toMatchObject({ reason: "drill: forced past the lag", who: expect.stringContaining("@") });
       expect(await writable()).toEqual(["pg-b"]);
+      // The promoted node streams to nobody until failback: the report says what that costs.
+      expect((doc.report as { standby: string }).standby).toBe("none until `tradeops failback` rejoins pg-a: commits are not synchronous meanwhile (RPO 0 suspended)");
     } finally {
       if (!resumed) process.kill(startup, "SIGCONT");
     }
