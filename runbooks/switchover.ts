@@ -15,9 +15,9 @@ import { flag } from "./flags.ts";
 import { table } from "./format.ts";
 import {
   appReconnectedStep,
-  recoveryState,
   lagLine,
   pauseTradingStep,
+  recoveryState,
   replicationOf,
   resumeTradingStep,
   RoleChange,
