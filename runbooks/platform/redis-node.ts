@@ -7,6 +7,7 @@
 import type { StackOutputs } from "../../contract/outputs.ts";
 import { openSandbox, type Sandbox } from "../../sandbox/index.ts";
 import { Refusal } from "../engine/errors.ts";
+import { stopIfRunning } from "./sandbox-nodes.ts";
 
 export interface RedisPlatform {
   /** A local path to the RDB file Redis writes on BGSAVE. */
@@ -45,20 +46,12 @@ function sandboxRedisPlatform(sandbox: Sandbox): RedisPlatform {
     rdbFile: () => sandbox.redis.rdbFile(),
     stagingFile: (name) => sandbox.redis.stagingFile(name),
     freeBytes: async () => sandbox.redis.freeBytes(),
-    stop: async (log) => {
-      if (sandbox.pid("redis") === undefined) return "was not running";
-      await sandbox.stop("redis", log);
-      return "stopped";
-    },
+    stop: (log) => stopIfRunning(sandbox, "redis", log),
     start: (log) => sandbox.start("redis", log),
     startWithoutAof: (log) => sandbox.redis.startWithoutAof(log),
     placeRdb: (staged) => sandbox.redis.placeRdb(staged),
     putBack: (aside) => sandbox.redis.putBack(aside),
-    stopApp: async (log) => {
-      if (sandbox.pid("ops-api") === undefined) return "was not running";
-      await sandbox.stop("ops-api", log);
-      return "stopped";
-    },
+    stopApp: (log) => stopIfRunning(sandbox, "ops-api", log),
     startApp: (log) => sandbox.start("ops-api", log),
   };
 }

@@ -7,8 +7,9 @@
  * are refused with the manual procedure until their adapters exist.
  */
 import type { PgNode, StackOutputs } from "../../contract/outputs.ts";
-import { openSandbox, type PgNodeName, type Sandbox } from "../../sandbox/index.ts";
+import { openSandbox, type Sandbox } from "../../sandbox/index.ts";
 import { Refusal } from "../engine/errors.ts";
+import { sandboxNode, stopIfRunning } from "./sandbox-nodes.ts";
 
 export interface RestorePlatform {
   /** Stops the trading app (the writers); "was not running" when it was not. */
@@ -45,30 +46,17 @@ export async function restorePlatformOf(outputs: StackOutputs): Promise<RestoreP
   }
 }
 
-function nodeName(node: PgNode): PgNodeName {
-  if (node.name !== "pg-a" && node.name !== "pg-b") throw new Error(`the sandbox has no node ${node.name}`);
-  return node.name;
-}
-
 function sandboxRestorePlatform(sandbox: Sandbox): RestorePlatform {
   return {
-    stopApp: async (log) => {
-      if (sandbox.pid("ops-api") === undefined) return "was not running";
-      await sandbox.stop("ops-api", log);
-      return "stopped";
-    },
+    stopApp: (log) => stopIfRunning(sandbox, "ops-api", log),
     startApp: (log) => sandbox.start("ops-api", log),
-    running: async (node) => sandbox.pid(nodeName(node)) !== undefined,
-    stop: async (node, log) => {
-      if (sandbox.pid(nodeName(node)) === undefined) return "was not running";
-      await sandbox.stop(nodeName(node), log);
-      return "stopped";
-    },
-    start: (node, log) => sandbox.start(nodeName(node), log),
-    setAside: (node) => sandbox.postgres.setAside(nodeName(node)),
-    putBack: (node, aside) => sandbox.postgres.putBack(nodeName(node), aside),
-    startRestored: (node, log) => sandbox.postgres.startRestored(nodeName(node), log),
-    discard: (node) => sandbox.postgres.discard(nodeName(node)),
-    freeBytes: async (node) => sandbox.postgres.freeBytes(nodeName(node)),
+    running: async (node) => sandbox.pid(sandboxNode(node)) !== undefined,
+    stop: (node, log) => stopIfRunning(sandbox, sandboxNode(node), log),
+    start: (node, log) => sandbox.start(sandboxNode(node), log),
+    setAside: (node) => sandbox.postgres.setAside(sandboxNode(node)),
+    putBack: (node, aside) => sandbox.postgres.putBack(sandboxNode(node), aside),
+    startRestored: (node, log) => sandbox.postgres.startRestored(sandboxNode(node), log),
+    discard: (node) => sandbox.postgres.discard(sandboxNode(node)),
+    freeBytes: async (node) => sandbox.postgres.freeBytes(sandboxNode(node)),
   };
 }
