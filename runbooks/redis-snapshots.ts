@@ -91,24 +91,16 @@ export async function listRedisSnapshots(outputs: StackOutputs, signal?: AbortSi
 export async function uploadRdb(outputs: StackOutputs, file: string, key: string, signal?: AbortSignal): Promise<{ sha256: string; sizeBytes: number }> {
   const s3 = await s3Client(outputs.backup, { requestTimeoutMs: S3_TRANSFER_TIMEOUT_MS });
   const { Upload } = await import("@aws-sdk/lib-storage");
-  const hash = createHash("sha256");
-  let sizeBytes = 0;
-  const hashing = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      hash.update(chunk);
-      sizeBytes += chunk.length;
-      done(null, chunk);
-    },
-  });
+  const hashing = hashingStream();
   const body = new PassThrough();
   // One read of the file: what is hashed is exactly what is uploaded (a later BGSAVE renames a new file over the path, not into this one).
-  const reading = pipeline(createReadStream(file), hashing, body);
+  const reading = pipeline(createReadStream(file), hashing.stream, body);
   const upload = new Upload({ client: s3, params: { Bucket: outputs.backup.bucket, Key: key, Body: body }, partSize: PART_SIZE, queueSize: 2, leavePartsOnError: false });
   const abort = () => void upload.abort().catch(() => {});
   signal?.addEventListener("abort", abort, { once: true });
   try {
     await Promise.all([upload.done(), reading]);
-    return { sha256: hash.digest("hex"), sizeBytes };
+    return hashing.result();
   } finally {
     signal?.removeEventListener("abort", abort);
     s3.destroy();
@@ -131,20 +123,26 @@ export async function putManifest(outputs: StackOutputs, manifest: RedisManifest
 export async function downloadRdb(outputs: StackOutputs, manifest: RedisManifest, dest: string, signal?: AbortSignal): Promise<{ sha256: string; sizeBytes: number }> {
   const s3 = await s3Client(outputs.backup, { requestTimeoutMs: S3_TRANSFER_TIMEOUT_MS });
   const { GetObjectCommand } = await import("@aws-sdk/client-s3");
-  const hash = createHash("sha256");
-  let sizeBytes = 0;
   try {
     const object = await s3.send(new GetObjectCommand({ Bucket: outputs.backup.bucket, Key: manifest.key }), { abortSignal: signal });
-    const hashing = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        hash.update(chunk);
-        sizeBytes += chunk.length;
-        done(null, chunk);
-      },
-    });
-    await pipeline(object.Body as NodeJS.ReadableStream, hashing, createWriteStream(dest, { mode: 0o600 }), { signal });
-    return { sha256: hash.digest("hex"), sizeBytes };
+    const hashing = hashingStream();
+    await pipeline(object.Body as NodeJS.ReadableStream, hashing.stream, createWriteStream(dest, { mode: 0o600 }), { signal });
+    return hashing.result();
   } finally {
     s3.destroy();
   }
+}
+
+/** A pass-through that hashes (SHA-256) and counts what flows through it, for uploads and downloads alike. */
+function hashingStream(): { stream: Transform; result(): { sha256: string; sizeBytes: number } } {
+  const hash = createHash("sha256");
+  let sizeBytes = 0;
+  const stream = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      sizeBytes += chunk.length;
+      done(null, chunk);
+    },
+  });
+  return { stream, result: () => ({ sha256: hash.digest("hex"), sizeBytes }) };
 }
