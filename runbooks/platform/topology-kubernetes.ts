@@ -91,39 +91,39 @@ export function kubernetesTopology(outputs: StackOutputs, options: KubernetesTop
    * and decides again (`unless` may then find there is nothing to do) instead of overwriting.
    */
   async function select(pod: string, unless: (current: string | undefined) => boolean = () => false): Promise<void> {
-    for (let attempt = 0; attempt < PATCH_ATTEMPTS; attempt++) {
-      const service = await readService();
-      const current = service.spec?.selector?.[POD_NAME_LABEL];
-      if (current === pod || unless(current)) return;
-      const body = { metadata: { resourceVersion: service.metadata?.resourceVersion }, spec: { selector: { [POD_NAME_LABEL]: pod } } };
-      try {
+    const settled = await patchAsRead(
+      readService,
+      (service) => {
+        const current = service.spec?.selector?.[POD_NAME_LABEL];
+        if (current === pod || unless(current)) return undefined;
+        return { metadata: { resourceVersion: service.metadata?.resourceVersion }, spec: { selector: { [POD_NAME_LABEL]: pod } } };
+      },
+      async (body) => {
         const { core, patchAs } = await api();
         await core.patchNamespacedService({ name: serviceName, namespace, body }, patchAs(MERGE_PATCH));
-        return;
-      } catch (error) {
-        if (statusOf(error) !== 409) throw error;
-      }
-    }
+      },
+    );
+    if (settled) return;
     throw new StepFailure(`Service ${namespace}/${serviceName} changed ${PATCH_ATTEMPTS} times while its selector was being set to ${pod}`, `find out who else changes it (\`${kubectl} get service ${serviceName} -o yaml\`), then re-run`);
   }
 
   /** The pods' record (data key) and, once `tradeops:primaryNode` holds it too, the stack's (annotation). */
   async function recordInConfigMap(node: PgNode, inStack: boolean): Promise<void> {
-    for (let attempt = 0; attempt < PATCH_ATTEMPTS; attempt++) {
-      const configMap = await readConfigMap();
-      if (configMap.data?.[PRIMARY_NODE_KEY] === node.name && (!inStack || configMap.metadata?.annotations?.[STACK_PRIMARY_ANNOTATION] === node.name)) return;
-      const body = {
-        metadata: { resourceVersion: configMap.metadata?.resourceVersion, ...(inStack ? { annotations: { [STACK_PRIMARY_ANNOTATION]: node.name } } : {}) },
-        data: { [PRIMARY_NODE_KEY]: node.name },
-      };
-      try {
+    const settled = await patchAsRead(
+      readConfigMap,
+      (configMap) => {
+        if (configMap.data?.[PRIMARY_NODE_KEY] === node.name && (!inStack || configMap.metadata?.annotations?.[STACK_PRIMARY_ANNOTATION] === node.name)) return undefined;
+        return {
+          metadata: { resourceVersion: configMap.metadata?.resourceVersion, ...(inStack ? { annotations: { [STACK_PRIMARY_ANNOTATION]: node.name } } : {}) },
+          data: { [PRIMARY_NODE_KEY]: node.name },
+        };
+      },
+      async (body) => {
         const { core, patchAs } = await api();
         await core.patchNamespacedConfigMap({ name: configMapName, namespace, body }, patchAs(MERGE_PATCH));
-        return;
-      } catch (error) {
-        if (statusOf(error) !== 409) throw error;
-      }
-    }
+      },
+    );
+    if (settled) return;
     throw new StepFailure(`ConfigMap ${namespace}/${configMapName} changed ${PATCH_ATTEMPTS} times while ${node.name} was being recorded`, "re-run: the step checks the record first");
   }
 
@@ -284,4 +284,23 @@ function shellQuoted(word: string): string {
 function statusOf(error: unknown): number | undefined {
   const code = (error as { code?: unknown })?.code;
   return typeof code === "number" ? code : undefined;
+}
+
+/**
+ * A patch that names the resourceVersion it was decided on (`decide` returns undefined when there
+ * is nothing to do): when the object changed in between, the API server answers 409 and this reads
+ * and decides again. False after PATCH_ATTEMPTS lost races: a fight, not a race.
+ */
+async function patchAsRead<T>(read: () => Promise<T>, decide: (current: T) => object | undefined, send: (body: object) => Promise<void>): Promise<boolean> {
+  for (let attempt = 0; attempt < PATCH_ATTEMPTS; attempt++) {
+    const body = decide(await read());
+    if (!body) return true;
+    try {
+      await send(body);
+      return true;
+    } catch (error) {
+      if (statusOf(error) !== 409) throw error;
+    }
+  }
+  return false;
 }
