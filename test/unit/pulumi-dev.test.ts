@@ -14,23 +14,11 @@ import { StackOutputs, secretValues } from "../../contract/outputs.ts";
 import { publish, serviceContainerArgs } from "../../infra/components/docker/container-defaults.ts";
 import { noPublicDataPorts } from "../../policy/policies.ts";
 import { defaultS3LockKey } from "../../runbooks/locks/index.ts";
+import { DEV_SECRETS } from "./pulumi-fixtures.ts";
 import { runProgram, secretAt, policyViolations, secretLeaks, type MockedResource, type ProgramRun } from "./pulumi-harness.ts";
 
-const SECRETS = {
-  dbPassword: "dev-db-Secret-5b1c",
-  replicationPassword: "dev-repl-Secret-77aa",
-  redisPassword: "dev-redis-Secret-0e9d",
-  jwtSecret: "dev-jwt-Secret-2f3e4d5c6b7a8",
-  opsApiToken: "dev-ops-Token-9c8b",
-  grafanaAdminPassword: "dev-grafana-Secret-1a2b",
-  s3AccessKey: "dev-s3-Access-4d4d",
-  s3SecretKey: "dev-s3-Secret-6e6e",
-  telegramBotToken: "123456:dev-telegram-Token",
-  slackWebhookUrl: "https://hooks.slack.example/services/dev-Secret-slack",
-};
-
 const CONFIG = {
-  ...SECRETS,
+  ...DEV_SECRETS,
   apiImage: "ghcr.io/acme/trading-api:1.4.2",
   workerImage: "ghcr.io/acme/trading-worker:1.4.2",
   timescaleImage: "registry.example/timescaledb-ha:pg15-custom",
@@ -56,7 +44,7 @@ const uploadIsSecret = (resource: MockedResource, file: string): boolean => {
 };
 
 beforeAll(async () => {
-  run = await runProgram({ stack: "dev", config: CONFIG, secretKeys: Object.keys(SECRETS) });
+  run = await runProgram({ stack: "dev", config: CONFIG, secretKeys: Object.keys(DEV_SECRETS) });
 }, 60_000);
 
 describe("dev stack: containers", () => {
@@ -152,7 +140,7 @@ describe("dev stack: database pair", () => {
       expect(uploadIsSecret(c, "/run/secrets/tradeops/db-password"), name).toBe(true);
       expect(uploadIsSecret(c, "/etc/pgbackrest/pgbackrest.conf"), name).toBe(true);
       expect(c.inputs.envs).toContain("POSTGRES_PASSWORD_FILE=/run/secrets/tradeops/db-password");
-      expect(c.inputs.envs.join("\n")).not.toContain(SECRETS.dbPassword);
+      expect(c.inputs.envs.join("\n")).not.toContain(DEV_SECRETS.dbPassword);
     }
   });
 
@@ -178,7 +166,7 @@ describe("dev stack: Redis, apps, observability, object store", () => {
     for (const name of ["api", "worker"]) {
       const envs: string[] = container(name).inputs.envs;
       expect(envs).toEqual(expect.arrayContaining(["DATABASE_HOST=traffic", "DATABASE_PORT=5000", "JWT_SECRET_FILE=/run/secrets/tradeops/jwt_secret"]));
-      for (const secret of Object.values(SECRETS)) expect(envs.join("\n")).not.toContain(secret);
+      for (const secret of Object.values(DEV_SECRETS)) expect(envs.join("\n")).not.toContain(secret);
       expect(uploadIsSecret(container(name), "/run/secrets/tradeops/jwt_secret")).toBe(true);
     }
   });
@@ -219,7 +207,7 @@ describe("dev stack: structure and outputs", () => {
   });
 
   test("S2: no secret value appears anywhere in a resource's inputs outside a Pulumi secret", () => {
-    expect(secretLeaks(run, SECRETS)).toEqual([]);
+    expect(secretLeaks(run, DEV_SECRETS)).toEqual([]);
   });
 
   test("exports parse with the outputs contract as a docker platform; credentials are Pulumi secrets", async () => {
@@ -248,9 +236,9 @@ describe("dev stack: structure and outputs", () => {
 
   test("I5: exports the replication role pg-b streams as (user, and password as a Pulumi secret the runbooks mask)", async () => {
     const outputs = StackOutputs.parse(run.outputs);
-    expect(outputs.database.replication).toEqual({ mode: "sync", slot: "pg_b", user: "replicator", password: SECRETS.replicationPassword, maxLagBytes: 16 * 1024 * 1024 });
+    expect(outputs.database.replication).toEqual({ mode: "sync", slot: "pg_b", user: "replicator", password: DEV_SECRETS.replicationPassword, maxLagBytes: 16 * 1024 * 1024 });
     expect(await pulumi.isSecret(run.exports.database.replication.password)).toBe(true);
-    expect(secretValues(outputs)).toContain(SECRETS.replicationPassword);
+    expect(secretValues(outputs)).toContain(DEV_SECRETS.replicationPassword);
   });
 
   test("the stack passes every policy of the policy pack", async () => {
@@ -308,7 +296,7 @@ describe("dev stack: the uploaded config files pass the real programs", () => {
     writeFileSync(join(dir, "redis.conf"), conf.replace('dir "/data"', `dir "${dir}"`));
     const port = 17000 + (process.pid % 1000);
     const server = spawn("redis-server", [join(dir, "redis.conf"), "--bind", "127.0.0.1", "--port", String(port)], { stdio: "ignore" });
-    const cli = (...args: string[]) => execFileSync("redis-cli", ["-p", String(port), "--no-auth-warning", "-a", SECRETS.redisPassword, ...args], { encoding: "utf8" }).trim();
+    const cli = (...args: string[]) => execFileSync("redis-cli", ["-p", String(port), "--no-auth-warning", "-a", DEV_SECRETS.redisPassword, ...args], { encoding: "utf8" }).trim();
     try {
       let pong = "";
       for (let i = 0; i < 50 && pong !== "PONG"; i++) {

@@ -1,5 +1,19 @@
 /** Stack configs the Pulumi unit tests share (the dr stack reads prod's outputs, so both use these). */
 
+/** The dev stack's secrets (the alert channels' included). */
+export const DEV_SECRETS = {
+  dbPassword: "dev-db-Secret-5b1c",
+  replicationPassword: "dev-repl-Secret-77aa",
+  redisPassword: "dev-redis-Secret-0e9d",
+  jwtSecret: "dev-jwt-Secret-2f3e4d5c6b7a8",
+  opsApiToken: "dev-ops-Token-9c8b",
+  grafanaAdminPassword: "dev-grafana-Secret-1a2b",
+  s3AccessKey: "dev-s3-Access-4d4d",
+  s3SecretKey: "dev-s3-Secret-6e6e",
+  telegramBotToken: "123456:dev-telegram-Token",
+  slackWebhookUrl: "https://hooks.slack.example/services/dev-Secret-slack",
+};
+
 /** Set as secrets: strong enough for S2 (no defaults, JWT ≥ 32 random characters). */
 export const PROD_SECRETS = {
   dbPassword: "prod-db-Secret-8f7e6d5c",

@@ -6,19 +6,9 @@
  */
 import { beforeAll, describe, expect, test } from "vitest";
 import { StackOutputs } from "../../contract/outputs.ts";
-import { PROD_CONFIG, PROD_SECRETS } from "./pulumi-fixtures.ts";
+import { DEV_SECRETS, PROD_CONFIG, PROD_SECRETS } from "./pulumi-fixtures.ts";
 import { runProgram, type ProgramRun } from "./pulumi-harness.ts";
 
-const DEV_SECRETS = {
-  dbPassword: "dev-db-Secret-5b1c",
-  replicationPassword: "dev-repl-Secret-77aa",
-  redisPassword: "dev-redis-Secret-0e9d",
-  jwtSecret: "dev-jwt-Secret-2f3e4d5c6b7a8",
-  opsApiToken: "dev-ops-Token-9c8b",
-  grafanaAdminPassword: "dev-grafana-Secret-1a2b",
-  s3AccessKey: "dev-s3-Access-4d4d",
-  s3SecretKey: "dev-s3-Secret-6e6e",
-};
 const DEV_CONFIG = { ...DEV_SECRETS, apiImage: "ghcr.io/acme/trading-api:1.4.2", workerImage: "ghcr.io/acme/trading-worker:1.4.2" };
 const CONTAINER = "docker:index/container:Container";
 
