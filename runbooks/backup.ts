@@ -15,6 +15,7 @@ import type { StackOutputs } from "../contract/outputs.ts";
 import { onRedis } from "./connect.ts";
 import type { Step } from "./engine/runbook.ts";
 import { redisPlatformOf } from "./platform/redis-node.ts";
+import { displayName, dumpTables, listTableDumps, resolveTables, TableList, writeTableDumpManifest, type TableDumpManifest } from "./table-dumps.ts";
 import { keyCount, listRedisSnapshots, putManifest, redisInfo, REDIS_PREFIX, RedisManifest as RedisManifestSchema, snapshotId, uploadRdb, type RedisManifest } from "./redis-snapshots.ts";
 
 /** The part of `pgbackrest info --output=json` the runbooks read. */
@@ -51,9 +52,11 @@ export const backup = defineRunbook({
   args: z.object({
     type: flag(z.enum(["full", "diff", "incr"]).default("full"), { description: "backup type" }),
     redis: flag(z.boolean().optional(), { description: "back up Redis instead: BGSAVE, then dump.rdb to redis/ in the backup bucket with a manifest" }),
-  }),
-  steps: ({ type, redis }, { outputs }) => {
+    tables: flag(TableList.optional(), { description: "a logical dump of just these tables instead (pg_dump, one consistent snapshot) to logical/ in the backup bucket", placeholder: "t1,t2" }),
+  }).refine((args) => !(args.redis && args.tables), { message: "back up --redis and --tables in separate runs", path: ["tables"] }),
+  steps: ({ type, redis, tables }, { outputs }) => {
     if (redis) return redisBackupSteps(outputs);
+    if (tables) return tableBackupSteps(tables, outputs);
     const pgbackrestOn = pgbackrest(outputs);
     const stanza = outputs.backup.stanza;
     const listBackups = async (signal: AbortSignal) => {
@@ -114,6 +117,7 @@ export const backup = defineRunbook({
   },
   report: (facts) => {
     if (facts.redisSnapshot) return redisReport(facts);
+    if (facts.tableDump) return tableDumpReport(facts.tableDump as TableDumpManifest);
     const made = facts.backup as ReturnType<typeof describeBackup> | undefined;
     const interrupted = facts.interrupted as Interruption | undefined;
     const lead = interrupted ? `interrupted by ${interrupted.signal}; ` : "";
@@ -248,6 +252,54 @@ function redisReport(facts: Record<string, unknown>) {
   if (!made) return { text: "no Redis snapshot was stored", json: null };
   return {
     text: `Redis snapshot ${made.id}: ${made.keys.atBgsave} key(s), ${bytes(made.sizeBytes)}, sha256 ${made.sha256} at s3://…/${made.key}`,
+    json: made,
+  };
+}
+
+// ---- Tables (backup --tables) -----------------------------------------------------------------------
+
+/** Z6: the seed's `pg_dump -t`, one consistent snapshot for all the tables, each table an archive of its own. */
+function tableBackupSteps(names: string[], outputs: StackOutputs): Step[] {
+  let tables: { schema: string; name: string }[] = [];
+  let manifest: TableDumpManifest | undefined;
+  return [
+    {
+      name: "Check the tables, the primary and the backup bucket",
+      plan: `${names.join(", ")} exist in ${outputs.database.name} on the primary; s3://${outputs.backup.bucket}/logical/ is reachable`,
+      readOnly: true,
+      action: async (ctx) => {
+        const quick = { signal: ctx.signal, timeoutMs: PRECHECK_TIMEOUT_MS };
+        const [repository, primary] = await Promise.allSettled([checkBackupRepository(outputs, quick), checkPrimaryAnswers(outputs, quick)]);
+        if (repository.status === "rejected") throw new Refusal(`backup repository does not answer: ${oneLine(repository.reason)}`, "run `tradeops health` and bring the S3 store back first");
+        if (primary.status === "rejected") throw new Refusal(`primary ${outputs.database.primary.name} does not answer: ${oneLine(primary.reason)}`, "run `tradeops health` and bring the primary back first");
+        tables = await resolveTables(outputs, names, ctx.signal);
+      },
+    },
+    {
+      name: "Dump the tables into the backup bucket",
+      plan: "one REPEATABLE READ snapshot (exact row counts); pg_dump --format=custom --snapshot per table, streamed to logical/<id>/<schema>.<table>.pgdump with its SHA-256",
+      action: async (ctx) => {
+        manifest = await dumpTables(outputs, tables, ctx.signal, (line) => ctx.log(line));
+      },
+      onFailure: "archives without a manifest are never listed or restored: re-run once fixed",
+    },
+    {
+      name: "Write the dump's manifest",
+      plan: "logical/<id>/manifest.json: tables, row counts, SHA-256s — written last, so only a complete dump is ever listed",
+      action: async (ctx) => {
+        await writeTableDumpManifest(outputs, manifest!, ctx.signal);
+        ctx.record("tableDump", manifest);
+      },
+      verify: async (ctx) => {
+        if (!(await listTableDumps(outputs, ctx.signal)).some((d) => d.id === manifest!.id)) throw new StepFailure(`dump ${manifest!.id} is not listed in the bucket`);
+      },
+    },
+  ];
+}
+
+function tableDumpReport(made: TableDumpManifest) {
+  return {
+    text: `table dump ${made.id}: ${made.tables.map((t) => `${displayName(t)} (${t.rows} rows)`).join(", ")}, ${bytes(made.sizeBytes)} at s3://…/logical/${made.id}/`,
     json: made,
   };
 }

@@ -2,7 +2,8 @@
  * `tradeops backups list` — S8, I6, I7: every PostgreSQL backup set in the stack's pgBackRest
  * repository with its WAL range, age and size, and the restorable window (oldest backup's stop →
  * last archived WAL): what an operator needs at 3 a.m. before `tradeops restore --to-time`. Then
- * the Redis snapshots of `backup --redis` (only those with a manifest: complete ones).
+ * the table dumps of `backup --tables` and the Redis snapshots of `backup --redis` (only those
+ * with a manifest: complete ones).
  */
 import { z } from "zod";
 import { age, readRepository, utc, type Repository } from "./backup-sets.ts";
@@ -10,6 +11,7 @@ import { Refusal, oneLine } from "./engine/errors.ts";
 import { defineRunbook } from "./engine/runbook.ts";
 import { bytes, table } from "./format.ts";
 import { listRedisSnapshots, type RedisManifest } from "./redis-snapshots.ts";
+import { displayName, listTableDumps, type TableDumpManifest } from "./table-dumps.ts";
 
 export const backupsList = defineRunbook({
   command: ["backups", "list"],
@@ -32,6 +34,10 @@ export const backupsList = defineRunbook({
           throw new Refusal(`cannot list the Redis snapshots: ${oneLine(error)}`, "run `tradeops health`: the S3 store must answer");
         });
         ctx.record("redisSnapshots", snapshots.map(describeSnapshot));
+        const dumps = await listTableDumps(outputs, ctx.signal).catch((error: unknown) => {
+          throw new Refusal(`cannot list the table dumps: ${oneLine(error)}`, "run `tradeops health`: the S3 store must answer");
+        });
+        ctx.record("tableDumps", dumps.map(describeDump));
       },
     },
   ],
@@ -61,7 +67,14 @@ export const backupsList = defineRunbook({
         ? table(["REDIS SNAPSHOT", "TAKEN", "AGE", "SIZE", "KEYS"], redis.map((s) => [s.id, utc(new Date(s.takenAt)), age(new Date(s.takenAt), now), bytes(s.sizeBytes), s.keys]))
         : "no Redis snapshot in the bucket (`tradeops backup --redis`)",
     );
-    return { text: lines.join("\n"), json: { ...repository, redis } };
+    const dumps = (facts.tableDumps as ReturnType<typeof describeDump>[] | undefined) ?? [];
+    lines.push(
+      "",
+      dumps.length
+        ? table(["TABLE DUMP", "TAKEN", "AGE", "SIZE", "TABLES (ROWS)"], dumps.map((d) => [d.id, utc(new Date(d.takenAt)), age(new Date(d.takenAt), now), bytes(d.sizeBytes), d.tables.map((t) => `${t.name} (${t.rows})`).join(", ")]))
+        : "no table dump in the bucket (`tradeops backup --tables t1,t2`)",
+    );
+    return { text: lines.join("\n"), json: { ...repository, redis, tableDumps: dumps } };
   },
 });
 
@@ -85,4 +98,8 @@ function describeRepository({ sets, window }: Repository) {
 
 function describeSnapshot(manifest: RedisManifest) {
   return { id: manifest.id, key: manifest.key, takenAt: manifest.takenAt, sizeBytes: manifest.sizeBytes, keys: manifest.keys.atBgsave, sha256: manifest.sha256 };
+}
+
+function describeDump(manifest: TableDumpManifest) {
+  return { id: manifest.id, takenAt: manifest.takenAt, sizeBytes: manifest.sizeBytes, tables: manifest.tables.map((t) => ({ name: displayName(t), rows: t.rows, sizeBytes: t.sizeBytes })) };
 }

@@ -3,20 +3,12 @@
  * `redis/<id>/dump.rdb` and, written last, `redis/<id>/manifest.json` (SHA-256, size, key count).
  * A snapshot without its manifest is an interrupted upload: never listed, never restored.
  */
-import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import { PassThrough, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { s3Client } from "../clients/s3.ts";
 import type { StackOutputs } from "../contract/outputs.ts";
+import { downloadObject, listManifests, putManifest as putSetManifest, setId, uploadFile, type Stored } from "./bucket-sets.ts";
 
 export const REDIS_PREFIX = "redis/";
-/** Multipart parts of 8 MiB, two in flight: a 1M-key RDB (~100 MB, field notes) is 13 parts. */
-const PART_SIZE = 8 * 1024 * 1024;
-/** A part or a manifest takes seconds; a stuck request is given this long. */
-const S3_TRANSFER_TIMEOUT_MS = 60_000;
 
 export const RedisManifest = z.object({
   kind: z.literal("redis-rdb"),
@@ -34,11 +26,7 @@ export const RedisManifest = z.object({
 });
 export type RedisManifest = z.infer<typeof RedisManifest>;
 
-/** `20261205-170102-123Z`: sortable, one per millisecond. */
-export function snapshotId(at: Date): string {
-  const iso = at.toISOString();
-  return `${iso.slice(0, 10).replace(/-/g, "")}-${iso.slice(11, 19).replace(/:/g, "")}-${iso.slice(20, 23)}Z`;
-}
+export const snapshotId = setId;
 
 /** `INFO <section>` as a map of its `key:value` lines. */
 export async function redisInfo(redis: Redis, section: string): Promise<Record<string, string>> {
@@ -64,85 +52,20 @@ export async function keyCount(redis: Redis): Promise<{ keys: number; expires: n
 }
 
 /** Every complete snapshot (with its manifest), oldest first. */
-export async function listRedisSnapshots(outputs: StackOutputs, signal?: AbortSignal): Promise<RedisManifest[]> {
-  const s3 = await s3Client(outputs.backup);
-  const { ListObjectsV2Command, GetObjectCommand } = await import("@aws-sdk/client-s3");
-  try {
-    const keys: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await s3.send(new ListObjectsV2Command({ Bucket: outputs.backup.bucket, Prefix: REDIS_PREFIX, ContinuationToken: token }), { abortSignal: signal });
-      keys.push(...(page.Contents ?? []).map((object) => object.Key!).filter((key) => key.endsWith("/manifest.json")));
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    const manifests: RedisManifest[] = [];
-    for (const key of keys) {
-      const object = await s3.send(new GetObjectCommand({ Bucket: outputs.backup.bucket, Key: key }), { abortSignal: signal });
-      const parsed = RedisManifest.safeParse(JSON.parse(await object.Body!.transformToString()));
-      if (parsed.success) manifests.push(parsed.data);
-    }
-    return manifests.sort((a, b) => a.id.localeCompare(b.id));
-  } finally {
-    s3.destroy();
-  }
+export function listRedisSnapshots(outputs: StackOutputs, signal?: AbortSignal): Promise<RedisManifest[]> {
+  return listManifests(outputs, REDIS_PREFIX, RedisManifest, signal);
 }
 
-/** Streams `file` to `key` as a multipart upload, hashing on the way; resolves with what was uploaded. */
-export async function uploadRdb(outputs: StackOutputs, file: string, key: string, signal?: AbortSignal): Promise<{ sha256: string; sizeBytes: number }> {
-  const s3 = await s3Client(outputs.backup, { requestTimeoutMs: S3_TRANSFER_TIMEOUT_MS });
-  const { Upload } = await import("@aws-sdk/lib-storage");
-  const hashing = hashingStream();
-  const body = new PassThrough();
-  // One read of the file: what is hashed is exactly what is uploaded (a later BGSAVE renames a new file over the path, not into this one).
-  const reading = pipeline(createReadStream(file), hashing.stream, body);
-  const upload = new Upload({ client: s3, params: { Bucket: outputs.backup.bucket, Key: key, Body: body }, partSize: PART_SIZE, queueSize: 2, leavePartsOnError: false });
-  const abort = () => void upload.abort().catch(() => {});
-  signal?.addEventListener("abort", abort, { once: true });
-  try {
-    await Promise.all([upload.done(), reading]);
-    return hashing.result();
-  } finally {
-    signal?.removeEventListener("abort", abort);
-    s3.destroy();
-  }
+/** Streams `file` to `key` as a multipart upload, hashing on the way (a later BGSAVE renames a new file over the path, not into this one). */
+export function uploadRdb(outputs: StackOutputs, file: string, key: string, signal?: AbortSignal): Promise<Stored> {
+  return uploadFile(outputs, file, key, signal);
 }
 
-export async function putManifest(outputs: StackOutputs, manifest: RedisManifest, signal?: AbortSignal): Promise<string> {
-  const s3 = await s3Client(outputs.backup);
-  const { PutObjectCommand } = await import("@aws-sdk/client-s3");
-  const key = `${REDIS_PREFIX}${manifest.id}/manifest.json`;
-  try {
-    await s3.send(new PutObjectCommand({ Bucket: outputs.backup.bucket, Key: key, Body: JSON.stringify(manifest, null, 2), ContentType: "application/json" }), { abortSignal: signal });
-    return key;
-  } finally {
-    s3.destroy();
-  }
+export function putManifest(outputs: StackOutputs, manifest: RedisManifest, signal?: AbortSignal): Promise<string> {
+  return putSetManifest(outputs, REDIS_PREFIX, manifest, signal);
 }
 
 /** Downloads the snapshot's RDB to `dest`, hashing it; the caller compares with the manifest. */
-export async function downloadRdb(outputs: StackOutputs, manifest: RedisManifest, dest: string, signal?: AbortSignal): Promise<{ sha256: string; sizeBytes: number }> {
-  const s3 = await s3Client(outputs.backup, { requestTimeoutMs: S3_TRANSFER_TIMEOUT_MS });
-  const { GetObjectCommand } = await import("@aws-sdk/client-s3");
-  try {
-    const object = await s3.send(new GetObjectCommand({ Bucket: outputs.backup.bucket, Key: manifest.key }), { abortSignal: signal });
-    const hashing = hashingStream();
-    await pipeline(object.Body as NodeJS.ReadableStream, hashing.stream, createWriteStream(dest, { mode: 0o600 }), { signal });
-    return hashing.result();
-  } finally {
-    s3.destroy();
-  }
-}
-
-/** A pass-through that hashes (SHA-256) and counts what flows through it, for uploads and downloads alike. */
-function hashingStream(): { stream: Transform; result(): { sha256: string; sizeBytes: number } } {
-  const hash = createHash("sha256");
-  let sizeBytes = 0;
-  const stream = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      hash.update(chunk);
-      sizeBytes += chunk.length;
-      done(null, chunk);
-    },
-  });
-  return { stream, result: () => ({ sha256: hash.digest("hex"), sizeBytes }) };
+export function downloadRdb(outputs: StackOutputs, manifest: RedisManifest, dest: string, signal?: AbortSignal): Promise<Stored> {
+  return downloadObject(outputs, manifest.key, dest, signal);
 }

@@ -26,6 +26,8 @@ import { restorePlatformOf, type RestorePlatform } from "./platform/restore.ts";
 import { redisPlatformOf, type RedisPlatform } from "./platform/redis-node.ts";
 import { downloadRdb, keyCount, listRedisSnapshots, redisInfo, type RedisManifest } from "./redis-snapshots.ts";
 import { writeThroughTraffic } from "./probes.ts";
+import { tableSteps, tablesReport } from "./restore-tables.ts";
+import { TableList } from "./table-dumps.ts";
 import { appReconnectedStep, inRecovery, pauseTradingStep, replicationOf, resumeTradingStep, RoleChange, tradingLine, until } from "./role-change.ts";
 
 /** The forms `--to-time` accepts, quoted in the exit-2 line. */
@@ -76,13 +78,21 @@ export const RestoreArgs = z
       description: "restore Redis from this snapshot of `backup --redis` (AOF off, RDB in place, key count checked, AOF on)",
       placeholder: "latest|ID",
     }),
+    tables: flag(TableList.optional(), { description: "restore these tables from a logical dump of `backup --tables` into the live database, in one transaction (the others are left as they are)", placeholder: "t1,t2" }),
+    dump: flag(z.string().regex(/^(latest|\d{8}-\d{6}-\d{3}Z)$/, "expected latest or a dump id such as 20261205-170102-123Z").optional(), {
+      description: "the table dump to restore --tables from (default: the newest holding them all)",
+      placeholder: "latest|ID",
+    }),
     reason: flag(z.string().trim().min(1).max(500).optional(), { description: "why: goes to the audit log and to the ops API's pause", placeholder: "text" }),
   })
   .superRefine((args, issues) => {
     const targets = [args.toTime && "--to-time", args.toLsn && "--to-lsn", args.toName && "--to-name"].filter(Boolean);
     if (targets.length > 1) issues.addIssue({ code: "custom", path: ["toTime"], message: `${targets.join(" and ")} exclude each other: name one target` });
-    if (!args.db && !args.redis) issues.addIssue({ code: "custom", path: ["db"], message: "name what to restore: --db latest|LABEL or --redis latest|ID" });
-    if (args.db && args.redis) issues.addIssue({ code: "custom", path: ["redis"], message: "restore --db and --redis in two runs (PostgreSQL first)" });
+    const what = [args.db && "--db", args.redis && "--redis", args.tables && "--tables"].filter(Boolean);
+    if (!what.length) issues.addIssue({ code: "custom", path: ["db"], message: "name what to restore: --db latest|LABEL, --tables t1,t2 or --redis latest|ID" });
+    if (what.length > 1) issues.addIssue({ code: "custom", path: ["db"], message: `restore ${what.join(" and ")} in separate runs (PostgreSQL first)` });
+    if (args.dump && !args.tables) issues.addIssue({ code: "custom", path: ["dump"], message: "--dump names the table dump of --tables" });
+    if (args.tables && targets.length) issues.addIssue({ code: "custom", path: ["tables"], message: `${targets.join(", ")} apply to --db; --tables restores a dump as it was taken` });
     if (args.redis && targets.length) issues.addIssue({ code: "custom", path: ["redis"], message: `${targets.join(", ")} apply to --db, not to a Redis snapshot` });
   });
 export type RestoreArgs = z.infer<typeof RestoreArgs>;
@@ -139,9 +149,14 @@ export const restore = defineRunbook({
   features: ["S8", "Z6", "I4", "I5", "I9"],
   mutates: true,
   args: RestoreArgs,
-  steps: (args, { outputs }) => (args.redis ? redisSteps(args.redis, args.reason, outputs) : databaseSteps(args, outputs)),
+  steps: (args, { outputs }) => {
+    if (args.redis) return redisSteps(args.redis, args.reason, outputs);
+    if (args.tables) return tableSteps(args.tables, args.dump ?? "latest", args.reason, outputs);
+    return databaseSteps(args, outputs);
+  },
   report: (facts) => {
     if (facts.redisSnapshot) return redisReport(facts);
+    if (facts.tableDump) return tablesReport(facts);
     const started = facts.startedAt as number | undefined;
     const firstWrite = facts.firstWriteAt as number | undefined;
     const rtoSeconds = started && firstWrite ? (firstWrite - started) / 1000 : null;

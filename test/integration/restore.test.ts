@@ -265,3 +265,79 @@ describe("Redis snapshots (#7)", () => {
     });
   });
 });
+
+describe("table dumps (#7)", () => {
+  const counts = async () => {
+    const [row] = await sql<{ orders: string; positions: string; bystander: string }>(
+      "select (select count(*) from it_orders)::text as orders, (select count(*) from it_positions)::text as positions, (select count(*) from it_bystander)::text as bystander",
+    );
+    return { orders: Number(row!.orders), positions: Number(row!.positions), bystander: Number(row!.bystander) };
+  };
+
+  it("Z6 S8: restore --tables it_orders,it_positions brings back those two tables' rows, keys and foreign key, and leaves other tables untouched", async () => {
+    await sql(`drop table if exists it_orders, it_positions, it_bystander cascade;
+      create table it_positions (id bigint generated always as identity primary key, symbol text not null);
+      create table it_orders (id serial primary key, position_id bigint references it_positions (id), qty int not null);
+      create index it_orders_qty on it_orders (qty);
+      create table it_bystander (i int);
+      insert into it_positions (symbol) select 'S' || g from generate_series(1, 50) g;
+      insert into it_orders (position_id, qty) select 1 + g % 50, g from generate_series(1, 2000) g;
+      insert into it_bystander select generate_series(1, 10);`);
+
+    const backup = await cli("backup", "--tables", "it_orders,it_positions", "--json");
+    expect(backup.code, backup.stderr).toBe(0);
+    const dump = RunDocument.parse(JSON.parse(backup.stdout)).report as { id: string; tables: { name: string; rows: number; key: string }[] };
+    expect(dump.tables.map((t) => [t.name, t.rows])).toEqual([["it_orders", 2000], ["it_positions", 50]]);
+    expect(dump.tables[0]!.key).toBe(`logical/${dump.id}/public.it_orders.pgdump`);
+    const list = await cli("backups", "list", "--json");
+    expect((RunDocument.parse(JSON.parse(list.stdout)).report as { tableDumps: { id: string }[] }).tableDumps.map((d) => d.id)).toContain(dump.id);
+
+    // The damage: rows deleted, a table dropped, the bystander changed after the dump (it must stay so).
+    await sql("delete from it_orders where id > 10; drop table it_positions cascade; insert into it_bystander values (11)");
+    const before = await sql<{ n: string }>("select count(*)::text as n from it_orders");
+
+    // --dry-run changes nothing.
+    const dry = await cli("restore", "--tables", "it_orders,it_positions", "--dry-run");
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain("Swap the tables in from the dump, in one transaction [destructive]");
+    expect(await sql<{ n: string }>("select count(*)::text as n from it_orders")).toEqual(before);
+
+    // A table the dump does not hold is refused before anything is touched.
+    const missing = await cli("restore", "--tables", "it_orders,it_bystander", "--yes");
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toMatch(/does not hold it_bystander \(it has it_orders, it_positions\)/);
+
+    const run = await cli("restore", "--tables", "it_orders,it_positions", "--yes", "--json");
+    expect(run.code, run.stderr + run.stdout).toBe(0);
+    const report = RunDocument.parse(JSON.parse(run.stdout)).report as { restored: boolean; tables: Record<string, number>; aside: string };
+    expect(report).toMatchObject({ restored: true, tables: { it_orders: 2000, it_positions: 50 } });
+    expect(await counts()).toEqual({ orders: 2000, positions: 50, bystander: 11 });
+    // Keys, the index and the foreign key came back with the tables; the old it_orders is kept aside.
+    const constraints = await sql<{ name: string }>("select conname as name from pg_constraint where conrelid in ('public.it_orders'::regclass, 'public.it_positions'::regclass) order by 1");
+    expect(constraints.map((c) => c.name)).toEqual(["it_orders_pkey", "it_orders_position_id_fkey", "it_positions_pkey"]);
+    expect(await sql("select 1 from pg_indexes where schemaname = 'public' and indexname = 'it_orders_qty'")).toHaveLength(1);
+    expect(await sql<{ n: string }>(`select count(*)::text as n from "${report.aside}".it_orders`)).toEqual(before);
+    await sql("insert into it_orders (position_id, qty) values (1, 1)");
+    await sql(`drop schema "${report.aside}" cascade; drop table it_orders, it_positions, it_bystander`);
+    for (const secret of secretValues(outputs)) expect(run.stdout + run.stderr + backup.stdout + backup.stderr).not.toContain(secret);
+  });
+
+  it("Z6: restore --tables refuses, touching nothing, when a view of another table depends on one; bad names exit 2", async () => {
+    await sql(`drop table if exists it_lonely cascade; create table it_lonely (i int); insert into it_lonely values (1), (2);`);
+    expect((await cli("backup", "--tables", "it_lonely")).code).toBe(0);
+    await sql("create view it_lonely_view as select * from it_lonely; insert into it_lonely values (3)");
+    const run = await cli("restore", "--tables", "it_lonely", "--yes");
+    expect(run.code).toBe(3);
+    expect(run.stderr).toMatch(/other objects depend on it_lonely: view it_lonely_view/);
+    expect(await sql<{ n: string }>("select count(*)::text as n from it_lonely")).toEqual([{ n: "3" }]);
+    for (const bad of [["--tables", "Orders;drop"], ["--tables", "it_lonely", "--to-time", "2026-12-05T00:00:00Z"], ["--dump", "latest"]]) {
+      const usage = await cli("restore", ...bad, "--yes");
+      expect(usage.code, bad.join(" ")).toBe(2);
+      expect(usage.stderr.trim().split("\n")).toHaveLength(1);
+    }
+    const absent = await cli("backup", "--tables", "no_such_table");
+    expect(absent.code).toBe(3);
+    expect(absent.stderr).toMatch(/no such table in trading: no_such_table/);
+    await sql("drop table it_lonely cascade");
+  });
+});
