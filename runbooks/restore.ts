@@ -15,7 +15,7 @@
  */
 import { z } from "zod";
 import type { PgNode, StackOutputs } from "../contract/outputs.ts";
-import { readRepository, utc, type PgBackupSet, type RestorableWindow } from "./backup-sets.ts";
+import { chainOf, readRepository, utc, verifyRepository, type PgBackupSet, type RestorableWindow } from "./backup-sets.ts";
 import { onPg, onRedis } from "./connect.ts";
 import { Refusal, StepFailure, oneLine } from "./engine/errors.ts";
 import { defineRunbook, type Step, type StepContext } from "./engine/runbook.ts";
@@ -240,7 +240,7 @@ function databaseSteps(args: RestoreArgs, outputs: StackOutputs): Step[] {
   return [
     {
       name: "Check the backup set, the recovery target and the disk",
-      plan: `pgbackrest info: ${setName} exists; ${describeTarget(target)} lies inside the restorable window (oldest backup → last archived WAL); free disk for the restore beside the current data dir`,
+      plan: `pgbackrest info: ${setName} exists; ${describeTarget(target)} lies inside the restorable window (oldest backup → last archived WAL); pgbackrest verify: the set and the ones it builds on are intact; free disk for the restore beside the current data dir`,
       readOnly: true,
       action: async (ctx) => {
         ctx.record("startedAt", Date.now());
@@ -255,6 +255,7 @@ function databaseSteps(args: RestoreArgs, outputs: StackOutputs): Step[] {
         ctx.record("backupSet", chosen.label);
         ctx.record("target", describeTarget(target));
         ctx.log(`backup set ${chosen.label} (${chosen.type}, stopped ${utc(chosen.stoppedAt)}, ${bytes(chosen.sizeBytes)}); restorable window ${windowLine(window)}`);
+        await checkIntact(outputs, chosen, sets, ctx);
         const free = await (await platform()).freeBytes(primary);
         const needed = Math.ceil(chosen.sizeBytes * DISK_MARGIN) + DISK_EXTRA_BYTES;
         ctx.record("freeBytes", free);
@@ -443,6 +444,23 @@ function chooseSet(db: string, target: Target, sets: PgBackupSet[], window: Rest
     return named;
   }
   return sets.filter((set) => set.stoppedAt < at).at(-1)!;
+}
+
+/** Refuses a set that pgBackRest's verify finds damaged (or any set of its chain): better now than half-way through the restore. */
+async function checkIntact(outputs: StackOutputs, chosen: PgBackupSet, sets: PgBackupSet[], ctx: StepContext): Promise<void> {
+  const verified = await verifyRepository(outputs, ctx.signal).catch((error: unknown) => {
+    throw new Refusal(`pgbackrest verify did not run: ${oneLine(error)}`, "read the pgBackRest log; the restore needs a verified backup set");
+  });
+  for (const set of chainOf(chosen, sets)) {
+    const result = verified.get(set.label);
+    if (!result) throw new Refusal(`pgbackrest verify does not list backup set ${set.label}`, "run `pgbackrest verify` by hand and read its output");
+    if (result.status !== "valid") {
+      const damaged = result.damaged.length ? ` (${result.damaged.slice(0, 3).join(", ")}${result.damaged.length > 3 ? ", …" : ""})` : "";
+      const of = set === chosen ? "" : ` (the ${set.type} backup ${chosen.label} is built on)`;
+      throw new Refusal(`backup set ${set.label}${of} is damaged in the repository: ${result.counts}${damaged}`, "restore from another set (`--db LABEL`, `tradeops backups list`), then take a new full backup");
+    }
+  }
+  ctx.log(`pgbackrest verify: ${chainOf(chosen, sets).map((set) => set.label).join(" ← ")} intact`);
 }
 
 function pgbackrestTarget(target: Target): string[] {

@@ -94,6 +94,34 @@ describe("restore (#7): preflight refuses before anything is touched", () => {
     expect(port).toBe(primary.port);
   });
 
+  it("#7: a corrupted file of the backup set in the repository makes restore refuse in preflight naming it; the database keeps running", async () => {
+    const list = RunDocument.parse(JSON.parse((await cli("backups", "list", "--json")).stdout)).report as { sets: { label: string }[] };
+    const label = list.sets.at(-1)!.label;
+    const s3 = await s3Client(outputs.backup);
+    const { ListObjectsV2Command, GetObjectCommand, PutObjectCommand } = await import("@aws-sdk/client-s3");
+    const Bucket = outputs.backup.bucket;
+    const root = outputs.backup.prefix.replace(/^\/+|\/+$/g, "");
+    try {
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket, Prefix: `${root}/backup/${outputs.backup.stanza}/${label}/pg_data/base/` }));
+      const victim = listed.Contents!.filter((o) => (o.Size ?? 0) > 100).at(0)!.Key!;
+      const original = await (await s3.send(new GetObjectCommand({ Bucket, Key: victim }))).Body!.transformToByteArray();
+      await s3.send(new PutObjectCommand({ Bucket, Key: victim, Body: Buffer.from(original).reverse() }));
+      try {
+        const before = primaryFingerprint();
+        const run = await cli("restore", "--db", "latest", "--yes");
+        expect(run.code, run.stderr).toBe(3);
+        expect(run.stderr).toContain(`backup set ${label} is damaged in the repository: missing: 0, checksum invalid: 1`);
+        expect(run.stderr).toContain(victim.slice(victim.indexOf("pg_data/")).replace(/\.[^.]+$/, ""));
+        expect(primaryFingerprint()).toEqual(before);
+        expect(await streamingStandby()).toBe("streaming/sync");
+      } finally {
+        await s3.send(new PutObjectCommand({ Bucket, Key: victim, Body: original }));
+      }
+    } finally {
+      s3.destroy();
+    }
+  });
+
   it("#7: a malformed --to-time exits 2 with one line naming the accepted forms; a label that is not in the repository exits 3", async () => {
     for (const bad of ["yesterday", "2026-12-05 16:45", "2026-02-30T10:00:00Z", "2026-12-05T16:45:00"]) {
       const run = await cli("restore", "--db", "latest", "--to-time", bad, "--yes");
