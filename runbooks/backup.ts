@@ -10,7 +10,7 @@ import { defineRunbook, type Interruption, type StepContext } from "./engine/run
 import { flag } from "./flags.ts";
 import { bytes } from "./format.ts";
 import { pgbackrest } from "./platform/db-node.ts";
-import { checkBackupRepository, checkPrimaryAnswers } from "./probes.ts";
+import { checkBackupRepository, checkPrimaryAnswers, whileRepositoryAnswers } from "./probes.ts";
 import type { StackOutputs } from "../contract/outputs.ts";
 import { onRedis } from "./connect.ts";
 import type { Step } from "./engine/runbook.ts";
@@ -88,7 +88,7 @@ export const backup = defineRunbook({
           if (primary.status === "rejected") {
             throw new Refusal(`primary ${outputs.database.primary.name} is not ready for a backup: ${oneLine(primary.reason)}`, "run `tradeops health` and bring the primary back first");
           }
-          await pgbackrestOn("check", [], signal).catch((error) => {
+          await whileRepositoryAnswers(outputs, signal, (watched) => pgbackrestOn("check", [], watched)).catch((error) => {
             throw new Refusal(`pgbackrest check failed: ${oneLine(error)}`, "fix WAL archiving first (see `tradeops diagnose` and the pgBackRest log)");
           });
         },
@@ -105,7 +105,7 @@ export const backup = defineRunbook({
         isDone: async (ctx) => backupStarted && (await newBackup(ctx)) !== undefined,
         action: async (ctx) => {
           backupStarted = true;
-          await pgbackrestOn("backup", [`--type=${type}`], ctx.signal);
+          await whileRepositoryAnswers(outputs, ctx.signal, (watched) => pgbackrestOn("backup", [`--type=${type}`], watched));
         },
         // Read the repository back: the backup counts once pgBackRest lists it.
         verify: async (ctx) => {

@@ -10,7 +10,7 @@ import { S3_REQUEST_TIMEOUT_MS, s3Client } from "../clients/s3.ts";
 import { ReadyReport } from "../contract/ops-api.ts";
 import type { StackOutputs } from "../contract/outputs.ts";
 import { onPg, onRedis } from "./connect.ts";
-import { oneLine } from "./engine/errors.ts";
+import { StepFailure, oneLine } from "./engine/errors.ts";
 import { bytes } from "./format.ts";
 
 /** The primary must accept writes; with synchronous replication it must also have its sync standby, or commits hang. */
@@ -141,6 +141,52 @@ export async function checkBackupRepository(outputs: StackOutputs, options: Call
     throw new Error(status ? `bucket ${outputs.backup.bucket}: HTTP ${status}` : oneLine(error));
   } finally {
     s3.destroy();
+  }
+}
+
+/** The repository is probed this often while pgBackRest works against it… */
+const REPOSITORY_WATCH_EVERY_MS = 2_000;
+/** …and given up on after it failed to answer for this long. */
+export const REPOSITORY_SILENT_LIMIT_MS = 15_000;
+
+/**
+ * Runs `work` (a pgBackRest command) while probing the repository; when it stops answering for
+ * REPOSITORY_SILENT_LIMIT_MS, `work`'s signal aborts (pgBackRest is stopped) and the call rejects
+ * saying so. Measured here: with the S3 store killed mid-backup, pgBackRest itself retried for 8 min
+ * before it failed, and `check` waited its 60 s archive timeout.
+ */
+export async function whileRepositoryAnswers<T>(outputs: StackOutputs, signal: AbortSignal, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  let silentSince: number | undefined;
+  let lastError = "";
+  let gaveUp = false;
+  const timer = setInterval(() => {
+    void checkBackupRepository(outputs, { signal: stop.signal, timeoutMs: 3_000 }).then(
+      () => (silentSince = undefined),
+      (error: unknown) => {
+        if (stop.signal.aborted) return;
+        lastError = oneLine(error);
+        silentSince ??= Date.now();
+        if (Date.now() - silentSince >= REPOSITORY_SILENT_LIMIT_MS) {
+          gaveUp = true;
+          stop.abort(new Error("backup repository stopped answering"));
+        }
+      },
+    );
+  }, REPOSITORY_WATCH_EVERY_MS);
+  try {
+    return await work(stop.signal);
+  } catch (error) {
+    if (gaveUp && !signal.aborted) {
+      throw new StepFailure(`the backup repository stopped answering for ${REPOSITORY_SILENT_LIMIT_MS / 1000} s (${lastError}): pgBackRest was stopped`, "bring the S3 store back (`tradeops health`), then re-run: an unfinished backup is never listed");
+    }
+    throw error;
+  } finally {
+    clearInterval(timer);
+    signal.removeEventListener("abort", onAbort);
+    if (!stop.signal.aborted) stop.abort();
   }
 }
 

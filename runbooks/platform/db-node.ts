@@ -84,14 +84,22 @@ async function run(tool: string, argv: string[], options: { env?: NodeJS.Process
 const STOP_GRACE_MS = 8_000;
 
 async function stopGroup(child: ProcessPromise): Promise<void> {
-  await child.kill("SIGTERM").catch(() => {});
+  // The group by its leader's pid (zx's own kill walks the tree through a shell: Node's DEP0190 warning on the operator's terminal).
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid) process.kill(-child.pid, signal);
+    } catch {
+      // Already gone.
+    }
+  };
+  signalGroup("SIGTERM");
   let timer: NodeJS.Timeout | undefined;
   const exited = await Promise.race([
     child.then(() => true, () => true),
     new Promise<boolean>((done) => (timer = setTimeout(() => done(false), STOP_GRACE_MS))),
   ]);
   clearTimeout(timer);
-  if (!exited) await child.kill("SIGKILL").catch(() => {});
+  if (!exited) signalGroup("SIGKILL");
 }
 
 /** pgBackRest commands that connect to PostgreSQL; the others (info, expire…) refuse pg options. */
