@@ -15,6 +15,7 @@ import type { StackOutputs } from "../contract/outputs.ts";
 import { onRedis } from "./connect.ts";
 import type { Step } from "./engine/runbook.ts";
 import { redisPlatformOf } from "./platform/redis-node.ts";
+import { replicationOf } from "./role-change.ts";
 import { displayName, dumpTables, listTableDumps, resolveTables, TableList, writeTableDumpManifest, type TableDumpManifest } from "./table-dumps.ts";
 import { keyCount, listRedisSnapshots, putManifest, redisInfo, REDIS_PREFIX, RedisManifest as RedisManifestSchema, snapshotId, uploadRdb, type RedisManifest } from "./redis-snapshots.ts";
 
@@ -51,10 +52,13 @@ export const backup = defineRunbook({
   mutates: true,
   args: z.object({
     type: flag(z.enum(["full", "diff", "incr"]).default("full"), { description: "backup type" }),
+    from: flag(z.enum(["auto", "standby", "primary"]).default("auto"), {
+      description: "copy the files from the standby (pgBackRest backup-standby: the primary only starts and stops the backup) or the primary; auto: the standby when it streams within the lag limit",
+    }),
     redis: flag(z.boolean().optional(), { description: "back up Redis instead: BGSAVE, then dump.rdb to redis/ in the backup bucket with a manifest" }),
     tables: flag(TableList.optional(), { description: "a logical dump of just these tables instead (pg_dump, one consistent snapshot) to logical/ in the backup bucket", placeholder: "t1,t2" }),
   }).refine((args) => !(args.redis && args.tables), { message: "back up --redis and --tables in separate runs", path: ["tables"] }),
-  steps: ({ type, redis, tables }, { outputs }) => {
+  steps: ({ type, from, redis, tables }, { outputs }) => {
     if (redis) return redisBackupSteps(outputs);
     if (tables) return tableBackupSteps(tables, outputs);
     const pgbackrestOn = pgbackrest(outputs);
@@ -65,6 +69,7 @@ export const backup = defineRunbook({
     };
     let labelsBefore = new Set<string>();
     let backupStarted = false;
+    let source: "standby" | "primary" = "primary";
     /** The backup this run took, if the repository lists it (recorded as the `backup` fact). */
     const newBackup = async (ctx: StepContext) => {
       const fresh = (await listBackups(ctx.signal)).filter((b) => !labelsBefore.has(b.label)).at(-1);
@@ -93,19 +98,22 @@ export const backup = defineRunbook({
           });
         },
         action: async (ctx) => {
+          source = await backupSource(outputs, from, ctx);
+          ctx.record("source", source);
           labelsBefore = new Set((await listBackups(ctx.signal)).map((b) => b.label));
           ctx.record("backupsBefore", labelsBefore.size);
         },
       },
       {
-        name: `Take ${BACKUP_TYPE_NAMES[type]} backup of the primary`,
-        plan: `pgbackrest backup --type=${type} (start-fast checkpoint; expires backups beyond ${outputs.retention.pgFullDays}-day retention)`,
+        name: `Take ${BACKUP_TYPE_NAMES[type]} backup${from === "auto" ? "" : ` from the ${from}`}`,
+        plan: `pgbackrest backup --type=${type}${from === "primary" ? "" : ` ${from === "auto" ? "[--backup-standby when the standby streams]" : "--backup-standby"}`} (start-fast checkpoint; expires backups beyond ${outputs.retention.pgFullDays}-day retention)`,
         // Nothing of this run can be in place before its action starts (step 1 just listed the
         // repository); after an interruption, the repository says whether pgBackRest finished.
         isDone: async (ctx) => backupStarted && (await newBackup(ctx)) !== undefined,
         action: async (ctx) => {
           backupStarted = true;
-          await whileRepositoryAnswers(outputs, ctx.signal, (watched) => pgbackrestOn("backup", [`--type=${type}`], watched));
+          const options = [`--type=${type}`, ...(source === "standby" ? ["--backup-standby"] : [])];
+          await whileRepositoryAnswers(outputs, ctx.signal, (watched) => pgbackrestOn("backup", options, watched));
         },
         // Read the repository back: the backup counts once pgBackRest lists it.
         verify: async (ctx) => {
@@ -122,10 +130,34 @@ export const backup = defineRunbook({
     const interrupted = facts.interrupted as Interruption | undefined;
     const lead = interrupted ? `interrupted by ${interrupted.signal}; ` : "";
     if (!made) return { text: interrupted ? `${lead}no new backup in the repository` : "no backup was made", json: null };
-    const line = `backup ${made.label} (${made.type}): ${bytes(made.sizeBytes)} of data, ${bytes(made.repositoryDeltaBytes)} stored, WAL ${made.walStart} … ${made.walStop}, took ${made.seconds} s`;
+    const from = facts.source ? ` from the ${String(facts.source)}` : "";
+    const line = `backup ${made.label} (${made.type}${from}): ${bytes(made.sizeBytes)} of data, ${bytes(made.repositoryDeltaBytes)} stored, WAL ${made.walStart} … ${made.walStop}, took ${made.seconds} s`;
     return { text: interrupted ? `${lead}${line} — completed anyway` : line, json: made };
   },
 });
+
+/**
+ * Where the files are copied from. The standby spares the primary the reads (pgBackRest
+ * backup-standby: the primary still starts and stops the backup), when it streams within the
+ * failover lag limit and pgBackRest can reach its data dir — the sandbox's pair shares one host;
+ * elsewhere that needs pgBackRest's TLS server on the standby, which the stacks do not run yet.
+ */
+async function backupSource(outputs: StackOutputs, from: "auto" | "standby" | "primary", ctx: StepContext): Promise<"standby" | "primary"> {
+  if (from === "primary") return "primary";
+  const { primary, standby, replication } = outputs.database;
+  const refuseOrPrimary = (why: string): "primary" => {
+    if (from === "standby") throw new Refusal(`cannot back up from the standby: ${why}`, "back up the primary (`--from primary`) or fix the standby first (`tradeops health`)");
+    ctx.log(`from the primary: ${why}`);
+    return "primary";
+  };
+  if (!standby) return refuseOrPrimary("the stack has no standby");
+  if (outputs.platform.kind !== "sandbox") return refuseOrPrimary(`on ${outputs.platform.kind}, pgBackRest on the primary cannot reach the standby's data dir (it needs pgBackRest's TLS server there)`);
+  const live = await replicationOf(outputs, primary, standby, ctx);
+  if (!live) return refuseOrPrimary(`${standby.name} is not streaming from ${primary.name}`);
+  if (live.lagBytes > replication.maxLagBytes) return refuseOrPrimary(`${standby.name} replays ${bytes(live.lagBytes)} behind (limit ${bytes(replication.maxLagBytes)})`);
+  ctx.log(`from the standby ${standby.name} (streaming, ${bytes(live.lagBytes)} behind)`);
+  return "standby";
+}
 
 function describeBackup(set: BackupSet) {
   return {

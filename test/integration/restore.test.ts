@@ -369,3 +369,22 @@ describe("table dumps (#7)", () => {
     await sql("drop table it_lonely cascade");
   });
 });
+
+describe("backup sources (#7)", () => {
+  it("#7 Z6: backup --from standby copies from the streaming standby (pgBackRest backup-standby) and the set is restorable in the list; auto picks it too", async () => {
+    for (const from of ["standby", "auto"]) {
+      const run = await cli("backup", "--type", "incr", "--from", from, "--json");
+      expect(run.code, run.stderr).toBe(0);
+      const doc = RunDocument.parse(JSON.parse(run.stdout));
+      expect(doc.facts.source).toBe("standby");
+      const label = (doc.report as { label: string }).label;
+      const log = readFileSync(join(sandboxDir, "pgbackrest", "log", `${outputs.backup.stanza}-backup.log`), "utf8");
+      expect(log.slice(log.lastIndexOf("backup command begin"))).toMatch(/--backup-standby[\s\S]*replay on the standby reached/);
+      const list = RunDocument.parse(JSON.parse((await cli("backups", "list", "--json")).stdout)).report as { sets: { label: string }[] };
+      expect(list.sets.map((set) => set.label)).toContain(label);
+    }
+    const primaryOnly = await cli("backup", "--type", "incr", "--from", "primary", "--json");
+    expect(primaryOnly.code, primaryOnly.stderr).toBe(0);
+    expect(RunDocument.parse(JSON.parse(primaryOnly.stdout)).facts.source).toBe("primary");
+  });
+});
