@@ -387,4 +387,29 @@ describe("backup sources (#7)", () => {
     expect(primaryOnly.code, primaryOnly.stderr).toBe(0);
     expect(RunDocument.parse(JSON.parse(primaryOnly.stdout)).facts.source).toBe("primary");
   });
+
+  it("#7 Z6: backup refuses (exit 3) while the primary's WAL archiving fails, naming the segment; nothing is taken", async () => {
+    const before = RunDocument.parse(JSON.parse((await cli("backups", "list", "--json")).stdout)).report as { sets: unknown[] };
+    await onPg(outputs, primary, async (c) => {
+      await c.query("alter system set archive_command = 'false'");
+      await c.query("select pg_reload_conf()");
+    });
+    try {
+      // Something to archive: a switch out of an empty segment archives nothing.
+      await sql("create table if not exists t_archiving (i int); insert into t_archiving values (1); select pg_switch_wal()");
+      const failing = async () => (await sql<{ f: boolean }>("select coalesce(last_failed_time > coalesce(last_archived_time, 'epoch'), false) as f from pg_stat_archiver"))[0]!.f;
+      for (let i = 0; i < 100 && !(await failing()); i++) await sleep(100);
+      const run = await cli("backup", "--type", "incr");
+      expect(run.code, run.stderr).toBe(3);
+      expect(run.stderr).toMatch(/WAL archiving is failing on pg-a: the last attempt \([0-9A-F]{24} at .*\) failed/);
+    } finally {
+      await onPg(outputs, primary, async (c) => {
+        await c.query("alter system reset archive_command");
+        await c.query("select pg_reload_conf()");
+      });
+    }
+    await archiveCurrentWal();
+    const after = RunDocument.parse(JSON.parse((await cli("backups", "list", "--json")).stdout)).report as { sets: unknown[] };
+    expect(after.sets).toHaveLength(before.sets.length);
+  });
 });
