@@ -62,11 +62,13 @@ try {
   rows.push([`load candles (${bytes(size)}, ${rowsWanted.toLocaleString("en")} rows)`, seconds(load.ms), ""]);
   await sql("checkpoint");
 
-  // Backups: direct, then through tradeops (each a full of the same cluster).
-  const direct = await timed(() => pgbackrest(outputs)("backup", ["--type=full"]));
-  rows.push(["pgbackrest backup --type=full (direct)", seconds(direct.ms), ""]);
-  const viaTradeops = await timed(() => cli("backup", "--type", "full"));
-  rows.push(["tradeops backup --type full", seconds(viaTradeops.ms), `${(direct.ms / viaTradeops.ms).toFixed(2)}× direct`]);
+  // Backups: direct, then through tradeops (each a full of the same cluster), from each source.
+  for (const from of ["primary", "standby"] as const) {
+    const direct = await timed(() => pgbackrest(outputs)("backup", ["--type=full", ...(from === "standby" ? ["--backup-standby"] : [])]));
+    rows.push([`pgbackrest backup --type=full${from === "standby" ? " --backup-standby" : ""} (direct)`, seconds(direct.ms), ""]);
+    const viaTradeops = await timed(() => cli("backup", "--type", "full", "--from", from));
+    rows.push([`tradeops backup --type full --from ${from}`, seconds(viaTradeops.ms), `${(direct.ms / viaTradeops.ms).toFixed(2)}× direct`]);
+  }
 
   // Restore, direct: stop both, data dir aside, pgbackrest restore, start, wait for the promotion.
   await sandbox.stop("ops-api");
@@ -98,6 +100,7 @@ try {
   const rto = (doc.report as { rtoSeconds: number | null }).rtoSeconds;
   rows.push(["tradeops restore: pgBackRest restore + start + promote steps", seconds(matching), `${(restoreDirect.ms / matching).toFixed(2)}× direct`]);
   rows.push(["tradeops restore --db latest --yes (whole command, standby rebuilt)", seconds(restoreRun.ms), `RTO ${rto?.toFixed(1) ?? "-"} s (first step → write through the endpoint)`]);
+  rows.push(["  of which: preflight (pgbackrest info + verify of the repository)", seconds(stepMs("Check the backup set")), ""]);
   rows.push(["  of which: rebuild the standby", seconds(stepMs("Rebuild the standby")), ""]);
 
   // Logical dump and restore of the same table, for contrast (field notes: 25 MB/s -Fc).
@@ -110,6 +113,10 @@ try {
   await sql("create database bench_restore");
   const pgRestore = await timed(() => $({ env: pgEnv, quiet: true })`${join(pgBin, "pg_restore")} ${conn} -d bench_restore -j 2 ${dumpFile}`);
   rows.push(["pg_restore -j 2 into a new database", seconds(pgRestore.ms), ""]);
+  const tableDump = await timed(() => cli("backup", "--tables", "candles"));
+  rows.push(["tradeops backup --tables candles (pg_dump -Fc into the bucket)", seconds(tableDump.ms), `${(dump.ms / tableDump.ms).toFixed(2)}× pg_dump to a file`]);
+  const tableRestore = await timed(() => cli("restore", "--tables", "candles", "--yes"));
+  rows.push(["tradeops restore --tables candles (one transaction, old table kept)", seconds(tableRestore.ms), `${(pgRestore.ms / tableRestore.ms).toFixed(2)}× pg_restore -j 2`]);
 } finally {
   await tradeops(["sandbox", "down", "--dir", dir], env);
   rmSync(dir, { recursive: true, force: true });

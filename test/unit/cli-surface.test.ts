@@ -24,8 +24,8 @@ const ADDED: Record<string, string[]> = {
   failover: ["--force", "--max-lag", "--reason"], // #8
   switchover: ["--reason"], // #8
   failback: ["--reason"], // #8
-  backup: ["--redis", "--type"], // #7: --redis snapshots
-  restore: ["--db", "--reason", "--redis", "--to-lsn", "--to-name", "--to-time"], // #7
+  backup: ["--from", "--redis", "--tables", "--type"], // #7: --redis snapshots, --tables dumps, --from standby
+  restore: ["--db", "--dump", "--reason", "--redis", "--tables", "--to-lsn", "--to-name", "--to-time"], // #7
   backups: [], // #7
   "backups list": [], // #7
 };
