@@ -65,7 +65,6 @@ export function tableSteps(names: string[], wanted: string, reason: string | und
         ctx.record("tableDump", manifest.id);
         ctx.log(`dump ${manifest.id} (taken ${manifest.takenAt}, ${bytes(manifest.sizeBytes)}): ${tables.map((t) => `${displayName(t)} ${t.rows} row(s)`).join(", ")}`);
         const dependents = await onPg(outputs, primary, (client) => dependentsOutside(client, tables), session(ctx)).catch((error: unknown) => {
-          if (error instanceof Refusal) throw error;
           throw new Refusal(`primary ${primary.name} does not answer: ${oneLine(error)}`, "run `tradeops health` and bring the primary back first");
         });
         if (dependents.length) {
@@ -110,7 +109,7 @@ export function tableSteps(names: string[], wanted: string, reason: string | und
       undo: {
         plan: "in one transaction: drop the restored tables and move the ones kept in tradeops_aside_<id> back",
         run: async (ctx) => {
-          const statements = tables.map((t) => `drop table if exists ${qualified(t)}; alter table if exists "${aside}"."${t.name}" set schema "${t.schema}";`).join("\n");
+          const statements = tables.map((t) => `drop table if exists ${qualified(t)} cascade; alter table if exists "${aside}"."${t.name}" set schema "${t.schema}";`).join("\n");
           await onPg(outputs, primary, (client) => client.query(`begin; ${statements} commit;`), session(ctx));
         },
       },

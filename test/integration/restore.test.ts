@@ -312,13 +312,18 @@ describe("table dumps (#7)", () => {
       insert into it_orders (position_id, qty) select 1 + g % 50, g from generate_series(1, 2000) g;
       insert into it_bystander select generate_series(1, 10);`);
 
+    const dryBackup = await cli("backup", "--tables", "it_orders,it_positions", "--dry-run");
+    expect(dryBackup.code, dryBackup.stderr).toBe(0);
+    expect(dryBackup.stdout).toContain("2. Dump the tables into the backup bucket");
+    const listed = async () => (RunDocument.parse(JSON.parse((await cli("backups", "list", "--json")).stdout)).report as { tableDumps: { id: string }[] }).tableDumps.map((d) => d.id);
+    const dumpsBefore = await listed();
     const backup = await cli("backup", "--tables", "it_orders,it_positions", "--json");
     expect(backup.code, backup.stderr).toBe(0);
     const dump = RunDocument.parse(JSON.parse(backup.stdout)).report as { id: string; tables: { name: string; rows: number; key: string }[] };
     expect(dump.tables.map((t) => [t.name, t.rows])).toEqual([["it_orders", 2000], ["it_positions", 50]]);
     expect(dump.tables[0]!.key).toBe(`logical/${dump.id}/public.it_orders.pgdump`);
-    const list = await cli("backups", "list", "--json");
-    expect((RunDocument.parse(JSON.parse(list.stdout)).report as { tableDumps: { id: string }[] }).tableDumps.map((d) => d.id)).toContain(dump.id);
+    // The dry run stored nothing; the real run exactly one dump.
+    expect((await listed()).filter((id) => !dumpsBefore.includes(id))).toEqual([dump.id]);
 
     // The damage: rows deleted, a table dropped, the bystander changed after the dump (it must stay so).
     await sql("delete from it_orders where id > 10; drop table it_positions cascade; insert into it_bystander values (11)");
