@@ -6,7 +6,7 @@
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import type { StackOutputs } from "../contract/outputs.ts";
-import { downloadObject, listManifests, putManifest as putSetManifest, setId, uploadFile, type Stored } from "./bucket-sets.ts";
+import { downloadObject, listManifests, putManifest as putSetManifest, setId, uploadFile, type Stored } from "./bucket-objects.ts";
 
 export const REDIS_PREFIX = "redis/";
 

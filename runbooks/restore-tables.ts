@@ -14,7 +14,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { StackOutputs } from "../contract/outputs.ts";
-import { downloadObject } from "./bucket-sets.ts";
+import { downloadObject } from "./bucket-objects.ts";
 import { onPg } from "./connect.ts";
 import { Refusal, StepFailure, oneLine } from "./engine/errors.ts";
 import type { Step, StepContext } from "./engine/runbook.ts";

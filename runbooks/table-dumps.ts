@@ -13,7 +13,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { z } from "zod";
 import type { StackOutputs } from "../contract/outputs.ts";
-import { listManifests, putManifest, setId, uploadStream } from "./bucket-sets.ts";
+import { listManifests, putManifest, setId, uploadStream } from "./bucket-objects.ts";
 import { onPg } from "./connect.ts";
 import { Refusal, StepFailure, oneLine } from "./engine/errors.ts";
 
