@@ -61,7 +61,7 @@ export const backupsExpire = defineRunbook({
     return [
       {
         name: "Find what the retention policy expires",
-        plan: `pgbackrest expire --dry-run (full backups kept ${retention.pgFullDays} d, WAL for the newest ${retention.walDays} full backups); sets in s3://${outputs.backup.bucket}/ older than their kind keeps them (Redis ${retention.redisSnapshotHours} h)`,
+        plan: `pgbackrest expire --dry-run (full backups kept ${retention.pgFullDays} d, WAL for the newest ${retention.walDays} full backups); sets in s3://${outputs.backup.bucket}/ older than their kind keeps them (Redis ${keptFor(retention.redisSnapshotHours)})`,
         readOnly: true,
         budgetMs: 120_000,
         action: async (ctx) => {
@@ -120,12 +120,17 @@ export const backupsExpire = defineRunbook({
     const rows = expiring.bucket.map((set) => [set.kind, set.id, set.complete ? "complete" : "incomplete", utc(new Date(set.at)), bytes(set.sizeBytes), bucketExpired?.includes(set.id) ? "deleted" : "would go"]);
     const pg = pgExpired ?? expiring.pg;
     const text = [
-      `PostgreSQL (pgBackRest): ${pgExpired ? "expired" : "would expire"} ${describePg(pg)}`,
+      `PostgreSQL (pgBackRest): ${describePg(pg) === "nothing" ? "nothing to expire" : `${pgExpired ? "expired" : "would expire"} ${describePg(pg)}`}`,
       rows.length ? table(["KIND", "SET", "STATE", "TAKEN", "SIZE", ""], rows) : "no set in the bucket is old enough to expire",
     ].join("\n");
     return { text, json: { pg: { expiring: expiring.pg, expired: pgExpired ?? null }, bucket: expiring.bucket.map(({ keys: _keys, ...set }) => ({ ...set, deleted: bucketExpired?.includes(set.id) ?? false })) } };
   },
 });
+
+/** "24 h"; a test's policy of seconds as seconds. */
+function keptFor(hours: number): string {
+  return hours >= 1 ? `${hours} h` : `${Math.round(hours * 3600)} s`;
+}
 
 function describePg(expiry: PgExpiry): string {
   const parts = [

@@ -32,7 +32,9 @@ const PROMOTION_TIMEOUT_MS = 300_000;
 
 export interface RestoreTestReport {
   stack: string;
-  passed: boolean;
+  result: "passed" | "failed";
+  /** Why it failed. */
+  failure?: string;
   backup: { label: string; type: string; stoppedAt: string };
   scratch: { dir: string; port: number };
   startedAt: string;
@@ -55,7 +57,8 @@ export const backupsVerify = defineRunbook({
       action: async (ctx: StepContext) => {
         const text = await pgbackrest(outputs)("verify", ["--output=text", "--verbose"], ctx.signal);
         const status = /status:\s*(\S+)/.exec(text)?.[1] ?? "unknown";
-        ctx.record("verify", { status, output: text.trim() });
+        // pgBackRest logs to the console too; the summary is what its --output=text adds at the end.
+        ctx.record("verify", { status, summary: text.slice(text.lastIndexOf("\nstanza:") + 1).split("\n").filter((line) => !/^\S+ \S+ P\d+ /.test(line)).join("\n").trim() });
         if (status !== "ok") throw new StepFailure(`pgbackrest verify: status ${status}: ${oneLine(text.slice(text.indexOf("status:")))}`, "`tradeops backups list`; take a new full backup (`tradeops backup --type full`)");
       },
     };
@@ -66,12 +69,31 @@ export const backupsVerify = defineRunbook({
     let set: PgBackupSet | undefined;
     let scratch: ScratchPostgres | undefined;
     let census: TableCensus[] | undefined;
-    /** A failed step takes the scratch cluster with it: nothing is left behind. */
+    /** The C8 record, kept under the state dir as JSON and text, failed tests too. */
+    const writeReport = (ctx: StepContext, error?: unknown) => {
+      const report: RestoreTestReport = {
+        stack: outputs.stack,
+        result: error ? "failed" : "passed",
+        ...(error ? { failure: oneLine(error) } : {}),
+        backup: { label: set!.label, type: set!.type, stoppedAt: set!.stoppedAt.toISOString() },
+        scratch: { dir: scratch!.dir, port: scratch!.port },
+        startedAt: startedAt.toISOString(),
+        finishedAt: new Date().toISOString(),
+        tables: census ?? [],
+      };
+      const dir = join(stateDirFor(outputs), "restore-tests", stamp);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      writeFileSync(join(dir, "report.json"), `${JSON.stringify(report, null, 2)}\n`, { mode: 0o600 });
+      writeFileSync(join(dir, "report.txt"), `${restoreTestText(report)}\n`, { mode: 0o600 });
+      ctx.record("report", { ...report, files: [join(dir, "report.json"), join(dir, "report.txt")] });
+    };
+    /** A failed step takes the scratch cluster with it (nothing is left behind) and leaves a failed report. */
     const orRemove = async (ctx: StepContext, work: () => Promise<void>) => {
       try {
         await work();
       } catch (error) {
         await scratch!.remove((line) => ctx.log(line)).catch((cleanup: unknown) => ctx.log(`could not remove the scratch cluster: ${oneLine(cleanup)}`));
+        writeReport(ctx, error);
         throw error;
       }
     };
@@ -135,22 +157,7 @@ export const backupsVerify = defineRunbook({
       {
         name: "Write the restore-test report",
         plan: `report.json and report.txt under ${join(stateDirFor(outputs), "restore-tests")}/<time>/`,
-        action: async (ctx) => {
-          const report: RestoreTestReport = {
-            stack: outputs.stack,
-            passed: true,
-            backup: { label: set!.label, type: set!.type, stoppedAt: set!.stoppedAt.toISOString() },
-            scratch: { dir: scratch!.dir, port: scratch!.port },
-            startedAt: startedAt.toISOString(),
-            finishedAt: new Date().toISOString(),
-            tables: census!,
-          };
-          const dir = join(stateDirFor(outputs), "restore-tests", stamp);
-          mkdirSync(dir, { recursive: true, mode: 0o700 });
-          writeFileSync(join(dir, "report.json"), `${JSON.stringify(report, null, 2)}\n`, { mode: 0o600 });
-          writeFileSync(join(dir, "report.txt"), `${restoreTestText(report)}\n`, { mode: 0o600 });
-          ctx.record("report", { ...report, files: [join(dir, "report.json"), join(dir, "report.txt")] });
-        },
+        action: async (ctx) => writeReport(ctx),
       },
     ];
   },
@@ -166,8 +173,8 @@ export const backupsVerify = defineRunbook({
 function restoreTestText(report: RestoreTestReport): string {
   const rows = report.tables.map((t) => [t.table, t.rows, t.timeColumn ?? "-", t.newest ?? "-"]);
   return [
-    `restore test of ${report.backup.label} (${report.backup.type}, stopped ${utc(new Date(report.backup.stoppedAt))}) on stack ${report.stack}: ${report.passed ? "passed" : "failed"}`,
-    `restored into ${report.scratch.dir} on port ${report.scratch.port}, started, checked, stopped and deleted`,
+    `restore test of ${report.backup.label} (${report.backup.type}, stopped ${utc(new Date(report.backup.stoppedAt))}) on stack ${report.stack}: ${report.result}`,
+    report.failure ? `failed: ${report.failure}; the scratch cluster in ${report.scratch.dir} was removed` : `restored into ${report.scratch.dir} on port ${report.scratch.port}, started, checked, stopped and deleted`,
     rows.length ? table(["TABLE", "ROWS", "TIME COLUMN", "NEWEST"], rows) : "no table in the database",
   ].join("\n");
 }
