@@ -175,6 +175,6 @@ function restoreTestText(report: RestoreTestReport): string {
   return [
     `restore test of ${report.backup.label} (${report.backup.type}, stopped ${utc(new Date(report.backup.stoppedAt))}) on stack ${report.stack}: ${report.result}`,
     report.failure ? `failed: ${report.failure}; the scratch cluster in ${report.scratch.dir} was removed` : `restored into ${report.scratch.dir} on port ${report.scratch.port}, started, checked, stopped and deleted`,
-    rows.length ? table(["TABLE", "ROWS", "TIME COLUMN", "NEWEST"], rows) : "no table in the database",
+    rows.length ? table(["TABLE", "ROWS", "TIME COLUMN", "NEWEST"], rows) : report.failure ? "no table was counted" : "no table in the database",
   ].join("\n");
 }
