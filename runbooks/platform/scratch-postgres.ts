@@ -112,7 +112,7 @@ function sandboxScratch(outputs: StackOutputs, platform: SandboxPlatform, stamp:
 }
 
 /** A port nothing listens on now (the kernel's choice), for a server started right after. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((done, fail) => {
     const server = createServer();
     server.once("error", fail);
