@@ -9,7 +9,7 @@
 import { z } from "zod";
 import type { StackOutputs } from "../contract/outputs.ts";
 import { age, readRepository, utc } from "./backup-sets.ts";
-import { BUCKET_SET_KINDS, listBucketSets, newestWithin, type Freshness } from "./bucket-sets.ts";
+import { BUCKET_SET_KINDS, listBucketSets, newestWithin, repositoryAnswers, type Freshness } from "./bucket-sets.ts";
 import { StepFailure, oneLine } from "./engine/errors.ts";
 import { defineRunbook } from "./engine/runbook.ts";
 
@@ -18,6 +18,9 @@ export type { Freshness } from "./bucket-sets.ts";
 /** One line per item of the policy, in the seed's order: PostgreSQL, WAL, then each kind in the bucket. */
 export async function checkBackups(outputs: StackOutputs, signal?: AbortSignal, now = new Date()): Promise<Freshness[]> {
   const policy = outputs.freshness;
+  await repositoryAnswers(outputs, signal).catch((error: unknown) => {
+    throw new StepFailure(oneLine(error), "run `tradeops health`: the S3 store must answer");
+  });
   const repository = await readRepository(outputs, signal).catch((error: unknown) => {
     throw new StepFailure(`cannot read the pgBackRest repository: ${oneLine(error)}`, "run `tradeops health`: the S3 store must answer");
   });

@@ -11,7 +11,7 @@
 import { z } from "zod";
 import type { StackOutputs } from "../contract/outputs.ts";
 import { readRepository, utc } from "./backup-sets.ts";
-import { BUCKET_SET_KINDS, deleteObjects, expiredSets, listBucketSets, type BucketSet } from "./bucket-sets.ts";
+import { BUCKET_SET_KINDS, deleteObjects, expiredSets, listBucketSets, repositoryAnswers, type BucketSet } from "./bucket-sets.ts";
 import { StepFailure, oneLine } from "./engine/errors.ts";
 import { defineRunbook } from "./engine/runbook.ts";
 import { bytes, table } from "./format.ts";
@@ -64,6 +64,7 @@ export const backupsExpire = defineRunbook({
         plan: `pgbackrest expire --dry-run (full backups kept ${retention.pgFullDays} d, WAL for the newest ${retention.walDays} full backups); sets in s3://${outputs.backup.bucket}/ older than their kind keeps them (Redis ${keptFor(retention.redisSnapshotHours)})`,
         readOnly: true,
         budgetMs: 120_000,
+        precondition: (ctx) => repositoryAnswers(outputs, ctx.signal),
         action: async (ctx) => {
           pgExpiring = parseExpireLog(await pgbackrest(outputs)("expire", ["--dry-run", ...retentionOptions(outputs)], ctx.signal));
           const now = new Date();

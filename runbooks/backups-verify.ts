@@ -18,6 +18,7 @@ import { Refusal, StepFailure, oneLine } from "./engine/errors.ts";
 import { defineRunbook, type StepContext } from "./engine/runbook.ts";
 import { flag } from "./flags.ts";
 import { table } from "./format.ts";
+import { repositoryAnswers } from "./bucket-sets.ts";
 import { pgbackrest } from "./platform/db-node.ts";
 import { scratchPostgresOf, type ScratchPostgres } from "./platform/scratch-postgres.ts";
 import { stateDirFor } from "./state.ts";
@@ -54,6 +55,7 @@ export const backupsVerify = defineRunbook({
       name: "Verify the repository with pgBackRest",
       plan: `pgbackrest verify of stanza ${outputs.backup.stanza}: every backup file and WAL segment against its checksum`,
       readOnly: true,
+      precondition: (ctx: StepContext) => repositoryAnswers(outputs, ctx.signal),
       action: async (ctx: StepContext) => {
         const text = await pgbackrest(outputs)("verify", ["--output=text", "--verbose"], ctx.signal);
         const status = /status:\s*(\S+)/.exec(text)?.[1] ?? "unknown";

@@ -7,6 +7,8 @@
  */
 import { s3Client } from "../clients/s3.ts";
 import type { StackOutputs } from "../contract/outputs.ts";
+import { Refusal, oneLine } from "./engine/errors.ts";
+import { checkBackupRepository } from "./probes.ts";
 import { REDIS_PREFIX, listRedisSnapshots } from "./redis-snapshots.ts";
 
 /** One set in the bucket: every object under `<prefix><id>/`. */
@@ -72,6 +74,13 @@ export function newestWithin(item: string, sets: Array<{ at: Date; complete?: bo
   const ageSeconds = Math.max(0, Math.round((now.getTime() - newest.getTime()) / 1000));
   const ok = ageSeconds <= maxAgeSeconds;
   return { item, ok, newest: newest.toISOString(), ageSeconds, maxAgeSeconds, detail: ok ? "" : `${ageSeconds} s old, the policy allows ${maxAgeSeconds} s; ${remedy}` };
+}
+
+/** The bucket answers within 3 s: pgBackRest would retry a dead store for tens of seconds (field notes). */
+export async function repositoryAnswers(outputs: StackOutputs, signal?: AbortSignal): Promise<void> {
+  await checkBackupRepository(outputs, { timeoutMs: 3_000, signal }).catch((error: unknown) => {
+    throw new Refusal(`the backup repository does not answer: ${oneLine(error)}`, "run `tradeops health`: the S3 store must answer");
+  });
 }
 
 /** Every set of `kind` in the bucket, complete or not, oldest first. */
