@@ -126,13 +126,33 @@ export const Notifications = z.object({
   slack: z.object({ webhookUrl: secret("Slack webhook URL") }).optional(),
 });
 
-/** I7 backup policy; defaults are the seed's. */
+/**
+ * I7 backup policy; defaults are the seed's. pgBackRest takes whole days; the sets tradeops expires
+ * itself (Redis, models) may be kept for a fraction (a test keeps snapshots for seconds).
+ */
 export const Retention = z.object({
   pgFullDays: z.number().int().positive().default(30),
   walDays: z.number().int().positive().default(7),
-  redisSnapshotHours: z.number().int().positive().default(24),
-  modelDays: z.number().int().positive().default(90),
+  redisSnapshotHours: z.number().positive().default(24),
+  modelDays: z.number().positive().default(90),
 });
+
+/**
+ * I6 (`backups check`): how old the newest backup of each kind may be before it is stale; defaults
+ * are the seed's (check_backups.sh). Seconds, so a test can hold a policy of seconds.
+ */
+export const BackupFreshness = z.object({
+  /** PostgreSQL full backups are daily (I7), with 2 h of slack. @default 93600 (26 h) */
+  pgFullMaxAgeSeconds: z.number().int().positive().default(26 * 3600),
+  /**
+   * The last archived WAL. A quiet database archives nothing without `archive_timeout`, so this
+   * also holds the stack to setting it. @default 300 (I5: a database failure may lose 5 min)
+   */
+  walMaxAgeSeconds: z.number().int().positive().default(300),
+  /** Redis snapshots are hourly (I7). @default 3600 */
+  redisSnapshotMaxAgeSeconds: z.number().int().positive().default(3600),
+});
+export type BackupFreshness = z.infer<typeof BackupFreshness>;
 
 /** Where and how the stack runs; runbooks pick their platform adapters from `kind`. */
 export const Platform = z.discriminatedUnion("kind", [
@@ -212,6 +232,7 @@ export const StackOutputs = z.object({
   lock: StackLockLocation.optional(),
   notifications: Notifications.default({}),
   retention: Retention.default({ pgFullDays: 30, walDays: 7, redisSnapshotHours: 24, modelDays: 90 }),
+  freshness: BackupFreshness.prefault({}),
 });
 export type StackOutputs = z.infer<typeof StackOutputs>;
 /** What a stack must export, before defaults are applied. */

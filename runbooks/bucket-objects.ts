@@ -28,18 +28,30 @@ export function setId(at: Date): string {
   return `${iso.slice(0, 10).replace(/-/g, "")}-${iso.slice(11, 19).replace(/:/g, "")}-${iso.slice(20, 23)}Z`;
 }
 
-/** Every manifest under `prefix` that parses with `schema`, ordered by id (oldest first). */
-export async function listManifests<T extends { id: string }>(outputs: StackOutputs, prefix: string, schema: z.ZodType<T>, signal?: AbortSignal): Promise<T[]> {
+/** Every object under `prefix`, with its size and time. */
+export async function listObjects(outputs: StackOutputs, prefix: string, signal?: AbortSignal): Promise<Array<{ key: string; size: number; lastModified: Date }>> {
   const s3 = await s3Client(outputs.backup);
-  const { ListObjectsV2Command, GetObjectCommand } = await import("@aws-sdk/client-s3");
+  const { ListObjectsV2Command } = await import("@aws-sdk/client-s3");
   try {
-    const keys: string[] = [];
+    const objects: Array<{ key: string; size: number; lastModified: Date }> = [];
     let token: string | undefined;
     do {
       const page = await s3.send(new ListObjectsV2Command({ Bucket: outputs.backup.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal });
-      keys.push(...(page.Contents ?? []).map((object) => object.Key!).filter((key) => key.endsWith("/manifest.json")));
+      for (const object of page.Contents ?? []) objects.push({ key: object.Key!, size: object.Size ?? 0, lastModified: object.LastModified ?? new Date(0) });
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
+    return objects;
+  } finally {
+    s3.destroy();
+  }
+}
+
+/** Every manifest under `prefix` that parses with `schema`, ordered by id (oldest first). */
+export async function listManifests<T extends { id: string }>(outputs: StackOutputs, prefix: string, schema: z.ZodType<T>, signal?: AbortSignal): Promise<T[]> {
+  const keys = (await listObjects(outputs, prefix, signal)).map((object) => object.key).filter((key) => key.endsWith("/manifest.json"));
+  const s3 = await s3Client(outputs.backup);
+  const { GetObjectCommand } = await import("@aws-sdk/client-s3");
+  try {
     const manifests: T[] = [];
     for (const key of keys) {
       const object = await s3.send(new GetObjectCommand({ Bucket: outputs.backup.bucket, Key: key }), { abortSignal: signal });

@@ -14,12 +14,15 @@ import { switchover } from "./switchover.ts";
 import { unlock } from "./unlock.ts";
 import { restore } from "./restore.ts";
 import { backupsList } from "./backups-list.ts";
+import { backupsCheck } from "./backups-check.ts";
+import { backupsExpire } from "./backups-expire.ts";
+import { backupsVerify } from "./backups-verify.ts";
 
 // Each entry keeps its own args and target types; the CLI only needs their common shape.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Entry = Runbook<any, any>;
 
-export const COMMANDS: Entry[] = [health, diagnose, backup, backupsList, restore, failover, switchover, failback, unlock, drill, sandboxUp, sandboxDown, sandboxStatus];
+export const COMMANDS: Entry[] = [health, diagnose, backup, backupsList, backupsCheck, backupsExpire, backupsVerify, restore, failover, switchover, failback, unlock, drill, sandboxUp, sandboxDown, sandboxStatus];
 
 /** The words that group several commands (`tradeops sandbox up|down|status`). */
 export const GROUPS: Record<string, string> = {

@@ -81,6 +81,7 @@ export async function runRunbook<Args, T extends Target>(runbook: Runbook<Args, 
   };
 
   const steps = runbook.steps(args, options.target);
+  if (options.dryRun && runbook.dryRunReads) return planAfterReads(run, steps, options, runbook.report);
   if (options.dryRun) return plan(run, steps);
 
   if (mutating) ensureStateDir(options.stateDir);
@@ -109,6 +110,22 @@ function plan(run: Run, steps: Step[]): RunResult {
   result.plan = planLines(steps).map((line) => masker.text(line));
   steps.forEach((step, i) => audit.write({ ...base, step: step.name, index: i + 1, args: auditArgs, result: "planned", dryRun: true }));
   result.steps = steps.map((step, i) => ({ index: i + 1, name: step.name, outcome: "planned", durationMs: 0 }));
+  return result;
+}
+
+/** --dry-run of a `dryRunReads` runbook: its read-only steps run (unlocked), then the plan names what they found. */
+async function planAfterReads<T extends Target>(run: Run, steps: Step[], options: RunOptions<T>, report: Runbook<unknown, T>["report"]): Promise<RunResult> {
+  await runSteps(run, steps.filter((step) => step.readOnly), options);
+  const { result } = run;
+  if (result.exitCode !== ExitCode.ok) return result;
+  const read = result.steps;
+  result.plan = planLines(steps).map((line) => run.masker.text(line));
+  result.steps = steps.map((step, i) => {
+    if (step.readOnly) return { ...read.find((r) => r.name === step.name)!, index: i + 1 };
+    run.audit.write({ ...run.base, step: step.name, index: i + 1, args: run.auditArgs, result: "planned", dryRun: true });
+    return { index: i + 1, name: step.name, outcome: "planned" as const, durationMs: 0 };
+  });
+  if (report) result.report = run.masker.value(report(result.facts).json);
   return result;
 }
 

@@ -89,6 +89,12 @@ export interface Runbook<Args = Record<string, unknown>, T extends Target = Targ
   mutates: boolean;
   /** `unlock` changes the lock itself and must not hold it. @default mutates */
   takesLock?: boolean;
+  /**
+   * A dry run also runs its read-only steps (no lock), then prints the plan, so the plan can name
+   * exactly what a real run would change: `backups expire --dry-run` lists what would go.
+   * @default false: a dry run runs no step code
+   */
+  dryRunReads?: boolean;
   /** Its flags: a `z.object` whose keys become `--kebab-case` options (flags.ts). */
   args: ArgsSchema<Args>;
   /** Where its stack comes from. @default the outputs named by `--stack` / `--outputs` */

@@ -56,6 +56,7 @@ export const s3Store: SandboxComponent = {
         // s3rver encrypts the continuation token of listings over 1000 keys (a backup's files) with
         // DES, which OpenSSL 3 keeps in its legacy provider: without it those listings fail with 500.
         "--openssl-legacy-provider",
+        "--require", join(import.meta.dirname, "s3rver-prefixes.cjs"),
         s3rverBin(),
         "--directory", layout.s3.dataDir,
         "--address", layout.host,

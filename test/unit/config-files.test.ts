@@ -5,7 +5,6 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -18,6 +17,7 @@ import { renderPgbackrestConf, type PgbackrestConfOptions } from "../../infra/co
 import { renderPgHba, renderPostgresqlConf, standardHbaRules } from "../../infra/config-files/postgresql.ts";
 import { alertRules, renderAlertRules, renderPrometheusYml } from "../../infra/config-files/prometheus.ts";
 import { renderRedisConf } from "../../infra/config-files/redis.ts";
+import { freePort } from "../../runbooks/platform/scratch-postgres.ts";
 
 const workDir = mkdtempSync(join(tmpdir(), "tradeops-config-files-"));
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
@@ -32,17 +32,6 @@ function writeTemp(name: string, text: string): string {
 function check(command: string, args: string[]): { code: number | null; output: string } {
   const result = spawnSync(command, args, { encoding: "utf8", timeout: 30_000 });
   return { code: result.status, output: `${result.stdout}${result.stderr}` };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 const settingsOf = (conf: string) => conf.split("\n").filter((line) => line && !line.startsWith("#"));
