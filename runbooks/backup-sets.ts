@@ -2,8 +2,9 @@
  * The PostgreSQL backup sets of a stack's pgBackRest repository and its restorable window, as
  * `backups list` shows them and `restore` checks a target against them (S8, I4, I6).
  *
- * The window runs from the stop time of the oldest backup (the first consistent point) to the time
- * the last WAL segment reached the repository: a target outside it ends in pgBackRest's / PostgreSQL's
+ * The window runs from the stop time of the oldest backup from which every WAL segment up to the
+ * last is archived (the first consistent point; expiry leaves older ones restorable to their own
+ * end only) to the time the last WAL segment reached the repository: a target outside it ends in pgBackRest's / PostgreSQL's
  * "recovery target not reached" half-way through a restore, so `restore` refuses it up front.
  * The WAL time is the archived object's LastModified in the bucket, not the primary's
  * pg_stat_archiver: the primary may be the thing that is lost.
@@ -11,6 +12,7 @@
 import { z } from "zod";
 import { s3Client } from "../clients/s3.ts";
 import type { StackOutputs } from "../contract/outputs.ts";
+import { listObjects } from "./bucket-objects.ts";
 import { pgbackrest } from "./platform/db-node.ts";
 
 /** `pgbackrest info --output=json`, the parts the restore side reads. */
@@ -86,7 +88,37 @@ export async function readRepository(outputs: StackOutputs, signal?: AbortSignal
   const archive = info?.archive.filter((a) => a.max).at(-1);
   const lastArchivedWal = archive?.max ?? undefined;
   const to = archive?.max ? await archivedAt(outputs, archive.id, archive.max, signal) : undefined;
-  return { sets, window: { from: sets[0]?.stoppedAt, to, lastArchivedWal } };
+  if (!archive?.max) return { sets, window: { from: sets[0]?.stoppedAt, to, lastArchivedWal } };
+  // The window starts at the oldest backup from which every WAL segment up to the last is still
+  // archived: expiry (I7: WAL for the newest fulls only) leaves older backups restorable to their
+  // own end but not beyond, and a target in such a gap would fail half-way ("recovery target not reached").
+  const archived = await archivedPositions(outputs, archive.id, signal);
+  const last = walPosition(archive.max);
+  const from = sets.find((set) => set.walStart && continuous(archived, walPosition(set.walStart), last))?.stoppedAt;
+  return { sets, window: { from: from ?? sets.at(-1)?.stoppedAt, to, lastArchivedWal } };
+}
+
+/** A WAL segment's place in the WAL stream (log × 256 + segment, 16 MB segments), whatever its timeline. */
+export function walPosition(segment: string): number {
+  return Number.parseInt(segment.slice(8, 16), 16) * 256 + Number.parseInt(segment.slice(16, 24), 16);
+}
+
+function continuous(archived: Set<number>, from: number, to: number): boolean {
+  for (let position = from; position <= to; position++) if (!archived.has(position)) return false;
+  return true;
+}
+
+/** The positions of every WAL segment in the archive (`<id>/<first 16>/<segment>-<sha1>.<ext>`). */
+async function archivedPositions(outputs: StackOutputs, archiveId: string, signal?: AbortSignal): Promise<Set<number>> {
+  const { backup } = outputs;
+  const root = backup.prefix.replace(/^\/+|\/+$/g, "");
+  const objects = await listObjects(outputs, `${root ? `${root}/` : ""}archive/${backup.stanza}/${archiveId}/`, signal);
+  const positions = new Set<number>();
+  for (const { key } of objects) {
+    const segment = /\/([0-9A-F]{24})-[0-9a-f]{40}/.exec(key)?.[1];
+    if (segment) positions.add(walPosition(segment));
+  }
+  return positions;
 }
 
 /** LastModified of WAL segment `wal` in the repository (`<prefix>/archive/<stanza>/<id>/<first 16>/<wal>-<sha1>.<ext>`). */

@@ -436,11 +436,13 @@ function chooseSet(db: string, target: Target, sets: PgBackupSet[], window: Rest
   const at = target.at;
   const refuse = (why: string) =>
     new Refusal(`--to-time ${pgTime(at)} is ${why}; the restorable window is ${windowLine(window)}`, "pick a time inside the window (`tradeops backups list`)");
-  if (window.from && at <= window.from) throw refuse("before the oldest backup finished");
+  const expiredBefore = Boolean(window.from && sets[0] && window.from > sets[0].stoppedAt);
+  if (window.from && at <= window.from) throw refuse(expiredBefore ? "before the restorable window starts (the WAL after older backups has expired)" : "before the oldest backup finished");
   if (!window.to) throw new Refusal("no WAL has been archived: a point-in-time restore has nothing to replay", "check WAL archiving (`tradeops diagnose`)");
   if (at > window.to) throw refuse("after the last archived WAL");
   if (named) {
     if (at <= named.stoppedAt) throw refuse(`before backup ${named.label} finished (${utc(named.stoppedAt)})`);
+    if (window.from && named.stoppedAt < window.from) throw refuse(`reachable from backup ${named.label} only through WAL that has expired (name a later set, or latest)`);
     return named;
   }
   return sets.filter((set) => set.stoppedAt < at).at(-1)!;

@@ -194,6 +194,15 @@ describe("backups expire (#7, I7)", () => {
     expect(removed.every((wal) => wal !== undefined && inPlannedRange(wal))).toBe(true);
     expect(walAfter.map(walOf).filter((wal): wal is string => wal !== undefined).some(inPlannedRange)).toBe(false);
 
+    // The restorable window starts where the archive is continuous again, not at the oldest backup
+    // (restorable to its own end only): a target in the gap is refused before anything is touched.
+    const listed = json((await cli(outputsFile, "backups", "list", "--json")).stdout).report as { sets: Array<{ stoppedAt: string }>; window: { from: string } };
+    const from = new Date(listed.window.from);
+    expect(from.getTime()).toBeGreaterThan(new Date(listed.sets[0]!.stoppedAt).getTime());
+    const inGap = await cli(outputsFile, "restore", "--db", "latest", "--to-time", new Date(from.getTime() - 1_000).toISOString(), "--yes");
+    expect(inGap.code, inGap.stderr).toBe(3);
+    expect(inGap.stderr).toContain("is before the restorable window starts (the WAL after older backups has expired)");
+
     // Converged: a second run finds nothing to do.
     const again = await cli(policy, "backups", "expire", "--yes");
     expect(again.code).toBe(0);
