@@ -25,7 +25,7 @@ const ADDED: Record<string, string[]> = {
   switchover: ["--reason"], // #8
   failback: ["--reason"], // #8
   backup: ["--from", "--redis", "--tables", "--type"], // #7: --redis snapshots, --tables dumps, --from standby
-  restore: ["--db", "--dump", "--reason", "--redis", "--tables", "--to-lsn", "--to-name", "--to-time"], // #7
+  restore: ["--db", "--dump", "--reason", "--redis", "--skip-verify", "--tables", "--to-lsn", "--to-name", "--to-time"], // #7
   backups: [], // #7
   "backups list": [], // #7
 };
