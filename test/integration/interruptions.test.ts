@@ -132,38 +132,43 @@ describe("an interrupted backup reports what is true (#15)", () => {
     });
   }
 
-  it("#7 Z6: the S3 store killed mid-backup: the run stops pgBackRest after 15 s of silence (not its 8 min of retries), naming the repository, no backup is listed; after `sandbox up` the next backup succeeds", async () => {
-    const before = await backupLabels();
-    const sandbox = await openSandbox({ dir: sandboxDir });
-    const started = Date.now();
-    const run = await new Promise<{ code: number | null; stderr: string }>((done, fail) => {
-      const child = spawn(process.execPath, [BIN, "--outputs", outputsFile, "backup", "--type", "full"], { stdio: ["ignore", "ignore", "pipe"] });
-      let stderr = "";
-      let killed = false;
-      child.stderr.on("data", (chunk) => {
-        stderr += chunk;
-        if (!killed && stderr.includes("[2/2] ")) {
-          killed = true;
-          setTimeout(() => process.kill(sandbox.pid("s3")!, "SIGKILL"), 300);
-        }
+  const killedMidBackup: Array<{ component: "s3" | "pg-b"; what: string; says: RegExp }> = [
+    { component: "s3", what: "the S3 store", says: /the backup repository stopped answering for 15 s \(.*\): pgBackRest was stopped/ },
+    { component: "pg-b", what: "the standby it copies from", says: /Take a full backup: failed .*pgbackrest exited \d+/ },
+  ];
+  for (const { component, what, says } of killedMidBackup) {
+    // The S3 store: the run stops pgBackRest after 15 s of silence (its own retries took 8 min).
+    it(`#7 Z6: ${what} killed mid-backup (SIGKILL): the run fails saying why, no backup is listed; after \`sandbox up\` the next backup succeeds`, async () => {
+      const before = await backupLabels();
+      const sandbox = await openSandbox({ dir: sandboxDir });
+      const started = Date.now();
+      const run = await new Promise<{ code: number | null; stderr: string }>((done, fail) => {
+        const child = spawn(process.execPath, [BIN, "--outputs", outputsFile, "backup", "--type", "full"], { stdio: ["ignore", "ignore", "pipe"] });
+        let stderr = "";
+        let killed = false;
+        child.stderr.on("data", (chunk) => {
+          stderr += chunk;
+          if (!killed && stderr.includes("[2/2] ")) {
+            killed = true;
+            setTimeout(() => process.kill(sandbox.pid(component)!, "SIGKILL"), 300);
+          }
+        });
+        child.on("error", fail);
+        child.on("close", (code) => done({ code, stderr }));
       });
-      child.on("error", fail);
-      child.on("close", (code) => done({ code, stderr }));
+      process.stderr.write(`[interruptions.test] ${what} killed mid-backup: the run ended after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(says);
+      expect(run.stderr).not.toMatch(/DeprecationWarning|\n\s+at /);
+      expect(pgbackrestProcesses()).toEqual([]);
+      const up = await tradeops(["sandbox", "up", "--dir", sandboxDir]);
+      expect(up.code, up.stderr).toBe(0);
+      expect(await backupLabels()).toEqual(before);
+      const again = await tradeops(["--outputs", outputsFile, "backup", "--type", "full"]);
+      expect(again.code, again.stderr).toBe(0);
+      expect((await backupLabels()).filter((label) => !before.includes(label))).toHaveLength(1);
     });
-    process.stderr.write(`[interruptions.test] S3 store killed mid-backup: the run ended after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-    expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/the backup repository stopped answering for 15 s \(.*\): pgBackRest was stopped/);
-    expect(run.stderr).not.toMatch(/DeprecationWarning|\n\s+at /);
-    expect(pgbackrestProcesses()).toEqual([]);
-    const up = await tradeops(["sandbox", "up", "--dir", sandboxDir]);
-    expect(up.code, up.stderr).toBe(0);
-    expect(await backupLabels()).toEqual(before);
-    const list = await tradeops(["--outputs", outputsFile, "backups", "list", "--json"]);
-    expect(list.code, list.stderr).toBe(0);
-    const again = await tradeops(["--outputs", outputsFile, "backup", "--type", "full"]);
-    expect(again.code, again.stderr).toBe(0);
-    expect((await backupLabels()).filter((label) => !before.includes(label))).toHaveLength(1);
-  });
+  }
 
   it("Z6: after the interruptions a re-run takes its backup, and the repository lists it", async () => {
     const before = await backupLabels();
