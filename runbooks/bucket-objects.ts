@@ -46,8 +46,8 @@ export async function listObjects(outputs: StackOutputs, prefix: string, signal?
   }
 }
 
-/** Every manifest under `prefix` that parses with `schema`, ordered by id (oldest first). */
-export async function listManifests<T extends { id: string }>(outputs: StackOutputs, prefix: string, schema: z.ZodType<T>, signal?: AbortSignal): Promise<T[]> {
+/** Every `<prefix>…/manifest.json` that parses with `schema`, in key order (S3 lists keys sorted: sortable ids come oldest first). */
+export async function listManifests<T>(outputs: StackOutputs, prefix: string, schema: z.ZodType<T>, signal?: AbortSignal): Promise<T[]> {
   const keys = (await listObjects(outputs, prefix, signal)).map((object) => object.key).filter((key) => key.endsWith("/manifest.json"));
   const s3 = await s3Client(outputs.backup);
   const { GetObjectCommand } = await import("@aws-sdk/client-s3");
@@ -58,7 +58,7 @@ export async function listManifests<T extends { id: string }>(outputs: StackOutp
       const parsed = schema.safeParse(JSON.parse(await object.Body!.transformToString()));
       if (parsed.success) manifests.push(parsed.data);
     }
-    return manifests.sort((a, b) => a.id.localeCompare(b.id));
+    return manifests;
   } finally {
     s3.destroy();
   }
@@ -90,12 +90,17 @@ export function uploadFile(outputs: StackOutputs, file: string, key: string, sig
 
 /** The manifest, written last: only then is the set listed. */
 export async function putManifest(outputs: StackOutputs, prefix: string, manifest: { id: string }, signal?: AbortSignal): Promise<string> {
+  const key = `${prefix}${manifest.id}/manifest.json`;
+  await putJson(outputs, key, manifest, signal);
+  return key;
+}
+
+/** One small JSON object (a manifest) at `key`. */
+export async function putJson(outputs: StackOutputs, key: string, value: unknown, signal?: AbortSignal): Promise<void> {
   const s3 = await s3Client(outputs.backup);
   const { PutObjectCommand } = await import("@aws-sdk/client-s3");
-  const key = `${prefix}${manifest.id}/manifest.json`;
   try {
-    await s3.send(new PutObjectCommand({ Bucket: outputs.backup.bucket, Key: key, Body: JSON.stringify(manifest, null, 2), ContentType: "application/json" }), { abortSignal: signal });
-    return key;
+    await s3.send(new PutObjectCommand({ Bucket: outputs.backup.bucket, Key: key, Body: JSON.stringify(value, null, 2), ContentType: "application/json" }), { abortSignal: signal });
   } finally {
     s3.destroy();
   }
