@@ -4,6 +4,7 @@
  */
 import { backup } from "./backup.ts";
 import { diagnose } from "./diagnose.ts";
+import { doctor } from "./doctor.ts";
 import { failback } from "./failback.ts";
 import { failover } from "./failover.ts";
 import { drill } from "./drill.ts";
@@ -19,7 +20,7 @@ import { backupsList } from "./backups-list.ts";
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Entry = Runbook<any, any>;
 
-export const COMMANDS: Entry[] = [health, diagnose, backup, backupsList, restore, failover, switchover, failback, unlock, drill, sandboxUp, sandboxDown, sandboxStatus];
+export const COMMANDS: Entry[] = [health, diagnose, doctor, backup, backupsList, restore, failover, switchover, failback, unlock, drill, sandboxUp, sandboxDown, sandboxStatus];
 
 /** The words that group several commands (`tradeops sandbox up|down|status`). */
 export const GROUPS: Record<string, string> = {
