@@ -15,6 +15,10 @@ import { switchover } from "./switchover.ts";
 import { unlock } from "./unlock.ts";
 import { restore } from "./restore.ts";
 import { backupsList } from "./backups-list.ts";
+import { maintenanceAnalyze, maintenanceCreateIndex, maintenanceReindex, maintenanceTerminate, maintenanceVacuum } from "./maintenance/db.ts";
+import { redisBigKeys, redisClearQueue, redisQueues, redisTtlCheck } from "./maintenance/redis.ts";
+import { maintenanceRetention } from "./maintenance/retention.ts";
+import { maintenanceSlowQueries, maintenanceUnusedIndexes } from "./maintenance/views.ts";
 
 // Each entry keeps its own args and target types; the CLI only needs their common shape.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -22,8 +26,26 @@ export type Entry = Runbook<any, any>;
 
 export const COMMANDS: Entry[] = [health, diagnose, doctor, backup, backupsList, restore, failover, switchover, failback, unlock, drill, sandboxUp, sandboxDown, sandboxStatus];
 
+/** Database and Redis care (issue 12): each change shows its exact SQL or Redis command in --dry-run. */
+COMMANDS.push(
+  maintenanceVacuum,
+  maintenanceAnalyze,
+  maintenanceReindex,
+  maintenanceRetention,
+  maintenanceSlowQueries,
+  maintenanceUnusedIndexes,
+  maintenanceCreateIndex,
+  maintenanceTerminate,
+  redisQueues,
+  redisClearQueue,
+  redisBigKeys,
+  redisTtlCheck,
+);
+
 /** The words that group several commands (`tradeops sandbox up|down|status`). */
 export const GROUPS: Record<string, string> = {
   backups: "the backup sets in the stack's repository",
+  maintenance: "database care: vacuum, retention, indexes, slow queries, stuck sessions (each --dry-run prints its SQL)",
+  redis: "Redis care: queues, big keys, TTLs",
   sandbox: "the local sandbox: the whole stack as real processes on 127.0.0.1",
 };
