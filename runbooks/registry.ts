@@ -19,6 +19,7 @@ import { maintenanceAnalyze, maintenanceCreateIndex, maintenanceReindex, mainten
 import { redisBigKeys, redisClearQueue, redisQueues, redisTtlCheck } from "./maintenance/redis.ts";
 import { maintenanceRetention } from "./maintenance/retention.ts";
 import { maintenanceSlowQueries, maintenanceUnusedIndexes } from "./maintenance/views.ts";
+import { supportBundle } from "./support-bundle.ts";
 
 // Each entry keeps its own args and target types; the CLI only needs their common shape.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -40,6 +41,7 @@ COMMANDS.push(
   redisClearQueue,
   redisBigKeys,
   redisTtlCheck,
+  supportBundle,
 );
 
 /** The words that group several commands (`tradeops sandbox up|down|status`). */
