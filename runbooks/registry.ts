@@ -20,6 +20,7 @@ import { redisBigKeys, redisClearQueue, redisQueues, redisTtlCheck } from "./mai
 import { maintenanceRetention } from "./maintenance/retention.ts";
 import { maintenanceSlowQueries, maintenanceUnusedIndexes } from "./maintenance/views.ts";
 import { supportBundle } from "./support-bundle.ts";
+import { logs } from "./logs.ts";
 
 // Each entry keeps its own args and target types; the CLI only needs their common shape.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -42,6 +43,7 @@ COMMANDS.push(
   redisBigKeys,
   redisTtlCheck,
   supportBundle,
+  logs,
 );
 
 /** The words that group several commands (`tradeops sandbox up|down|status`). */

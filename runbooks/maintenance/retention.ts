@@ -60,9 +60,9 @@ async function planRetention(outputs: StackOutputs, c: pg.Client): Promise<Reten
     const count = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${quoteTable(rule.table)} WHERE ${rule.where(cutoff)}`);
     plans.push({ kind: "delete", table: rule.table, what: rule.what, cutoff, sql: deleteBatch(rule, cutoff), matching: count.rows[0]!.n });
   }
-  const hypertable = await c.query(
-    `select 1 from pg_extension e, lateral (select 1 from timescaledb_information.hypertables where hypertable_name = 'klines') h where e.extname = 'timescaledb'`,
-  ).catch(() => undefined);
+  // The view exists only with the extension: asking it first would log an ERROR on every plain PostgreSQL.
+  const timescale = await c.query(`select 1 from pg_extension where extname = 'timescaledb'`);
+  const hypertable = timescale.rowCount ? await c.query(`select 1 from timescaledb_information.hypertables where hypertable_name = 'klines'`) : undefined;
   if (!hypertable?.rowCount) {
     plans.push({ kind: "absent", table: "klines", why: "TimescaleDB is not installed or klines is not a hypertable: no chunks to drop" });
     return plans;

@@ -115,9 +115,9 @@ const MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(" ");
  * s3rver, docker/kubectl `--timestamps`), or Redis's `05 Dec 2026 18:00:00.123`.
  */
 export function lineTime(line: string): number | undefined {
-  const iso = /(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d(?:\.\d+)?)\s*(Z|UTC|[+-]\d\d:?\d\d)?/.exec(line);
+  const iso = /(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d(?:\.\d+)?)\s*(Z|UTC|GMT|[+-]\d\d:?\d\d)?/.exec(line);
   if (iso) {
-    const zone = !iso[3] || iso[3] === "UTC" ? "Z" : iso[3];
+    const zone = !iso[3] || iso[3] === "UTC" || iso[3] === "GMT" ? "Z" : iso[3];
     const time = Date.parse(`${iso[1]}T${iso[2]}${zone}`);
     if (Number.isFinite(time)) return time;
   }
