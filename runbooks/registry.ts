@@ -21,6 +21,7 @@ import { maintenanceRetention } from "./maintenance/retention.ts";
 import { maintenanceSlowQueries, maintenanceUnusedIndexes } from "./maintenance/views.ts";
 import { supportBundle } from "./support-bundle.ts";
 import { logs } from "./logs.ts";
+import { cleanupLogs, cleanupResults } from "./cleanup.ts";
 
 // Each entry keeps its own args and target types; the CLI only needs their common shape.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -42,6 +43,8 @@ COMMANDS.push(
   redisClearQueue,
   redisBigKeys,
   redisTtlCheck,
+  cleanupResults,
+  cleanupLogs,
   supportBundle,
   logs,
 );
@@ -51,5 +54,6 @@ export const GROUPS: Record<string, string> = {
   backups: "the backup sets in the stack's repository",
   maintenance: "database care: vacuum, retention, indexes, slow queries, stuck sessions (each --dry-run prints its SQL)",
   redis: "Redis care: queues, big keys, TTLs",
+  cleanup: "old result files and rotated logs",
   sandbox: "the local sandbox: the whole stack as real processes on 127.0.0.1",
 };

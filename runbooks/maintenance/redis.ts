@@ -44,7 +44,7 @@ export const redisQueues = defineRunbook({
 export const redisClearQueue = defineRunbook({
   command: ["redis", "clear-queue"],
   name: "redis-clear-queue",
-  summary: "delete every job of one queue (S7, C7 queue reset); needs --yes",
+  summary: "delete every job of one queue (the queue reset); needs --yes",
   features: ["S7", "C7"],
   mutates: true,
   args: z.object({

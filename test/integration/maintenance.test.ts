@@ -2,6 +2,9 @@
  * Maintenance against the shared sandbox's primary and Redis: every dry run prints the exact SQL or
  * Redis command the real run then executes, and changes nothing; destructive ones need --yes.
  */
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -155,6 +158,32 @@ describe("Redis queues (S7, C7)", () => {
       expect(ttl.stdout).toMatch(/^results:\*\s+\d+\s+\d+$/m);
     } finally {
       await onRedis(outputs, (r) => r.del("results:big-report"));
+    }
+  });
+});
+
+describe("cleanup (C4, C7, S12)", () => {
+  it("C4: cleanup results --dry-run lists the files past the age and deletes nothing; the run deletes exactly those with --yes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "results-"));
+    try {
+      const old = new Date(Date.now() - 40 * 86_400_000);
+      for (const name of ["2026-10-01/report.csv", "2026-10-02/report.csv"]) {
+        mkdirSync(dirname(join(dir, name)), { recursive: true });
+        writeFileSync(join(dir, name), "x");
+        utimesSync(join(dir, name), old, old);
+      }
+      writeFileSync(join(dir, "today.csv"), "fresh");
+      const dry = await onStack("--dry-run", "cleanup", "results", "--older-than", "30d", "--dir", dir);
+      expect(planned(dry.stdout)).toEqual([`rm ${join(dir, "2026-10-01/report.csv")} ${join(dir, "2026-10-02/report.csv")} (2 files, 2 B)`]);
+      expect((await onStack("cleanup", "results", "--older-than", "30d", "--dir", dir)).code).toBe(3);
+      expect(existsSync(join(dir, "2026-10-01/report.csv"))).toBe(true);
+      const real = await onStack("--yes", "cleanup", "results", "--older-than", "30d", "--dir", dir);
+      expect(real.code, real.stderr).toBe(0);
+      expect(real.stdout).toMatch(/^deleted 2 files \(2 B\)/);
+      expect(existsSync(join(dir, "2026-10-01/report.csv"))).toBe(false);
+      expect(existsSync(join(dir, "today.csv"))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
