@@ -9,7 +9,8 @@ import { CIRCUIT_BREAKER_RESET_TIMEOUT_S, CircuitBreakerStatus, LivenessReport, 
 import { oneLine } from "../engine/errors.ts";
 import { bytes } from "../format.ts";
 import { NotAvailable } from "../platform/host.ts";
-import { type DoctorCheck, type Reach, fail, findingOfError, notAvailable, ok, warn } from "./check.ts";
+import { type DoctorCheck, type Finding, type Reach, fail, findingOfError, notAvailable, ok, warn } from "./check.ts";
+import type { Metrics } from "./metrics.ts";
 
 const apiPort = (reach: Reach) => {
   const url = new URL(reach.outputs.opsApi.url);
@@ -101,7 +102,7 @@ export const circuitBreaker: DoctorCheck = {
       const openedAt = status.opened_at ? new Date(status.opened_at) : undefined;
       const halfOpenAt = openedAt ? new Date(openedAt.getTime() + CIRCUIT_BREAKER_RESET_TIMEOUT_S * 1000).toISOString() : "?";
       const saw = `${status.state} since ${status.opened_at ?? "?"}${status.reason ? ` (reason: ${status.reason})` : ""}; ${status.failures} trips`;
-      const fix = `find the failing calls: \`tradeops logs api --errors --since 15m\`; once fixed, POST ${path.replace("status", "reset")}`;
+      const fix = `find the failing calls: \`tradeops logs --errors --since 15m\`; once fixed, POST ${path.replace("status", "reset")}`;
       if (status.state === "HALF_OPEN") return warn(saw, "the breaker is letting a trial request through after its 30 s reset timeout", fix);
       return fail(saw, `the breaker tripped after repeated failures: the bot stops calling out until it half-opens at ${halfOpenAt}`, fix);
     } catch (error) {
@@ -117,60 +118,64 @@ const WARN_P95_S = 0.5; // S4: p95 < 500 ms
 export const apiLatency: DoctorCheck = {
   name: "api-latency",
   features: ["T2", "T3", "S4"],
-  async run(reach) {
-    const metrics = await reach.metrics().catch((error: unknown) => error as Error);
-    if (metrics instanceof Error) return notAvailable(`no metrics from the API: ${oneLine(metrics)}`);
-    const p95 = [...metrics.quantileBy("http_request_duration_seconds", "route", 0.95)].filter(([route]) => route !== "unmatched").sort((a, b) => b[1].seconds - a[1].seconds);
-    if (!p95.length) return ok("no request served yet");
-    const [route, worst] = p95[0]!;
-    const saw = `p95 ${route} ${worst.seconds.toFixed(3)} s over ${worst.count} requests since the API started`;
-    const fix = "`tradeops doctor --only slow-statements,db-connections,cache-hits`; `tradeops maintenance slow-queries`";
-    if (worst.seconds > SLOW_P95_S) return fail(saw, "requests wait on the database (slow statements, locks, an exhausted pool) or on the exchange", fix);
-    if (worst.seconds > WARN_P95_S) return warn(saw, "above the S4 target of 500 ms", fix);
-    return ok(saw);
-  },
+  run: (reach) =>
+    onMetrics(reach, (metrics) => {
+      const p95 = [...metrics.quantileBy("http_request_duration_seconds", "route", 0.95)].filter(([route]) => route !== "unmatched").sort((a, b) => b[1].seconds - a[1].seconds);
+      if (!p95.length) return ok("no request served yet");
+      const [route, worst] = p95[0]!;
+      const saw = `p95 ${route} ${worst.seconds.toFixed(3)} s over ${worst.count} requests since the API started`;
+      const fix = "`tradeops doctor --only slow-statements,db-connections,cache-hits`; `tradeops maintenance slow-queries`";
+      if (worst.seconds > SLOW_P95_S) return fail(saw, "requests wait on the database (slow statements, locks, an exhausted pool) or on the exchange", fix);
+      if (worst.seconds > WARN_P95_S) return warn(saw, "above the S4 target of 500 ms", fix);
+      return ok(saw);
+    }),
 };
 
+/** `use` on the API's metrics; no metrics is "not available" here (check api says why the API is silent). */
+async function onMetrics(reach: Reach, use: (metrics: Metrics) => Finding | Promise<Finding>): Promise<Finding> {
+  const metrics = await reach.metrics().catch((error: unknown) => error as Error);
+  if (metrics instanceof Error) return notAvailable(`no metrics from the API: ${oneLine(metrics)}`);
+  return use(metrics);
+}
+
 /** Requests answered with `status` since the API started, against all requests. */
-function statusCount(reach: Reach, status: string) {
-  return reach.metrics().then((metrics) => {
-    const counts = metrics.select("http_request_duration_seconds_count");
-    const total = counts.reduce((sum, s) => sum + s.value, 0);
-    const hits = counts.filter((s) => s.labels.status === status).reduce((sum, s) => sum + s.value, 0);
-    return { total, hits };
-  });
+function statusCount(metrics: Metrics, status: string) {
+  const counts = metrics.select("http_request_duration_seconds_count");
+  const total = counts.reduce((sum, s) => sum + s.value, 0);
+  const hits = counts.filter((s) => s.labels.status === status).reduce((sum, s) => sum + s.value, 0);
+  return { total, hits };
 }
 
 /** T2: 429 answers (the Retry-After header is not in the metrics). */
 export const rateLimits: DoctorCheck = {
   name: "rate-limits",
   features: ["T2"],
-  async run(reach) {
-    const counts = await statusCount(reach, "429").catch((error: unknown) => error as Error);
-    if (counts instanceof Error) return notAvailable(`no metrics from the API: ${oneLine(counts)}`);
-    if (!counts.hits) return ok(`no 429 among ${counts.total} requests since the API started`);
-    return warn(
-      `${counts.hits} of ${counts.total} requests answered 429 since the API started`,
-      "clients exceed the rate limit (their Retry-After is in the response headers, not in the metrics)",
-      "`tradeops logs api --grep 429 --since 1h`: find the caller; slow it down or raise its limit",
-    );
-  },
+  run: (reach) =>
+    onMetrics(reach, (metrics) => {
+      const counts = statusCount(metrics, "429");
+      if (!counts.hits) return ok(`no 429 among ${counts.total} requests since the API started`);
+      return warn(
+        `${counts.hits} of ${counts.total} requests answered 429 since the API started`,
+        "clients exceed the rate limit (their Retry-After is in the response headers, not in the metrics)",
+        "`tradeops logs --rate-limits --since 1h`: find the caller; slow it down or raise its limit",
+      );
+    }),
 };
 
 /** T2: 401 spikes — a JWT secret that differs between issuer and API, or expired tokens. */
 export const authFailures: DoctorCheck = {
   name: "auth-failures",
   features: ["T2"],
-  async run(reach) {
-    const counts = await statusCount(reach, "401").catch((error: unknown) => error as Error);
-    if (counts instanceof Error) return notAvailable(`no metrics from the API: ${oneLine(counts)}`);
-    const share = counts.total ? counts.hits / counts.total : 0;
-    const saw = `${counts.hits} of ${counts.total} requests answered 401 since the API started`;
-    if (counts.hits >= 10 && share > 0.1) {
-      return warn(saw, "callers hold a token signed with another secret (JWT secret rotated on one side) or an expired one", "compare the secret of the token issuer and the API; `tradeops logs api --grep 401`");
-    }
-    return ok(saw);
-  },
+  run: (reach) =>
+    onMetrics(reach, (metrics) => {
+      const counts = statusCount(metrics, "401");
+      const share = counts.total ? counts.hits / counts.total : 0;
+      const saw = `${counts.hits} of ${counts.total} requests answered 401 since the API started`;
+      if (counts.hits >= 10 && share > 0.1) {
+        return warn(saw, "callers hold a token signed with another secret (JWT secret rotated on one side) or an expired one", "compare the secret of the token issuer and the API; `tradeops logs --grep 401`");
+      }
+      return ok(saw);
+    }),
 };
 
 const MEMORY_LIMIT_BYTES = 2 * 1024 ** 3; // Z7: vertical limit 2 GiB
@@ -179,23 +184,22 @@ const MEMORY_LIMIT_BYTES = 2 * 1024 ** 3; // Z7: vertical limit 2 GiB
 export const memory: DoctorCheck = {
   name: "memory",
   features: ["T2", "T3", "C6", "Z7"],
-  async run(reach) {
-    const metrics = await reach.metrics().catch((error: unknown) => error as Error);
-    if (metrics instanceof Error) return notAvailable(`no metrics from the API: ${oneLine(metrics)}`);
-    const rss = metrics.value("process_resident_memory_bytes");
-    if (rss === undefined) return notAvailable("the API exports no process_resident_memory_bytes");
-    const holder = await reach.host.listenerOn(apiPort(reach)).catch(() => undefined);
-    let kills: number | string = "?";
-    try {
-      kills = holder ? reach.host.oomKills(holder.pid) : "?";
-    } catch (error) {
-      kills = `n/a: ${oneLine(error)}`;
-    }
-    const saw = `API resident memory ${bytes(rss)} of the ${bytes(MEMORY_LIMIT_BYTES)} limit; OOM kills in its cgroup: ${kills}`;
-    if (typeof kills === "number" && kills > 0) return fail(saw, "the kernel killed processes of the API's group for memory", "raise the limit or find the leak (`tradeops logs api --since 1h --summary`)");
-    if (rss > 0.8 * MEMORY_LIMIT_BYTES) return warn(saw, "close to the 2 GiB limit: the next spike is an OOM kill", "restart the API off-peak, look for growth over time");
-    return ok(saw);
-  },
+  run: (reach) =>
+    onMetrics(reach, async (metrics) => {
+      const rss = metrics.value("process_resident_memory_bytes");
+      if (rss === undefined) return notAvailable("the API exports no process_resident_memory_bytes");
+      const holder = await reach.host.listenerOn(apiPort(reach)).catch(() => undefined);
+      let kills: number | string = "?";
+      try {
+        kills = holder ? reach.host.oomKills(holder.pid) : "?";
+      } catch (error) {
+        kills = `n/a: ${oneLine(error)}`;
+      }
+      const saw = `API resident memory ${bytes(rss)} of the ${bytes(MEMORY_LIMIT_BYTES)} limit; OOM kills in its cgroup: ${kills}`;
+      if (typeof kills === "number" && kills > 0) return fail(saw, "the kernel killed processes of the API's group for memory", "raise the limit or find the leak (`tradeops logs --since 1h --summary`)");
+      if (rss > 0.8 * MEMORY_LIMIT_BYTES) return warn(saw, "close to the 2 GiB limit: the next spike is an OOM kill", "restart the API off-peak, look for growth over time");
+      return ok(saw);
+    }),
 };
 
 /** Scenarios whose signal the sandbox's bot does not have: said so, never passed. */

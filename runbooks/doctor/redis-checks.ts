@@ -74,10 +74,10 @@ export const worker: DoctorCheck = {
         return fail(
           saw,
           `no worker is consuming: ${stalled.map((q) => `queue:${q.queue} holds ${q.length}`).join(", ")}${rising.length ? ` and ${rising.join(", ")} is still rising` : ""}; the worker is dead or cannot reach Redis`,
-          "restart the worker (`docker compose restart worker`, `kubectl rollout restart deployment/<worker>`); `tradeops logs worker --errors --since 15m`; `tradeops redis queues`",
+          "restart the worker (`docker compose restart worker`, `kubectl rollout restart deployment/<worker>`); `tradeops logs --errors --since 15m`; `tradeops redis queues`",
         );
       }
-      if (failing.length) return warn(saw, "jobs failed (broker token expired? see the worker's errors)", "`tradeops logs worker --errors --since 1h`; retry them, or `tradeops redis clear-queue NAME --yes`");
+      if (failing.length) return warn(saw, "jobs failed (broker token expired? see the worker's errors)", "`tradeops logs --errors --since 1h`; retry them, or `tradeops redis clear-queue NAME --yes`");
       return ok(saw);
     } catch (error) {
       return findingOfError(error, "Redis", RESTART_REDIS);
