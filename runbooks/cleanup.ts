@@ -101,7 +101,8 @@ export const cleanupLogs = defineRunbook({
   report: (facts) => deletedReport(facts),
 });
 
-function resultsDirOf(outputs: StackOutputs): string {
+/** Where the analysis worker saves result files (C4): on the sandbox `<dir>/results`; other outputs name none yet. */
+export function resultsDirOf(outputs: StackOutputs): string {
   if (outputs.platform.kind === "sandbox") return join(outputs.platform.dir, "results");
   throw new Refusal(`the ${outputs.platform.kind} stack's outputs name no results dir`, "name it with --dir (a path on this machine)");
 }

@@ -1,7 +1,10 @@
 /**
- * The machine under the components (T2, C6): free space of every data dir, result files.
+ * The machine under the components (T2, C6): free space of every data dir, the results dir.
  */
+import { accessSync, constants, existsSync } from "node:fs";
+import { userInfo } from "node:os";
 import type { PgNode } from "../../contract/outputs.ts";
+import { resultsDirOf } from "../cleanup.ts";
 import { oneLine } from "../engine/errors.ts";
 import { bytes } from "../format.ts";
 import { NotAvailable } from "../platform/host.ts";
@@ -38,10 +41,27 @@ export const disk: DoctorCheck = {
   },
 };
 
-/** C6 result files not saved: the outputs name no results dir on any platform yet. */
+/** C6 "result files not saved": the results dir `cleanup results` uses must be writable and have room. */
 export const resultFiles: DoctorCheck = {
   name: "result-files",
   features: ["C6", "C7"],
-  run: async () => notAvailable("the stack outputs name no results dir: disk and permissions of result files cannot be checked"),
+  async run(reach) {
+    let dir: string;
+    try {
+      dir = resultsDirOf(reach.outputs);
+    } catch (error) {
+      return notAvailable(oneLine(error));
+    }
+    if (!existsSync(dir)) return notAvailable(`no results dir at ${dir}: nothing saves result files here`);
+    try {
+      accessSync(dir, constants.W_OK);
+    } catch {
+      return fail(`${dir} is not writable by ${userInfo().username}`, "result files cannot be saved: the dir's owner or mode", `\`chown\`/\`chmod\` ${dir} for the worker's user`);
+    }
+    const { freeBytes, totalBytes } = reach.host.freeSpace(dir);
+    const saw = `${dir}: writable, ${bytes(freeBytes)} free of ${bytes(totalBytes)}`;
+    if (freeBytes < MIN_FREE * totalBytes) return fail(saw, "less than 20 % free: saving result files fails", "`tradeops cleanup results --older-than 30d`");
+    return ok(saw);
+  },
 };
 

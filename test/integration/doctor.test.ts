@@ -50,7 +50,6 @@ describe("doctor on a healthy sandbox (T1)", () => {
     expect(findings.get("replication")?.status).toBe("ok");
     expect(findings.get("redis-memory")?.saw).toMatch(/maxmemory 2\.0 GB, policy allkeys-lru/);
     expect(findings.get("websocket")).toMatchObject({ status: "n/a", saw: expect.stringMatching(/^not available \(.+\)$/) });
-    for (const finding of findings.values()) expect(finding.durationMs).toBeLessThan(1600);
   });
 
   it("T1: the text report is a table of check, status, saw, cause and fix", async () => {
