@@ -62,7 +62,7 @@ export const supportBundle = defineRunbook({
     const bundle = () => (staged ??= new Bundle(mkdtempSync(join(tmpdir(), "tradeops-bundle-"))));
     const collect = (name: string, plan: string, work: (ctx: StepContext) => Promise<void>) => ({ name, plan, readOnly: true, action: work });
     const steps = [
-      collect("Collect the logs of every component", `the last ${spell(since)} of each component's log (${logSource(outputs).where("<component>")})`, (ctx) => collectLogs(outputs, since, bundle(), ctx)),
+      collect("Collect the logs of every component", `the last ${spell(since)} of each component's log (${logSource(outputs).origin})`, (ctx) => collectLogs(outputs, since, bundle(), ctx)),
       collect("Run diagnose and doctor", "`tradeops diagnose` and `tradeops doctor`, text and JSON", (ctx) => collectDiagnosis(outputs, bundle(), ctx)),
       collect("Write the stack config and outputs with every secret removed", "outputs.json and the stack's config files, every secret value and credential key masked", async () => collectConfig(outputs, bundle())),
       collect("Take a metrics snapshot", "the ops API's /metrics and Prometheus' targets", (ctx) => collectMetrics(outputs, bundle(), ctx)),

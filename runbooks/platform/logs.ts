@@ -24,6 +24,8 @@ export interface LogSource {
   read(component: string, options?: LogReadOptions): Promise<string[]>;
   /** Where the log is, for messages: a file, `docker logs NAME`. */
   where(component: string): string;
+  /** Where every log comes from, for plans: the sandbox's logs dir, `docker logs`, `kubectl logs -n NS`. */
+  readonly origin: string;
 }
 
 const DEFAULT_MAX_BYTES = 4 * 1024 * 1024;
@@ -35,7 +37,7 @@ export function logSource(outputs: StackOutputs): LogSource {
       return sandboxLogs(join(platform.dir, "logs"));
     case "docker": {
       const containers: Record<string, string | undefined> = { ...platform.containers };
-      return commandLogs(containers, (name, since) => ["docker", "logs", "--timestamps", ...(since ? ["--since", since] : []), name], (name) => `docker logs ${name}`);
+      return commandLogs("docker logs", containers, (name, since) => ["docker", "logs", "--timestamps", ...(since ? ["--since", since] : []), name], (name) => `docker logs ${name}`);
     }
     case "kubernetes": {
       const kubectl = ["kubectl", ...(platform.context ? ["--context", platform.context] : []), "-n", platform.namespace];
@@ -45,7 +47,7 @@ export function logSource(outputs: StackOutputs): LogSource {
         database: `statefulset/${platform.statefulSets.database}`,
         redis: `statefulset/${platform.statefulSets.redis}`,
       };
-      return commandLogs(workloads, (name, since) => [...kubectl, "logs", "--timestamps", "--all-containers", ...(since ? [`--since-time=${since}`] : []), name], (name) => `kubectl logs ${name}`);
+      return commandLogs(`kubectl logs -n ${platform.namespace}`, workloads, (name, since) => [...kubectl, "logs", "--timestamps", "--all-containers", ...(since ? [`--since-time=${since}`] : []), name], (name) => `kubectl logs ${name}`);
     }
   }
 }
@@ -54,6 +56,7 @@ export function logSource(outputs: StackOutputs): LogSource {
 function sandboxLogs(dir: string): LogSource {
   const fileOf = (component: string) => join(dir, `${component}.log`);
   return {
+    origin: dir,
     components: async () => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".log")).map((f) => basename(f, ".log")).sort() : []),
     where: fileOf,
     async read(component, options = {}) {
@@ -76,13 +79,14 @@ function sandboxLogs(dir: string): LogSource {
 }
 
 /** Platforms whose logs come from a command (`docker logs`, `kubectl logs`), timestamps first on each line. */
-function commandLogs(targets: Record<string, string | undefined>, argv: (target: string, sinceIso?: string) => string[], where: (target: string) => string): LogSource {
+function commandLogs(origin: string, targets: Record<string, string | undefined>, argv: (target: string, sinceIso?: string) => string[], where: (target: string) => string): LogSource {
   const targetOf = (component: string) => {
     const target = targets[component];
     if (!target) throw new Error(`no component ${component} here; there are ${Object.keys(targets).filter((k) => targets[k]).join(", ")}`);
     return target;
   };
   return {
+    origin,
     components: async () => Object.keys(targets).filter((k) => targets[k]),
     where: (component) => where(targetOf(component)),
     async read(component, options = {}) {
