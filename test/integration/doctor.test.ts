@@ -176,6 +176,25 @@ describe("dependencies break (T2, S9, C6)", () => {
     }
   });
 
+  it("T2: the API's database refused (traffic endpoint down) fails check api-dependencies", async () => {
+    await sandbox.stop("haproxy");
+    try {
+      const { code, findings } = await doctor("--only", "api-dependencies");
+      expect(code).toBe(1);
+      expect(findings.get("api-dependencies")).toMatchObject({ status: "fail", saw: expect.stringMatching(/^the API reports database unhealthy/), cause: expect.stringMatching(/^the API cannot use its database/) });
+    } finally {
+      await sandbox.start("haproxy");
+    }
+  });
+
+  it("T2: a spike of 401 answers (a token signed with another secret) warns in check auth-failures", async () => {
+    const wrong = { ...outputs.opsApi, token: "a-token-from-another-jwt-secret" };
+    for (let i = 0; i < 12; i++) expect((await opsApiRequest(wrong, "/api/trading/status")).status).toBe(401);
+    const { code, findings } = await doctor("--only", "auth-failures");
+    expect(code).toBe(0);
+    expect(findings.get("auth-failures")).toMatchObject({ status: "warn", cause: expect.stringMatching(/JWT secret rotated on one side/) });
+  });
+
   it("T2: requests stuck behind a lock make check api-latency fail on the route's p95", async () => {
     const locker = new pg.Client(target());
     await locker.connect();
