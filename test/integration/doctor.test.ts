@@ -87,33 +87,24 @@ describe("the API does not start (T2)", () => {
     holder = undefined;
   });
 
-  it("T2: a required env missing from the API's environment fails check api naming the variable", async () => {
-    // The API as the sandbox starts it, with OPS_API_TOKEN unset: it logs why and exits 2.
+  it("T2: a required env unset in the API's env file fails check api naming the variable", async () => {
+    // The API restarted the way the sandbox starts it (node --env-file), after OPS_API_TOKEN was taken out of its env file: it logs why and exits 2.
+    const envFile = join(sandboxDir, "ops-api.env");
+    const original = readFileSync(envFile, "utf8");
     await sandbox.stop("ops-api");
-    const env = { ...envOfSandboxApi() };
-    delete env.OPS_API_TOKEN;
-    const log = openSync(logFile, "a");
-    const api = spawn(process.execPath, [resolve(import.meta.dirname, "../../sandbox/ops-api/main.ts")], { env, stdio: ["ignore", log, log] });
-    const exitCode = await new Promise((done) => api.once("exit", done));
-    expect(exitCode).toBe(2);
-    const { code, findings } = await doctor("--only", "api");
-    expect(code).toBe(1);
-    expect(findings.get("api")).toMatchObject({ status: "fail", cause: expect.stringMatching(/^missing required env OPS_API_TOKEN \(.*ops-api\.log\)$/) });
+    writeFileSync(envFile, original.split("\n").filter((line) => !line.startsWith("OPS_API_TOKEN=")).join("\n"), { mode: 0o600 });
+    try {
+      const log = openSync(logFile, "a");
+      const api = spawn(process.execPath, [`--env-file=${envFile}`, resolve(import.meta.dirname, "../../sandbox/ops-api/main.ts")], { env: { PATH: process.env.PATH }, stdio: ["ignore", log, log] });
+      expect(await new Promise((done) => api.once("exit", done))).toBe(2);
+      const { code, findings } = await doctor("--only", "api");
+      expect(code).toBe(1);
+      expect(findings.get("api")).toMatchObject({ status: "fail", cause: expect.stringMatching(/^missing required env OPS_API_TOKEN \(.*ops-api\.log\)$/) });
+      expect(findings.get("api")?.fix).toMatch(/^set OPS_API_TOKEN in the API's env file/);
+    } finally {
+      writeFileSync(envFile, original, { mode: 0o600 });
+    }
   });
-
-  /** The env the sandbox gives the API (sandbox/components/ops-api.ts), from the stack outputs. */
-  function envOfSandboxApi(): NodeJS.ProcessEnv {
-    const { database, redis } = outputs;
-    return {
-      PATH: process.env.PATH,
-      OPS_API_HOST: "127.0.0.1",
-      OPS_API_PORT: String(apiPort),
-      DATABASE_URL: `postgres://${database.user}:${encodeURIComponent(database.password)}@127.0.0.1:${database.traffic.port}/${database.name}`,
-      REDIS_URL: `redis://:${encodeURIComponent(redis.password ?? "")}@127.0.0.1:${redis.port}/0`,
-      OPS_API_TOKEN: outputs.opsApi.token,
-      KILL_SWITCH_ADMIN_KEY: outputs.opsApi.killSwitchAdminKey,
-    };
-  }
 });
 
 describe("dependencies break (T2, S9, C6)", () => {
