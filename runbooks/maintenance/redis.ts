@@ -6,6 +6,7 @@
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { WORK_QUEUES } from "../../contract/ops-api.ts";
+import type { StackOutputs } from "../../contract/outputs.ts";
 import { onRedis } from "../connect.ts";
 import { defineRunbook } from "../engine/runbook.ts";
 import { flag } from "../flags.ts";
@@ -82,6 +83,11 @@ async function scanKeys(redis: Redis, limit: number): Promise<string[]> {
 
 const MAX_SCANNED = 100_000;
 
+/** `use` on the keys SCAN finds (at most MAX_SCANNED), on one connection; a big keyspace gets 2 minutes. */
+function onEveryKey<T>(outputs: StackOutputs, signal: AbortSignal, use: (redis: Redis, keys: string[]) => Promise<T>): Promise<T> {
+  return onRedis(outputs, async (redis) => use(redis, await scanKeys(redis, MAX_SCANNED)), { signal, timeoutMs: 120_000 });
+}
+
 export const redisBigKeys = defineRunbook({
   command: ["redis", "big-keys"],
   name: "redis-big-keys",
@@ -94,15 +100,10 @@ export const redisBigKeys = defineRunbook({
       name: "Scan the keys and measure each",
       readOnly: true,
       action: async (ctx) => {
-        const rows = await onRedis(
-          outputs,
-          async (redis) => {
-            const keys = await scanKeys(redis, MAX_SCANNED);
-            const sized = await Promise.all(keys.map(async (key) => ({ key, type: await redis.type(key), size: Number((await redis.memory("USAGE", key)) ?? 0) })));
-            return sized.sort((a, b) => b.size - a.size).slice(0, limit);
-          },
-          { signal: ctx.signal, timeoutMs: 120_000 },
-        );
+        const rows = await onEveryKey(outputs, ctx.signal, async (redis, keys) => {
+          const sized = await Promise.all(keys.map(async (key) => ({ key, type: await redis.type(key), size: Number((await redis.memory("USAGE", key)) ?? 0) })));
+          return sized.sort((a, b) => b.size - a.size).slice(0, limit);
+        });
         ctx.record("view", { title: "biggest keys", header: ["KEY", "TYPE", "MEMORY"], rows: rows.map((r) => [r.key, r.type, bytes(r.size)]) } satisfies View);
       },
     },
@@ -122,23 +123,18 @@ export const redisTtlCheck = defineRunbook({
       name: "Scan the keys and read their TTL",
       readOnly: true,
       action: async (ctx) => {
-        const rows = await onRedis(
-          outputs,
-          async (redis) => {
-            const keys = await scanKeys(redis, MAX_SCANNED);
-            const ttls = await Promise.all(keys.map((key) => redis.ttl(key)));
-            const byPrefix = new Map<string, { keys: number; noTtl: number }>();
-            keys.forEach((key, i) => {
-              const prefix = key.includes(":") ? `${key.slice(0, key.lastIndexOf(":"))}:*` : key;
-              const entry = byPrefix.get(prefix) ?? { keys: 0, noTtl: 0 };
-              entry.keys++;
-              if (ttls[i] === -1) entry.noTtl++;
-              byPrefix.set(prefix, entry);
-            });
-            return [...byPrefix].filter(([prefix, e]) => e.noTtl > 0 && !prefix.startsWith("queue:")).sort((a, b) => b[1].noTtl - a[1].noTtl);
-          },
-          { signal: ctx.signal, timeoutMs: 120_000 },
-        );
+        const rows = await onEveryKey(outputs, ctx.signal, async (redis, keys) => {
+          const ttls = await Promise.all(keys.map((key) => redis.ttl(key)));
+          const byPrefix = new Map<string, { keys: number; noTtl: number }>();
+          keys.forEach((key, i) => {
+            const prefix = key.includes(":") ? `${key.slice(0, key.lastIndexOf(":"))}:*` : key;
+            const entry = byPrefix.get(prefix) ?? { keys: 0, noTtl: 0 };
+            entry.keys++;
+            if (ttls[i] === -1) entry.noTtl++;
+            byPrefix.set(prefix, entry);
+          });
+          return [...byPrefix].filter(([prefix, e]) => e.noTtl > 0 && !prefix.startsWith("queue:")).sort((a, b) => b[1].noTtl - a[1].noTtl);
+        });
         ctx.record("view", { title: "keys without a TTL (queues excepted)", header: ["PREFIX", "KEYS", "WITHOUT TTL"], rows: rows.map(([p, e]) => [p, e.keys, e.noTtl]) } satisfies View);
       },
     },
