@@ -7,18 +7,31 @@ import { PgbackrestStanzaInfo, age } from "../backup-sets.ts";
 import { oneLine } from "../engine/errors.ts";
 import { pgbackrest } from "../platform/db-node.ts";
 import { checkPrimary, checkStandby } from "../probes.ts";
-import { DOCTOR_APPLICATION_NAME, type DoctorCheck, fail, findingOfError, notAvailable, ok, warn } from "./check.ts";
+import type pg from "pg";
+import { DOCTOR_APPLICATION_NAME, type DoctorCheck, type Finding, type Reach, fail, findingOfError, notAvailable, ok, warn } from "./check.ts";
 
-const onPrimary = "the primary";
 const IDLE_IN_TRANSACTION_S = 60;
+
+/** `read` in a session on the primary, then `judge` what it read; a session that cannot be had is the finding (refused, exhausted, hung). */
+async function onPrimary<T>(reach: Reach, fix: string, read: (client: pg.Client) => Promise<T>, judge: (value: T) => Finding): Promise<Finding> {
+  let value: T;
+  try {
+    value = await reach.pg(reach.outputs.database.primary, read);
+  } catch (error) {
+    return findingOfError(error, "the primary", fix);
+  }
+  return judge(value);
+}
 
 /** T2, S9 "DB pool exhausted": connections against max_connections, who holds them, idle in transaction. */
 export const dbConnections: DoctorCheck = {
   name: "db-connections",
   features: ["T2", "S6", "S9"],
-  async run(reach) {
-    try {
-      const row = await reach.pg(reach.outputs.database.primary, async (c) => {
+  run: (reach) =>
+    onPrimary(
+      reach,
+      "`tradeops health`; when it is 'too many clients': `tradeops maintenance terminate --idle-in-transaction-older-than 60s --yes` from a superuser slot",
+      async (c) => {
         const { rows } = await c.query(
           `select (select count(*) from pg_stat_activity where backend_type = 'client backend')::int as used,
                   current_setting('max_connections')::int as max,
@@ -33,18 +46,17 @@ export const dbConnections: DoctorCheck = {
           [IDLE_IN_TRANSACTION_S, DOCTOR_APPLICATION_NAME],
         );
         return rows[0] as { used: number; max: number; reserved: number; idle: number; stuck: number; holders: string | null };
-      });
-      const usable = row.max - row.reserved;
-      const saw = `${row.used} of ${usable} connections in use (max_connections ${row.max}, ${row.reserved} reserved); idle ${row.idle}, idle in transaction > ${IDLE_IN_TRANSACTION_S} s ${row.stuck}; top holders: ${row.holders ?? "-"}`;
-      const fix = `\`tradeops maintenance terminate --idle-in-transaction-older-than ${IDLE_IN_TRANSACTION_S}s --yes\`; shrink the application pools (the API's is 10) or raise max_connections`;
-      if (row.used >= 0.9 * usable) return fail(saw, "connection pool exhausted: new sessions get 'too many clients already'", fix);
-      if (row.used >= 0.8 * usable) return warn(saw, "connections close to max_connections", fix);
-      if (row.stuck > 0) return warn(saw, "sessions idle in a transaction hold locks and connections", fix);
-      return ok(saw);
-    } catch (error) {
-      return findingOfError(error, onPrimary, "`tradeops health`; when it is 'too many clients': `tradeops maintenance terminate --idle-in-transaction-older-than 60s --yes` from a superuser slot");
-    }
-  },
+      },
+      (row) => {
+        const usable = row.max - row.reserved;
+        const saw = `${row.used} of ${usable} connections in use (max_connections ${row.max}, ${row.reserved} reserved); idle ${row.idle}, idle in transaction > ${IDLE_IN_TRANSACTION_S} s ${row.stuck}; top holders: ${row.holders ?? "-"}`;
+        const fix = `\`tradeops maintenance terminate --idle-in-transaction-older-than ${IDLE_IN_TRANSACTION_S}s --yes\`; shrink the application pools (the API's is 10) or raise max_connections`;
+        if (row.used >= 0.9 * usable) return fail(saw, "connection pool exhausted: new sessions get 'too many clients already'", fix);
+        if (row.used >= 0.8 * usable) return warn(saw, "connections close to max_connections", fix);
+        if (row.stuck > 0) return warn(saw, "sessions idle in a transaction hold locks and connections", fix);
+        return ok(saw);
+      },
+    ),
 };
 
 const SLOW_STATEMENT_MS = 1000; // S13
@@ -53,9 +65,11 @@ const SLOW_STATEMENT_MS = 1000; // S13
 export const slowStatements: DoctorCheck = {
   name: "slow-statements",
   features: ["T2", "S13"],
-  async run(reach) {
-    try {
-      const found = await reach.pg(reach.outputs.database.primary, async (c) => {
+  run: (reach) =>
+    onPrimary(
+      reach,
+      "`tradeops doctor --only db-connections`",
+      async (c) => {
         const installed = await c.query(`select 1 from pg_extension where extname = 'pg_stat_statements'`);
         if (!installed.rowCount) return undefined;
         const { rows } = await c.query(
@@ -66,24 +80,25 @@ export const slowStatements: DoctorCheck = {
           [SLOW_STATEMENT_MS],
         );
         return rows as { query: string; calls: number; mean_ms: number; max_ms: number }[];
-      });
-      if (!found) return notAvailable("pg_stat_statements is not installed in the database (shared_preload_libraries, then CREATE EXTENSION)");
-      if (!found.length) return ok(`no statement averages more than ${SLOW_STATEMENT_MS / 1000} s`);
-      const saw = found.map((s) => `${s.mean_ms} ms mean × ${s.calls}: ${s.query}`).join(" | ");
-      return fail(saw, "statements slower than 1 s: a missing index, a lock wait or a table scan", "`tradeops maintenance slow-queries`; add the index with `tradeops maintenance create-index --concurrently`; then `select pg_stat_statements_reset()`");
-    } catch (error) {
-      return findingOfError(error, onPrimary, "`tradeops doctor --only db-connections`");
-    }
-  },
+      },
+      (found) => {
+        if (!found) return notAvailable("pg_stat_statements is not installed in the database (shared_preload_libraries, then CREATE EXTENSION)");
+        if (!found.length) return ok(`no statement averages more than ${SLOW_STATEMENT_MS / 1000} s`);
+        const saw = found.map((s) => `${s.mean_ms} ms mean × ${s.calls}: ${s.query}`).join(" | ");
+        return fail(saw, "statements slower than 1 s: a missing index, a lock wait or a table scan", "`tradeops maintenance slow-queries`; add the index with `tradeops maintenance create-index --concurrently`; then `select pg_stat_statements_reset()`");
+      },
+    ),
 };
 
 /** T2 slow API: the buffer cache hit rate and tables read by sequential scans. */
 export const cacheHits: DoctorCheck = {
   name: "cache-hits",
   features: ["T2", "S6"],
-  async run(reach) {
-    try {
-      const row = await reach.pg(reach.outputs.database.primary, async (c) => {
+  run: (reach) =>
+    onPrimary(
+      reach,
+      "`tradeops doctor --only db-connections`",
+      async (c) => {
         const { rows } = await c.query(
           `select (select blks_hit::float8 / nullif(blks_hit + blks_read, 0) from pg_stat_database where datname = current_database()) as hit_rate,
                   (select string_agg(relname, ', ') from (
@@ -92,16 +107,15 @@ export const cacheHits: DoctorCheck = {
                       order by seq_tup_read desc limit 3) t) as scanned`,
         );
         return rows[0] as { hit_rate: number | null; scanned: string | null };
-      });
-      const rate = row.hit_rate === null ? "n/a" : `${(100 * row.hit_rate).toFixed(2)} %`;
-      const saw = `buffer cache hit rate ${rate}; tables over 10 MB read mostly by sequential scans: ${row.scanned ?? "none"}`;
-      if (row.scanned) return warn(saw, "queries scan whole tables: an index is missing", "`tradeops maintenance slow-queries`, then `tradeops maintenance create-index --concurrently`");
-      if (row.hit_rate !== null && row.hit_rate < 0.95) return warn(saw, "the working set does not fit in shared_buffers", "raise shared_buffers or the node's memory");
-      return ok(saw);
-    } catch (error) {
-      return findingOfError(error, onPrimary, "`tradeops doctor --only db-connections`");
-    }
-  },
+      },
+      (row) => {
+        const rate = row.hit_rate === null ? "n/a" : `${(100 * row.hit_rate).toFixed(2)} %`;
+        const saw = `buffer cache hit rate ${rate}; tables over 10 MB read mostly by sequential scans: ${row.scanned ?? "none"}`;
+        if (row.scanned) return warn(saw, "queries scan whole tables: an index is missing", "`tradeops maintenance slow-queries`, then `tradeops maintenance create-index --concurrently`");
+        if (row.hit_rate !== null && row.hit_rate < 0.95) return warn(saw, "the working set does not fit in shared_buffers", "raise shared_buffers or the node's memory");
+        return ok(saw);
+      },
+    ),
 };
 
 /** T2 DB errors, I6: the standby streams within the lag limit and the primary has its sync standby. */
@@ -128,9 +142,11 @@ export const replication: DoctorCheck = {
 export const orderRejections: DoctorCheck = {
   name: "order-rejections",
   features: ["S9", "T2"],
-  async run(reach) {
-    try {
-      const rows = await reach.pg(reach.outputs.database.primary, async (c) => {
+  run: (reach) =>
+    onPrimary(
+      reach,
+      "`tradeops doctor --only db-connections`",
+      async (c) => {
         const table = await c.query(
           `select count(*) filter (where column_name in ('status', 'failure_reason', 'created_at'))::int as found
              from information_schema.columns where table_schema = 'public' and table_name = 'trades'`,
@@ -141,18 +157,17 @@ export const orderRejections: DoctorCheck = {
             where status in ('REJECTED', 'FAILED') and created_at > now() - interval '1 day' group by 1 order by 2 desc limit 5`,
         );
         return rows as { reason: string; n: number }[];
-      });
-      if (!rows) return notAvailable("no trades table (status, failure_reason, created_at) in the database: the bot keeps no order log here");
-      if (!rows.length) return ok("no REJECTED or FAILED order in the last 24 h");
-      return warn(
-        `rejected/failed orders in 24 h by reason: ${rows.map((r) => `${r.reason} ${r.n}`).join(", ")}`,
-        "the seed's reasons: broker token expired, balance, market hours (09:00–15:30 KST), price band, order limit, daily loss",
-        "token expiry: renew the broker token; market hours: nothing to fix; balance/limits: adjust the strategy",
-      );
-    } catch (error) {
-      return findingOfError(error, onPrimary, "`tradeops doctor --only db-connections`");
-    }
-  },
+      },
+      (rows) => {
+        if (!rows) return notAvailable("no trades table (status, failure_reason, created_at) in the database: the bot keeps no order log here");
+        if (!rows.length) return ok("no REJECTED or FAILED order in the last 24 h");
+        return warn(
+          `rejected/failed orders in 24 h by reason: ${rows.map((r) => `${r.reason} ${r.n}`).join(", ")}`,
+          "the seed's reasons: broker token expired, balance, market hours (09:00–15:30 KST), price band, order limit, daily loss",
+          "token expiry: renew the broker token; market hours: nothing to fix; balance/limits: adjust the strategy",
+        );
+      },
+    ),
 };
 
 const DAY_MS = 86_400_000;
