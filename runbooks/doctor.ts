@@ -18,7 +18,7 @@ import { hostSignals } from "./platform/host.ts";
 import { logSource } from "./platform/logs.ts";
 import { apiDependencies, apiLatency, apiStarts, authFailures, circuitBreaker, cors, exchange, memory, rateLimits, websocket } from "./doctor/api-checks.ts";
 import { type DoctorCheck, type Finding, fail, reachFor } from "./doctor/check.ts";
-import { backupsFresh, cacheHits, dbConnections, orderRejections, replication, slowStatements } from "./doctor/db-checks.ts";
+import { backupsFresh, cacheHits, dbConnections, orderRejections, replication, slowStatements, traffic } from "./doctor/db-checks.ts";
 import { disk, resultFiles } from "./doctor/host-checks.ts";
 import { type Metrics, scrapeMetrics } from "./doctor/metrics.ts";
 import { redisMemory, redisReachable, worker } from "./doctor/redis-checks.ts";
@@ -27,6 +27,7 @@ import { redisMemory, redisReachable, worker } from "./doctor/redis-checks.ts";
 export const CHECKS: DoctorCheck[] = [
   apiStarts,
   apiDependencies,
+  traffic,
   dbConnections,
   redisReachable,
   redisMemory,

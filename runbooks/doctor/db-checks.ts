@@ -6,7 +6,7 @@ import type { StackOutputs } from "../../contract/outputs.ts";
 import { PgbackrestStanzaInfo, age } from "../backup-sets.ts";
 import { oneLine } from "../engine/errors.ts";
 import { pgbackrest } from "../platform/db-node.ts";
-import { checkPrimary, checkStandby } from "../probes.ts";
+import { checkPrimary, checkStandby, checkTraffic } from "../probes.ts";
 import type pg from "pg";
 import { DOCTOR_APPLICATION_NAME, type DoctorCheck, type Finding, type Reach, fail, findingOfError, notAvailable, ok, warn } from "./check.ts";
 
@@ -116,6 +116,20 @@ export const cacheHits: DoctorCheck = {
         return ok(saw);
       },
     ),
+};
+
+/** T2 "DB connection errors": the endpoint applications use must reach a writable primary. */
+export const traffic: DoctorCheck = {
+  name: "traffic",
+  features: ["T2", "S9", "I5"],
+  async run(reach) {
+    try {
+      return ok(await checkTraffic(reach.outputs, { signal: reach.signal, timeoutMs: reach.timeoutMs }));
+    } catch (error) {
+      const finding = findingOfError(error, "the traffic endpoint", "`tradeops health`; start the proxy (`tradeops sandbox up` on the sandbox); after a failover, `tradeops failover` re-routes it");
+      return /read-only|recovery/.test(finding.saw) ? { ...finding, cause: "the traffic endpoint routes to a standby: every write of the applications fails" } : finding;
+    }
+  },
 };
 
 /** T2 DB errors, I6: the standby streams within the lag limit and the primary has its sync standby. */

@@ -167,11 +167,12 @@ describe("dependencies break (T2, S9, C6)", () => {
     }
   });
 
-  it("T2: the API's database refused (traffic endpoint down) fails check api-dependencies", async () => {
+  it("T2: the API's database refused (traffic endpoint down) fails checks api-dependencies and traffic", async () => {
     await sandbox.stop("haproxy");
     try {
-      const { code, findings } = await doctor("--only", "api-dependencies");
+      const { code, findings } = await doctor("--only", "api-dependencies,traffic");
       expect(code).toBe(1);
+      expect(findings.get("traffic")).toMatchObject({ status: "fail", cause: "the traffic endpoint is not running: nothing listens on its port" });
       expect(findings.get("api-dependencies")).toMatchObject({ status: "fail", saw: expect.stringMatching(/^the API reports database unhealthy/), cause: expect.stringMatching(/^the API cannot use its database/) });
     } finally {
       await sandbox.start("haproxy");
