@@ -154,6 +154,20 @@ export const BackupFreshness = z.object({
 });
 export type BackupFreshness = z.infer<typeof BackupFreshness>;
 
+/** S6, Z7: how long the application's data is kept (`tradeops maintenance retention`); defaults are the seeds'. */
+export const DataRetention = z.object({
+  /** 1-minute candles (`candles`, timeframe '1m'). */
+  candles1mDays: z.number().int().positive().default(365),
+  /** Read notifications (`notifications`, is_read). */
+  readNotificationsDays: z.number().int().positive().default(90),
+  /** Cancelled trades (`trades`, status 'CANCELLED'). */
+  cancelledTradesDays: z.number().int().positive().default(180),
+  /** TimescaleDB `klines` chunks (`drop_chunks`). */
+  klinesDays: z.number().int().positive().default(90),
+  /** TimescaleDB: `klines` chunks older than this are compressed (a compression policy). */
+  klinesCompressAfterDays: z.number().int().positive().default(7),
+});
+
 /** Where and how the stack runs; runbooks pick their platform adapters from `kind`. */
 export const Platform = z.discriminatedUnion("kind", [
   z.object({
@@ -233,6 +247,7 @@ export const StackOutputs = z.object({
   notifications: Notifications.default({}),
   retention: Retention.default({ pgFullDays: 30, walDays: 7, redisSnapshotHours: 24, modelDays: 90 }),
   freshness: BackupFreshness.prefault({}),
+  dataRetention: DataRetention.prefault({}),
 });
 export type StackOutputs = z.infer<typeof StackOutputs>;
 /** What a stack must export, before defaults are applied. */

@@ -12,7 +12,7 @@ import { describeIssue, StackName } from "../contract/outputs.ts";
 import { ExitCode, Interrupted, Refusal, StepFailure, UsageError, exitCodeOf, oneLine } from "./engine/errors.ts";
 import { parseArgs, runRunbook } from "./engine/run.ts";
 import type { OutputsSource, Runbook, Target } from "./engine/runbook.ts";
-import { argsFromOptions, optionsOf } from "./flags.ts";
+import { argsFromOptions, argumentsOf, optionsOf } from "./flags.ts";
 import { loadOutputs } from "./outputs.ts";
 import { COMMANDS, GROUPS, type Entry } from "./registry.ts";
 import { lockFor } from "./locks/index.ts";
@@ -52,9 +52,12 @@ export function buildProgram(dispatch: Dispatch, commands: Entry[] = COMMANDS): 
       .command(entry.command.at(-1)!)
       .description(`${entry.summary}${entry.features.length ? ` (${entry.features.join(", ")})` : ""}`);
     for (const option of optionsOf(entry.args)) command.addOption(option);
+    const positionals = argumentsOf(entry.args);
+    for (const { argument } of positionals) command.addArgument(argument);
     command.action((...commandArgs: unknown[]) => {
       const self = commandArgs.at(-1) as Command;
-      return dispatch(entry, self.optsWithGlobals<GlobalFlags>(), self.opts(), program.getOptionValueSource("stack") !== "default");
+      const values = Object.fromEntries(positionals.map(({ key }, i) => [key, self.processedArgs[i]]));
+      return dispatch(entry, self.optsWithGlobals<GlobalFlags>(), { ...self.opts(), ...values }, program.getOptionValueSource("stack") !== "default");
     });
   }
   return program;

@@ -9,7 +9,7 @@
  *   mode: flag(z.enum(["sync", "async"]).optional(), { switches: { sync: "…", async: "…" } })
  *     → --sync | --async
  */
-import { InvalidArgumentError, Option } from "commander";
+import { Argument, InvalidArgumentError, Option } from "commander";
 import { z } from "zod";
 
 export interface FlagMeta {
@@ -20,6 +20,8 @@ export interface FlagMeta {
   defaultText?: string;
   /** An enum as one switch per value (`--sync`, `--async`), each with its help text. */
   switches?: Record<string, string>;
+  /** A positional argument instead of a flag: `tradeops redis clear-queue <name>` (optional schemas: `[name]`). */
+  positional?: boolean;
 }
 
 export const flagMeta = z.registry<FlagMeta>();
@@ -57,6 +59,7 @@ export function optionsOf(args: z.ZodType): Option[] {
   return Object.entries(shape).flatMap(([key, schema]) => {
     const meta = flagMeta.get(schema);
     if (!meta) throw new Error(`runbook flag ${key} has no help text: wrap its schema in flag()`);
+    if (meta.positional) return [];
     const { core, defaultValue } = unwrap(schema);
     const def = defOf(core);
     if (meta.switches) {
@@ -73,6 +76,17 @@ export function optionsOf(args: z.ZodType): Option[] {
     if (def.type === "number") option.argParser(wholeNumber);
     if (defaultValue !== undefined) option.default(defaultValue);
     return [option];
+  });
+}
+
+/** The positional arguments of one runbook's args, in declaration order, with their keys. */
+export function argumentsOf(args: z.ZodType): { key: string; argument: Argument }[] {
+  const shape = (defOf(args) as Def & { shape?: Record<string, z.ZodType> }).shape ?? {};
+  return Object.entries(shape).flatMap(([key, schema]) => {
+    const meta = flagMeta.get(schema);
+    if (!meta?.positional) return [];
+    const name = meta.placeholder ?? kebab(key);
+    return [{ key, argument: new Argument(schema.safeParse(undefined).success ? `[${name}]` : `<${name}>`, meta.description) }];
   });
 }
 

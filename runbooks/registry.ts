@@ -4,6 +4,7 @@
  */
 import { backup } from "./backup.ts";
 import { diagnose } from "./diagnose.ts";
+import { doctor } from "./doctor.ts";
 import { failback } from "./failback.ts";
 import { failover } from "./failover.ts";
 import { drill } from "./drill.ts";
@@ -17,15 +18,60 @@ import { backupsList } from "./backups-list.ts";
 import { backupsCheck } from "./backups-check.ts";
 import { backupsExpire } from "./backups-expire.ts";
 import { backupsVerify } from "./backups-verify.ts";
+import { maintenanceAnalyze, maintenanceCreateIndex, maintenanceReindex, maintenanceTerminate, maintenanceVacuum } from "./maintenance/db.ts";
+import { redisBigKeys, redisClearQueue, redisQueues, redisTtlCheck } from "./maintenance/redis.ts";
+import { maintenanceRetention } from "./maintenance/retention.ts";
+import { maintenanceSlowQueries, maintenanceUnusedIndexes } from "./maintenance/views.ts";
+import { supportBundle } from "./support-bundle.ts";
+import { logs } from "./logs.ts";
+import { cleanupLogs, cleanupResults } from "./cleanup.ts";
 
 // Each entry keeps its own args and target types; the CLI only needs their common shape.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Entry = Runbook<any, any>;
 
-export const COMMANDS: Entry[] = [health, diagnose, backup, backupsList, backupsCheck, backupsExpire, backupsVerify, restore, failover, switchover, failback, unlock, drill, sandboxUp, sandboxDown, sandboxStatus];
+export const COMMANDS: Entry[] = [
+  health,
+  diagnose,
+  doctor,
+  logs,
+  supportBundle,
+  backup,
+  backupsList,
+  backupsCheck,
+  backupsExpire,
+  backupsVerify,
+  restore,
+  failover,
+  switchover,
+  failback,
+  unlock,
+  drill,
+  // Database and Redis care (issue 12): each change shows its exact SQL or Redis command in --dry-run.
+  maintenanceVacuum,
+  maintenanceAnalyze,
+  maintenanceReindex,
+  maintenanceRetention,
+  maintenanceSlowQueries,
+  maintenanceUnusedIndexes,
+  maintenanceCreateIndex,
+  maintenanceTerminate,
+  redisQueues,
+  redisClearQueue,
+  redisBigKeys,
+  redisTtlCheck,
+  cleanupResults,
+  cleanupLogs,
+  sandboxUp,
+  sandboxDown,
+  sandboxStatus,
+];
 
 /** The words that group several commands (`tradeops sandbox up|down|status`). */
 export const GROUPS: Record<string, string> = {
   backups: "the backup sets in the stack's repository",
+  maintenance: "database care: vacuum, retention, indexes, slow queries, stuck sessions (each --dry-run prints its SQL)",
+  redis: "Redis care: queues, big keys, TTLs",
+  cleanup: "old result files and rotated logs",
   sandbox: "the local sandbox: the whole stack as real processes on 127.0.0.1",
 };

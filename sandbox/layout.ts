@@ -12,6 +12,7 @@
  * Files under the dir:
  *
  *   secrets.json  outputs.json  sandbox.json (settings of the first `up`: ports, mode; which node is primary)
+ *   ops-api.env (the API's environment, written by its first start)
  *   logs/<component>.log          run/<component>.pid   run/haproxy.sock   run/pg/ (PG sockets)
  *   pg/pg-a  pg/pg-b (data dirs, postgres 0700)
  *   s3/data  s3/tls/{cert,key}.pem
@@ -98,7 +99,8 @@ export interface SandboxLayout {
   pgbackrest: { dir: string; config: string; logPath: string; lockPath: string; spoolPath: string; stanza: string };
   haproxy: ProcessFiles & { dir: string; config: string; socket: string };
   redis: ProcessFiles & { dir: string; config: string; dataDir: string };
-  opsApi: ProcessFiles & { main: string };
+  /** `envFile`: what the API starts with, like a compose `.env` (0600: it holds the credentials). */
+  opsApi: ProcessFiles & { main: string; envFile: string };
   prometheus: ProcessFiles & { dir: string; config: string; rules: string; dataDir: string };
 }
 
@@ -158,7 +160,7 @@ export function sandboxLayout(opts: SandboxLayoutOptions): SandboxLayout {
     },
     haproxy: { ...processFiles("haproxy"), dir: join(dir, "haproxy"), config: join(dir, "haproxy", "haproxy.cfg"), socket: join(runDir, "haproxy.sock") },
     redis: { ...processFiles("redis"), dir: join(dir, "redis"), config: join(dir, "redis", "redis.conf"), dataDir: join(dir, "redis", "data") },
-    opsApi: { ...processFiles("ops-api"), main: join(sandboxRoot, "ops-api", "main.ts") },
+    opsApi: { ...processFiles("ops-api"), main: join(sandboxRoot, "ops-api", "main.ts"), envFile: join(dir, "ops-api.env") },
     prometheus: {
       ...processFiles("prometheus"),
       dir: join(dir, "prometheus"),

@@ -2,6 +2,7 @@
  * The reference ops API (sandbox/ops-api/main.ts): the trading bot's health, metrics,
  * kill switch and positions, connected to PostgreSQL through HAProxy and to Redis.
  */
+import { existsSync, writeFileSync } from "node:fs";
 import type { SandboxComponent } from "../component.ts";
 import { projectRoot } from "../../contract/home.ts";
 import type { SandboxLayout } from "../layout.ts";
@@ -23,21 +24,26 @@ export const opsApi: SandboxComponent = {
   async start({ layout, secrets }) {
     await assertPortFree(layout.host, layout.ports.opsApi, "the ops API");
     const { user, name } = layout.database;
-    spawnDaemon(layout, {
-      name: "ops-api",
-      command: process.execPath,
-      // Node strips the types itself, except under node_modules (an installed copy): tsx there.
-      args: [...(process.features.typescript && !layout.opsApi.main.split("/").includes("node_modules") ? [] : ["--import", "tsx"]), layout.opsApi.main],
-      // The API talks to the traffic endpoint, never to a node directly.
-      cwd: projectRoot,
-      env: {
+    // T2: the API starts from its env file, as from a compose `.env`: written by the first start,
+    // then it is what the API gets (a variable taken out of it stops the API at start, naming it).
+    if (!existsSync(layout.opsApi.envFile)) {
+      const env = {
         OPS_API_HOST: layout.host,
         OPS_API_PORT: String(layout.ports.opsApi),
+        // The API talks to the traffic endpoint, never to a node directly.
         DATABASE_URL: `postgres://${user}:${secrets.pgPassword}@${layout.host}:${layout.ports.traffic}/${name}`,
         REDIS_URL: `redis://:${secrets.redisPassword}@${layout.host}:${layout.ports.redis}/0`,
         OPS_API_TOKEN: secrets.opsApiToken,
         KILL_SWITCH_ADMIN_KEY: secrets.killSwitchAdminKey,
-      },
+      };
+      writeFileSync(layout.opsApi.envFile, Object.entries(env).map(([key, value]) => `${key}=${value}\n`).join(""), { mode: 0o600 });
+    }
+    spawnDaemon(layout, {
+      name: "ops-api",
+      command: process.execPath,
+      // Node strips the types itself, except under node_modules (an installed copy): tsx there.
+      args: [`--env-file=${layout.opsApi.envFile}`, ...(process.features.typescript && !layout.opsApi.main.split("/").includes("node_modules") ? [] : ["--import", "tsx"]), layout.opsApi.main],
+      cwd: projectRoot,
       log: layout.opsApi.log,
       pidFile: layout.opsApi.pidFile,
     });

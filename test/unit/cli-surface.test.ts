@@ -28,6 +28,16 @@ const ADDED: Record<string, string[]> = {
   restore: ["--db", "--dump", "--reason", "--redis", "--skip-verify", "--tables", "--to-lsn", "--to-name", "--to-time"], // #7
   backups: [], // #7
   "backups list": [], // #7
+  doctor: ["--only"], // #12
+  logs: ["--errors", "--grep", "--orders", "--rate-limits", "--since", "--strategy", "--summary", "--tail"], // #12
+  "support-bundle": ["--out", "--since"], // #12
+  maintenance: [], // #12
+  "maintenance vacuum": ["--table"], // #12
+  "maintenance retention": [], // #12
+  "maintenance terminate": ["--idle-in-transaction-older-than"], // #12
+  "maintenance create-index": ["--columns", "--concurrently", "--name", "--table"], // #12
+  redis: [], // #12
+  "redis clear-queue": [], // #12
 };
 
 function help(command: string): { commands: string[]; flags: string[] } {

@@ -192,3 +192,16 @@ describe("the small promises of the CLI (#17)", () => {
     expect(run.stderr).toContain("\\u001b[31mprod");
   });
 });
+
+describe("positional arguments (#12)", () => {
+  it("a required positional argument missing, or a value outside its choices, exits 2 with one line", () => {
+    expectOneLineError(tradeops("redis", "clear-queue"), 2, /^tradeops: missing required argument 'name'$/);
+    expectOneLineError(tradeops("redis", "clear-queue", "orders"), 2, /^tradeops: redis-clear-queue: queue: a queue: data-collection, data-collection:failed, /);
+    expectOneLineError(tradeops("redis", "clear-queue", "notification", "extra"), 2, /^tradeops: too many arguments for 'clear-queue'/);
+  });
+
+  it("an optional positional argument shows as [name] in --help", () => {
+    expect(tradeops("logs", "--help").stdout).toMatch(/^Usage: tradeops logs \[options\] \[component\]$/m);
+    expect(tradeops("redis", "clear-queue", "--help").stdout).toMatch(/^Usage: tradeops redis clear-queue \[options\] <name>$/m);
+  });
+});
