@@ -12,6 +12,13 @@ export interface PgArchiveOptions {
   /** @default "pgbackrest" (found on PATH) */
   pgbackrestBin?: string;
   /**
+   * This node's data dir, named on the archiver's command line: where both nodes share one
+   * pgbackrest.conf (the sandbox), the file's pg1 is rewritten only after a promotion, and
+   * archive-push on the new primary failed meanwhile ("working directory … is not the same as
+   * option pg1-path").
+   */
+  pgPath?: string;
+  /**
    * Render `restore_command` (archive-get). It costs every promotion a repository lookup for the
    * next timeline's history file (~90 ms here); a standby on a replication slot never needs it, so
    * the sandbox renders it only for pg_rewind --restore-target-wal.
@@ -112,7 +119,7 @@ function archiveSettings(archive: PgArchiveOptions | false): Array<[string, Sett
   const pgbackrest = [archive.pgbackrestBin ?? "pgbackrest", `--config=${shellWord(archive.pgbackrestConfig)}`, `--stanza=${shellWord(archive.stanza)}`];
   return [
     ["archive_mode", true],
-    ["archive_command", [...pgbackrest, "archive-push", "%p"].join(" ")],
+    ["archive_command", [...pgbackrest, ...(archive.pgPath ? [`--pg1-path=${shellWord(archive.pgPath)}`] : []), "archive-push", "%p"].join(" ")],
     // Used only in recovery: a standby that fell behind its primary's WAL, and pg_rewind
     // --restore-target-wal (failback), fetch the segments they miss from the repository.
     ...(archive.restoreCommand === false ? [] : [["restore_command", [...pgbackrest, "archive-get", "%f", '"%p"'].join(" ")] as [string, Setting]]),

@@ -88,7 +88,7 @@ export function writePgConfig(layout: SandboxLayout, node: PgNodeLayout, synchro
     clusterName: node.name,
     synchronousStandby,
     maxConnections: 50,
-    archive: { pgbackrestConfig: layout.pgbackrest.config, stanza: layout.pgbackrest.stanza, restoreCommand: opts.restoreCommand ?? false },
+    archive: { pgbackrestConfig: layout.pgbackrest.config, stanza: layout.pgbackrest.stanza, pgPath: node.dataDir, restoreCommand: opts.restoreCommand ?? false },
   });
   writeOwned(layout, join(node.dataDir, "postgresql.conf"), conf);
   const hba = renderPgHba(standardHbaRules({ replicationUser: layout.database.replicationUser, osSuperuser: layout.osUser }));
