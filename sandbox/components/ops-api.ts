@@ -51,5 +51,6 @@ export const opsApi: SandboxComponent = {
     if (!ready) throw notReady("the ops API", "answer GET /health/ready with 200", 10_000, layout.opsApi.log);
   },
 
-  stop: (layout) => stopDaemon(layout, layout.opsApi),
+  // Z4: its graceful shutdown drains for up to 30 s before it exits by itself; SIGKILL only after that.
+  stop: (layout) => stopDaemon(layout, layout.opsApi, 35_000),
 };
