@@ -5,6 +5,7 @@
 import type { SandboxComponent } from "../component.ts";
 import { projectRoot } from "../../contract/home.ts";
 import type { SandboxLayout } from "../layout.ts";
+import { releaseEnv } from "../releases.ts";
 import { assertPortFree, httpStatus, livePid, notReady, spawnDaemon, stopDaemon, waitUntil } from "../processes.ts";
 
 const READY_TIMEOUT_MS = 30_000;
@@ -37,6 +38,8 @@ export const opsApi: SandboxComponent = {
         REDIS_URL: `redis://:${secrets.redisPassword}@${layout.host}:${layout.ports.redis}/0`,
         OPS_API_TOKEN: secrets.opsApiToken,
         KILL_SWITCH_ADMIN_KEY: secrets.killSwitchAdminKey,
+        // I4: the version, migrations, model dir (and drill fault) of the release that runs now.
+        ...releaseEnv(layout),
       },
       log: layout.opsApi.log,
       pidFile: layout.opsApi.pidFile,
