@@ -14,6 +14,7 @@ import { checkBackupRepository, checkPrimaryAnswers } from "./probes.ts";
 import type { StackOutputs } from "../contract/outputs.ts";
 import { onRedis } from "./connect.ts";
 import type { Step } from "./engine/runbook.ts";
+import { modelBackupSteps, modelSetReport } from "./model-sets.ts";
 import { redisPlatformOf } from "./platform/redis-node.ts";
 import { keyCount, listRedisSnapshots, putManifest, redisInfo, REDIS_PREFIX, RedisManifest as RedisManifestSchema, snapshotId, uploadRdb, type RedisManifest } from "./redis-snapshots.ts";
 
@@ -51,9 +52,11 @@ export const backup = defineRunbook({
   args: z.object({
     type: flag(z.enum(["full", "diff", "incr"]).default("full"), { description: "backup type" }),
     redis: flag(z.boolean().optional(), { description: "back up Redis instead: BGSAVE, then dump.rdb to redis/ in the backup bucket with a manifest" }),
+    models: flag(z.union([z.literal(true), z.string().min(1)]).optional(), { description: "back up a model set instead (its files + VERSION) to models/<version>/ with a manifest (default: the outputs' app.models.dir)", placeholder: "dir", optionalValue: true }),
   }),
-  steps: ({ type, redis }, { outputs }) => {
+  steps: ({ type, redis, models }, { outputs }) => {
     if (redis) return redisBackupSteps(outputs);
+    if (models) return modelBackupSteps(outputs, models === true ? undefined : models);
     const pgbackrestOn = pgbackrest(outputs);
     const stanza = outputs.backup.stanza;
     const listBackups = async (signal: AbortSignal) => {
@@ -114,6 +117,7 @@ export const backup = defineRunbook({
   },
   report: (facts) => {
     if (facts.redisSnapshot) return redisReport(facts);
+    if (facts.modelSet) return modelSetReport(facts);
     const made = facts.backup as ReturnType<typeof describeBackup> | undefined;
     const interrupted = facts.interrupted as Interruption | undefined;
     const lead = interrupted ? `interrupted by ${interrupted.signal}; ` : "";

@@ -2,13 +2,15 @@
  * `tradeops backups list` — S8, I6, I7: every PostgreSQL backup set in the stack's pgBackRest
  * repository with its WAL range, age and size, and the restorable window (oldest backup's stop →
  * last archived WAL): what an operator needs at 3 a.m. before `tradeops restore --to-time`. Then
- * the Redis snapshots of `backup --redis` (only those with a manifest: complete ones).
+ * the Redis snapshots of `backup --redis` and the model sets of `backup --models` (only those with
+ * a manifest: complete ones).
  */
 import { z } from "zod";
 import { age, readRepository, utc, type Repository } from "./backup-sets.ts";
 import { Refusal, oneLine } from "./engine/errors.ts";
 import { defineRunbook } from "./engine/runbook.ts";
 import { bytes, table } from "./format.ts";
+import { listModelSets } from "./model-sets.ts";
 import { listRedisSnapshots, type RedisManifest } from "./redis-snapshots.ts";
 
 export const backupsList = defineRunbook({
@@ -32,6 +34,10 @@ export const backupsList = defineRunbook({
           throw new Refusal(`cannot list the Redis snapshots: ${oneLine(error)}`, "run `tradeops health`: the S3 store must answer");
         });
         ctx.record("redisSnapshots", snapshots.map(describeSnapshot));
+        const models = await listModelSets(outputs, ctx.signal).catch((error: unknown) => {
+          throw new Refusal(`cannot list the model sets: ${oneLine(error)}`, "run `tradeops health`: the S3 store must answer");
+        });
+        ctx.record("modelSets", models.map((set) => ({ version: set.version, takenAt: set.takenAt, files: set.files.length, sizeBytes: set.totalBytes })));
       },
     },
   ],
@@ -61,7 +67,14 @@ export const backupsList = defineRunbook({
         ? table(["REDIS SNAPSHOT", "TAKEN", "AGE", "SIZE", "KEYS"], redis.map((s) => [s.id, utc(new Date(s.takenAt)), age(new Date(s.takenAt), now), bytes(s.sizeBytes), s.keys]))
         : "no Redis snapshot in the bucket (`tradeops backup --redis`)",
     );
-    return { text: lines.join("\n"), json: { ...repository, redis } };
+    const models = (facts.modelSets as { version: string; takenAt: string; files: number; sizeBytes: number }[] | undefined) ?? [];
+    lines.push(
+      "",
+      models.length
+        ? table(["MODEL VERSION", "TAKEN", "AGE", "SIZE", "FILES"], models.map((m) => [m.version, utc(new Date(m.takenAt)), age(new Date(m.takenAt), now), bytes(m.sizeBytes), m.files]))
+        : "no model set in the bucket (`tradeops backup --models`)",
+    );
+    return { text: lines.join("\n"), json: { ...repository, redis, models } };
   },
 });
 

@@ -2,6 +2,8 @@
  * Redis snapshots in the stack's backup bucket (Z6, S8, I7: hourly, kept 24 h): `dump.rdb` under
  * `redis/<id>/dump.rdb` and, written last, `redis/<id>/manifest.json` (SHA-256, size, key count).
  * A snapshot without its manifest is an interrupted upload: never listed, never restored.
+ * The object helpers (multipart upload with a hash, download with a hash, manifests) serve the
+ * model sets too (model-sets.ts).
  */
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -65,23 +67,28 @@ export async function keyCount(redis: Redis): Promise<{ keys: number; expires: n
 
 /** Every complete snapshot (with its manifest), oldest first. */
 export async function listRedisSnapshots(outputs: StackOutputs, signal?: AbortSignal): Promise<RedisManifest[]> {
+  return (await listManifests(outputs, REDIS_PREFIX, RedisManifest, signal)).sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/** Every `<prefix>…/manifest.json` in the bucket that parses with `schema` (the model sets share this). */
+export async function listManifests<T>(outputs: StackOutputs, prefix: string, schema: z.ZodType<T>, signal?: AbortSignal): Promise<T[]> {
   const s3 = await s3Client(outputs.backup);
   const { ListObjectsV2Command, GetObjectCommand } = await import("@aws-sdk/client-s3");
   try {
     const keys: string[] = [];
     let token: string | undefined;
     do {
-      const page = await s3.send(new ListObjectsV2Command({ Bucket: outputs.backup.bucket, Prefix: REDIS_PREFIX, ContinuationToken: token }), { abortSignal: signal });
+      const page = await s3.send(new ListObjectsV2Command({ Bucket: outputs.backup.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal });
       keys.push(...(page.Contents ?? []).map((object) => object.Key!).filter((key) => key.endsWith("/manifest.json")));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
-    const manifests: RedisManifest[] = [];
+    const manifests: T[] = [];
     for (const key of keys) {
       const object = await s3.send(new GetObjectCommand({ Bucket: outputs.backup.bucket, Key: key }), { abortSignal: signal });
-      const parsed = RedisManifest.safeParse(JSON.parse(await object.Body!.transformToString()));
+      const parsed = schema.safeParse(JSON.parse(await object.Body!.transformToString()));
       if (parsed.success) manifests.push(parsed.data);
     }
-    return manifests.sort((a, b) => a.id.localeCompare(b.id));
+    return manifests;
   } finally {
     s3.destroy();
   }
@@ -108,23 +115,33 @@ export async function uploadRdb(outputs: StackOutputs, file: string, key: string
 }
 
 export async function putManifest(outputs: StackOutputs, manifest: RedisManifest, signal?: AbortSignal): Promise<string> {
+  const key = `${REDIS_PREFIX}${manifest.id}/manifest.json`;
+  await putJson(outputs, key, manifest, signal);
+  return key;
+}
+
+/** One small JSON object (a manifest) at `key`. */
+export async function putJson(outputs: StackOutputs, key: string, value: unknown, signal?: AbortSignal): Promise<void> {
   const s3 = await s3Client(outputs.backup);
   const { PutObjectCommand } = await import("@aws-sdk/client-s3");
-  const key = `${REDIS_PREFIX}${manifest.id}/manifest.json`;
   try {
-    await s3.send(new PutObjectCommand({ Bucket: outputs.backup.bucket, Key: key, Body: JSON.stringify(manifest, null, 2), ContentType: "application/json" }), { abortSignal: signal });
-    return key;
+    await s3.send(new PutObjectCommand({ Bucket: outputs.backup.bucket, Key: key, Body: JSON.stringify(value, null, 2), ContentType: "application/json" }), { abortSignal: signal });
   } finally {
     s3.destroy();
   }
 }
 
 /** Downloads the snapshot's RDB to `dest`, hashing it; the caller compares with the manifest. */
-export async function downloadRdb(outputs: StackOutputs, manifest: RedisManifest, dest: string, signal?: AbortSignal): Promise<{ sha256: string; sizeBytes: number }> {
+export function downloadRdb(outputs: StackOutputs, manifest: RedisManifest, dest: string, signal?: AbortSignal): Promise<{ sha256: string; sizeBytes: number }> {
+  return downloadObject(outputs, manifest.key, dest, signal);
+}
+
+/** Downloads the object at `key` to `dest`, hashing it on the way. */
+export async function downloadObject(outputs: StackOutputs, key: string, dest: string, signal?: AbortSignal): Promise<{ sha256: string; sizeBytes: number }> {
   const s3 = await s3Client(outputs.backup, { requestTimeoutMs: S3_TRANSFER_TIMEOUT_MS });
   const { GetObjectCommand } = await import("@aws-sdk/client-s3");
   try {
-    const object = await s3.send(new GetObjectCommand({ Bucket: outputs.backup.bucket, Key: manifest.key }), { abortSignal: signal });
+    const object = await s3.send(new GetObjectCommand({ Bucket: outputs.backup.bucket, Key: key }), { abortSignal: signal });
     const hashing = hashingStream();
     await pipeline(object.Body as NodeJS.ReadableStream, hashing.stream, createWriteStream(dest, { mode: 0o600 }), { signal });
     return hashing.result();

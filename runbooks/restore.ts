@@ -26,6 +26,7 @@ import { restorePlatformOf, type RestorePlatform } from "./platform/restore.ts";
 import { redisPlatformOf, type RedisPlatform } from "./platform/redis-node.ts";
 import { downloadRdb, keyCount, listRedisSnapshots, redisInfo, type RedisManifest } from "./redis-snapshots.ts";
 import { writeThroughTraffic } from "./probes.ts";
+import { ModelVersion, modelRestoreSteps, modelSetReport } from "./model-sets.ts";
 import { appReconnectedStep, inRecovery, pauseTradingStep, replicationOf, resumeTradingStep, RoleChange, tradingLine, until } from "./role-change.ts";
 
 /** The forms `--to-time` accepts, quoted in the exit-2 line. */
@@ -77,11 +78,13 @@ export const RestoreArgs = z
       placeholder: "latest|ID",
     }),
     reason: flag(z.string().trim().min(1).max(500).optional(), { description: "why: goes to the audit log and to the ops API's pause", placeholder: "text" }),
+    models: flag(ModelVersion.optional(), { description: "restore this model set from models/ in the bucket: checksums verified, put in place, reloaded through the API (I4)", placeholder: "version" }),
   })
   .superRefine((args, issues) => {
     const targets = [args.toTime && "--to-time", args.toLsn && "--to-lsn", args.toName && "--to-name"].filter(Boolean);
     if (targets.length > 1) issues.addIssue({ code: "custom", path: ["toTime"], message: `${targets.join(" and ")} exclude each other: name one target` });
-    if (!args.db && !args.redis) issues.addIssue({ code: "custom", path: ["db"], message: "name what to restore: --db latest|LABEL or --redis latest|ID" });
+    if ([args.db, args.redis, args.models].filter(Boolean).length > 1) issues.addIssue({ code: "custom", path: ["models"], message: "restore one thing per run: --db, --redis or --models" });
+    if (!args.db && !args.redis && !args.models) issues.addIssue({ code: "custom", path: ["db"], message: "name what to restore: --db latest|LABEL, --redis latest|ID or --models VERSION" });
     if (args.db && args.redis) issues.addIssue({ code: "custom", path: ["redis"], message: "restore --db and --redis in two runs (PostgreSQL first)" });
     if (args.redis && targets.length) issues.addIssue({ code: "custom", path: ["redis"], message: `${targets.join(", ")} apply to --db, not to a Redis snapshot` });
   });
@@ -139,9 +142,10 @@ export const restore = defineRunbook({
   features: ["S8", "Z6", "I4", "I5", "I9"],
   mutates: true,
   args: RestoreArgs,
-  steps: (args, { outputs }) => (args.redis ? redisSteps(args.redis, args.reason, outputs) : databaseSteps(args, outputs)),
+  steps: (args, { outputs }) => (args.models ? modelRestoreSteps(outputs, args.models) : args.redis ? redisSteps(args.redis, args.reason, outputs) : databaseSteps(args, outputs)),
   report: (facts) => {
     if (facts.redisSnapshot) return redisReport(facts);
+    if (facts.modelSet) return modelSetReport(facts);
     const started = facts.startedAt as number | undefined;
     const firstWrite = facts.firstWriteAt as number | undefined;
     const rtoSeconds = started && firstWrite ? (firstWrite - started) / 1000 : null;
