@@ -161,22 +161,30 @@ export async function apiModelVersion(outputs: StackOutputs, ctx: Pick<StepConte
  * `restore --models VERSION` and `rollback model --to VERSION`: download that set, verify every
  * checksum, put it in place (the live set kept aside), reload it through the API, confirm.
  */
-export function modelRestoreSteps(outputs: StackOutputs, version: string): Step[] {
+export function modelRestoreSteps(outputs: StackOutputs, wanted: string | undefined): Step[] {
   const live = modelDirOf(outputs);
   const reloadPath = outputs.app?.models?.reloadPath ?? "/api/model/reload";
-  const staging = `${live}.incoming-${version}`;
+  let version = wanted ?? "";
+  const staging = () => `${live}.incoming-${version}`;
   let manifest: ModelManifest | undefined;
   let aside: string | undefined;
   const inPlace = async (ctx: StepContext) => (await apiModelVersion(outputs, ctx)) === version && liveVersion(live) === version;
   return [
     {
-      name: `Find model set ${version} in the backup bucket`,
-      plan: `s3://${outputs.backup.bucket}/${manifestKey(version)} must exist (a set without its manifest is incomplete)`,
+      name: `Find model set ${wanted ?? "(the one backed up before the live one)"} in the backup bucket`,
+      plan: `s3://${outputs.backup.bucket}/${MODELS_PREFIX}<version>/manifest.json must exist (a set without its manifest is incomplete)`,
       readOnly: true,
       action: async (ctx) => {
         const sets = await listModelSets(outputs, ctx.signal).catch((error: unknown) => {
           throw new Refusal(`cannot list the model sets: ${oneLine(error)}`, "run `tradeops health`: the S3 store must answer");
         });
+        if (!wanted) {
+          const current = liveVersion(live);
+          const at = sets.findIndex((set) => set.version === current);
+          if (at < 1) throw new Refusal(`no model set was backed up before the live one (${current ?? "none"})`, "name one: `tradeops backups list` shows the model versions");
+          version = sets[at - 1]!.version;
+          ctx.log(`the set backed up before ${current}: ${version}`);
+        }
         manifest = sets.find((set) => set.version === version);
         if (!manifest) throw new Refusal(`no model set ${version} in the bucket (it has: ${sets.map((set) => set.version).join(", ") || "none"})`, "`tradeops backups list` shows the model versions");
         ctx.record("modelSet", { version, files: manifest.files.length, totalBytes: manifest.totalBytes });
@@ -184,21 +192,21 @@ export function modelRestoreSteps(outputs: StackOutputs, version: string): Step[
     },
     {
       name: "Download the set and verify every checksum",
-      plan: `into ${staging}; each file's SHA-256 and size must match the manifest, or nothing is put in place`,
+      plan: `into ${live}.incoming-<version>; each file's SHA-256 and size must match the manifest, or nothing is put in place`,
       isDone: inPlace,
       action: async (ctx) => {
-        rmSync(staging, { recursive: true, force: true });
+        rmSync(staging(), { recursive: true, force: true });
         for (const file of manifest!.files) {
-          const dest = join(staging, file.path);
-          if (!dest.startsWith(`${staging}${sep}`)) throw new StepFailure(`the manifest names a path outside the model dir: ${file.path}`, "the set is not trustworthy: do not restore it");
+          const dest = join(staging(), file.path);
+          if (!dest.startsWith(`${staging()}${sep}`)) throw new StepFailure(`the manifest names a path outside the model dir: ${file.path}`, "the set is not trustworthy: do not restore it");
           mkdirSync(dirname(dest), { recursive: true });
           const got = await downloadObject(outputs, file.key, dest, ctx.signal);
           if (got.sha256 !== file.sha256 || got.sizeBytes !== file.sizeBytes) {
-            rmSync(staging, { recursive: true, force: true });
+            rmSync(staging(), { recursive: true, force: true });
             throw new StepFailure(`${file.path} does not match the manifest (SHA-256 ${got.sha256.slice(0, 12)}… vs ${file.sha256.slice(0, 12)}…)`, "the set in the bucket is damaged: restore another version");
           }
         }
-        if (liveVersion(staging) !== version) throw new StepFailure(`the downloaded set's ${MODEL_VERSION_FILE} does not say ${version}`, "the set in the bucket is damaged: restore another version");
+        if (liveVersion(staging()) !== version) throw new StepFailure(`the downloaded set's ${MODEL_VERSION_FILE} does not say ${version}`, "the set in the bucket is damaged: restore another version");
       },
     },
     {
@@ -207,13 +215,13 @@ export function modelRestoreSteps(outputs: StackOutputs, version: string): Step[
       isDone: inPlace,
       action: async (ctx) => {
         // A re-run after the move: the verified set is already live.
-        if (!existsSync(staging) && liveVersion(live) === version) return;
+        if (!existsSync(staging()) && liveVersion(live) === version) return;
         if (existsSync(live)) {
           aside = `${live}.before-${new Date().toISOString().replace(/[:.]/g, "-")}`;
           renameSync(live, aside);
           ctx.record("previousModelDir", aside);
         }
-        renameSync(staging, live);
+        renameSync(staging(), live);
       },
       undo: {
         plan: "put the previous set back",

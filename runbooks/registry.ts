@@ -15,14 +15,16 @@ import { unlock } from "./unlock.ts";
 import { restore } from "./restore.ts";
 import { backupsList } from "./backups-list.ts";
 import { killSwitchOff, killSwitchOn, killSwitchStatus } from "./kill-switch.ts";
+import { rollbackApp, rollbackMigration, rollbackModel } from "./rollback.ts";
 import { start, stop } from "./stop-start.ts";
 import { circuitBreakerReset, circuitBreakerStatus, positionsCloseAll, positionsList, tradingPause, tradingResume, tradingStatus } from "./trading.ts";
+import { upgradeApp } from "./upgrade.ts";
 
 // Each entry keeps its own args and target types; the CLI only needs their common shape.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Entry = Runbook<any, any>;
 
-export const COMMANDS: Entry[] = [health, diagnose, backup, backupsList, restore, failover, switchover, failback, unlock, drill, killSwitchOn, killSwitchOff, killSwitchStatus, tradingPause, tradingResume, tradingStatus, positionsList, positionsCloseAll, circuitBreakerStatus, circuitBreakerReset, stop, start, sandboxUp, sandboxDown, sandboxStatus];
+export const COMMANDS: Entry[] = [health, diagnose, backup, backupsList, restore, failover, switchover, failback, unlock, drill, killSwitchOn, killSwitchOff, killSwitchStatus, tradingPause, tradingResume, tradingStatus, positionsList, positionsCloseAll, circuitBreakerStatus, circuitBreakerReset, stop, start, rollbackApp, rollbackMigration, rollbackModel, upgradeApp, sandboxUp, sandboxDown, sandboxStatus];
 
 /** The words that group several commands (`tradeops sandbox up|down|status`). */
 export const GROUPS: Record<string, string> = {
@@ -30,6 +32,8 @@ export const GROUPS: Record<string, string> = {
   "circuit-breaker": "the trading bot's circuit breaker (I2)",
   "kill-switch": "the emergency stop of all trading (I1)",
   positions: "the bot's open positions (I3)",
+  rollback: "put the app, its migrations or its model back (I4), together in the safe order",
   trading: "pause and resume trading (I9)",
+  upgrade: "roll the app forward, watched, with automatic rollback (Z7)",
   sandbox: "the local sandbox: the whole stack as real processes on 127.0.0.1",
 };

@@ -106,6 +106,8 @@ export interface SandboxApp {
   releases(): string[];
   /** The release running now and the one before it, as recorded. */
   release(): { current: string; previous?: string };
+  /** The schema version a release's migrations reach. */
+  schemaVersionOf(version: string): number;
   /** Stops the API, records `version` as current (the one before as previous; outputs.json follows), starts it; resolves once it answers /health/ready. */
   deploy(version: string, log?: (line: string) => void): Promise<void>;
 }

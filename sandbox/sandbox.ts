@@ -333,6 +333,7 @@ class LocalSandbox implements Sandbox {
   readonly app: SandboxApp = {
     releases: () => releaseCatalogue().releases.map((release) => release.version),
     release: () => releaseState(this.layout),
+    schemaVersionOf: (version) => releaseNamed(version).schemaVersion,
     deploy: async (version, log = () => {}) => {
       releaseNamed(version);
       await opsApi.stop?.(this.layout, log);
