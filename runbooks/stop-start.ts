@@ -32,7 +32,7 @@ export const stop = defineRunbook({
   features: ["Z4", "I9", "S3"],
   mutates: true,
   args: z.object({
-    closePositions: flag(z.boolean().optional(), { description: "close the open positions before stopping (destructive: --yes)" }),
+    closePositions: flag(z.boolean().optional(), { description: "close the open positions first (destructive: needs the confirmation)" }),
   }),
   steps: ({ closePositions }, { outputs }) => {
     let apiAnswers = true;
