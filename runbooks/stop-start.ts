@@ -145,7 +145,8 @@ export const start = defineRunbook({
   },
   report: (facts) => {
     const started = (facts.infraStarted as string[] | undefined) ?? [];
-    const text = [`started: ${[...started, "app"].join(", ")}`, "health: every component healthy", "trading stays paused until `tradeops trading resume`"].join("\n");
+    const checked = facts.health as { status: string } | undefined;
+    const text = [`started: ${started.length ? started.join(", ") : "nothing (the infrastructure was running)"}, then the app`, `health: ${checked?.status ?? "not checked"}`, "trading stays paused until `tradeops trading resume`"].join("\n");
     return { text, json: { infraStarted: started, health: facts.health ?? null } };
   },
 });

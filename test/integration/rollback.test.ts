@@ -183,6 +183,21 @@ describe("the full rollback and the upgrade (I4, Z7)", () => {
     expect(await ready()).toBe(true);
   });
 
+  it("Z7, I4: --dry-run of upgrade, backup --models and restore --models changes nothing", async () => {
+    const sets = async () => (RunDocument.parse(JSON.parse((await onStack("--json", "backups", "list")).stdout)).report as { models: unknown[] }).models.length;
+    const before = await sets();
+    await deployModel("2026.12.10", "dry-run weights");
+    expect((await onStack("--dry-run", "backup", "--models")).code).toBe(0);
+    expect(await sets()).toBe(before);
+    expect((await onStack("--dry-run", "restore", "--models", "2026.11.0")).code).toBe(0);
+    expect((await liveness()).model_version).toBe("2026.12.10");
+    const dry = await onStack("--dry-run", "upgrade", "app", "--to", "1.2.0");
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(/3. Take an incremental backup of the primary\n/);
+    expect((await liveness()).version).toBe("1.1.0");
+    expect((await onStack("upgrade", "app", "--to", "1.2.0", "--watch", "forever")).code).toBe(2);
+  });
+
   it("Z7: upgrade to a deliberately broken release rolls back by itself and exits 1 with the reason", async () => {
     const run = await onStack("upgrade", "app", "--to", "1.3.0-broken", "--watch", "20s", "--skip-backup");
     expect(run.code).toBe(1);

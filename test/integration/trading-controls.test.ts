@@ -198,6 +198,28 @@ describe("orderly stop and start (Z4, I9)", () => {
     await api("/api/positions/close-all", {});
   });
 
+  it("I1, I3, Z4: --dry-run of kill-switch off, positions close-all and start changes nothing", async () => {
+    const on = await onStack("--json", "kill-switch", "on", "--reason", "dry-run drill");
+    const code = (RunDocument.parse(JSON.parse(on.stdout)).report as { issuedCode: string }).issuedCode;
+    expect((await onStack("--dry-run", "kill-switch", "off", "--code", code)).code).toBe(0);
+    expect(await killSwitchActive()).toBe(true);
+    expect((await onStack("kill-switch", "off", "--code", code)).code).toBe(0);
+    await api("/api/trading/resume", {});
+
+    await openPosition("XRPUSDT");
+    const open = await openCount();
+    const dryClose = await onStack("--dry-run", "positions", "close-all", "--reason", "dry");
+    expect(dryClose.stdout).toMatch(/Close all positions/);
+    expect(await openCount()).toBe(open);
+    await api("/api/positions/close-all", {});
+
+    await sandbox.stop("ops-api");
+    const dryStart = await onStack("--dry-run", "start");
+    expect(dryStart.code).toBe(0);
+    expect(dryStart.stdout).toMatch(/Start the app and wait until it is ready/);
+    expect(sandbox.pid("ops-api")).toBeUndefined();
+  });
+
   it("Z4: --dry-run of stop changes nothing (every component still runs)", async () => {
     const dry = await onStack("--dry-run", "stop", "--close-positions");
     expect(dry.code).toBe(0);
