@@ -8,6 +8,7 @@ import { missingSteps, type MigrationSet } from "../../clients/migrations.ts";
 import { drainFromLog } from "../../runbooks/platform/app.ts";
 import { tablesTouched } from "../../runbooks/rollback.ts";
 import { parseWindow } from "../../runbooks/upgrade.ts";
+import { appReleaseOf } from "../../infra/stacks/exports.ts";
 
 const set = (files: Array<[number, "do" | "undo"]>) => ({ postgrator: undefined as never, files: files.map(([version, action]) => ({ version, action, name: "x", filename: `${version}.${action}.x.sql` })) }) satisfies MigrationSet;
 
@@ -35,5 +36,10 @@ describe("rollback parts", () => {
     expect(drainFromLog('{"msg":"drain exceeded its cap; exiting with requests still in flight"}')).toBe("drain hit the 30 s cap");
     expect(drainFromLog('{"msg":"shutting down: refusing new requests"}')).toBe("killed before it drained");
     expect(drainFromLog("")).toBe("unknown");
+  });
+
+  it("I4: a Pulumi stack exports its release as the API image's tag, and the config key rollback sets", () => {
+    expect(appReleaseOf("ghcr.io/your-org/trading-api:1.4.2")).toEqual({ current: "1.4.2", image: "ghcr.io/your-org/trading-api", imageConfigKey: "tradeops:apiImage" });
+    expect(appReleaseOf("registry:5000/trading-api")).toEqual({ current: "latest", image: "registry:5000/trading-api", imageConfigKey: "tradeops:apiImage" });
   });
 });
