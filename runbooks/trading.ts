@@ -35,7 +35,7 @@ export async function closeAllPositions(outputs: StackOutputs, why: string, ctx:
   return closed;
 }
 
-export function tradingLine(status: TradingStatus): string {
+export function tradingStatusLine(status: TradingStatus): string {
   if (!status.paused) return "trading: running";
   return `trading: PAUSED${status.kill_switch_active ? " (kill switch active)" : ""}${status.reason ? ` — ${status.reason}` : ""}${status.since ? ` since ${status.since}` : ""}`;
 }
@@ -50,7 +50,7 @@ export function positionsTable(positions: Position[]): string {
 
 const statusReport = (facts: Record<string, unknown>) => {
   const status = facts.trading as TradingStatus | undefined;
-  return { text: status ? tradingLine(status) : "trading status unknown", json: status ?? null };
+  return { text: status ? tradingStatusLine(status) : "trading status unknown", json: status ?? null };
 };
 
 export const tradingPause = defineRunbook({

@@ -67,6 +67,18 @@ export const upgradeApp = defineRunbook({
     const windowMs = parseWindow(args.watch)!;
     let from: string | undefined;
     let change: ReleaseChange | undefined;
+    /** Z7: back to the release that ran before, by itself; always ends the run with exit 1 and the reason. */
+    const rollBackAfter = async (why: string, ctx: StepContext): Promise<never> => {
+      ctx.log(`${args.to} ${why}: rolling back to ${from}`);
+      const back = await (await platform()).rollBack(from, (line) => ctx.log(line));
+      ctx.record("rolledBack", back);
+      const healthy = await until(() => appOnRelease(outputs, from!, ctx), 60_000, ctx.signal, 100);
+      ctx.record("rolledBackHealthy", healthy);
+      throw new StepFailure(
+        `release ${args.to} ${why}; rolled back to ${from}${healthy ? ", which is healthy" : ", which is NOT healthy yet"}`,
+        healthy ? `find out why ${args.to} fails (its log) before trying again` : "run `tradeops health` and read the app's log",
+      );
+    };
     return [
       {
         name: `Check that release ${args.to} exists and differs from the running one`,
@@ -86,7 +98,11 @@ export const upgradeApp = defineRunbook({
         plan: { sandbox: "restart the reference API on the new release", docker: "recreate the container from the new image tag", kubernetes: "set the Deployment's image and wait for the rollout" }[outputs.platform.kind],
         isDone: async () => (await (await platform()).releases()).current === args.to,
         action: async (ctx) => {
-          change = await (await platform()).deploy(args.to, (line) => ctx.log(line));
+          try {
+            change = await (await platform()).deploy(args.to, (line) => ctx.log(line));
+          } catch (error) {
+            await rollBackAfter(`it did not come up (${oneLine(error)})`, ctx);
+          }
           ctx.record("appChange", change);
         },
       },
@@ -97,15 +113,7 @@ export const upgradeApp = defineRunbook({
           const breach = await watch(outputs, args.to, windowMs, ctx);
           if (!breach) return ctx.record("watch", { held: true, windowMs });
           ctx.record("watch", { held: false, windowMs, breach });
-          ctx.log(`${breach}: rolling back to ${from}`);
-          const back = await (await platform()).rollBack(from, (line) => ctx.log(line));
-          ctx.record("rolledBack", back);
-          const healthy = await until(() => appOnRelease(outputs, from!, ctx), 60_000, ctx.signal, 100);
-          ctx.record("rolledBackHealthy", healthy);
-          throw new StepFailure(
-            `release ${args.to} failed its watch (${breach}); rolled back to ${from}${healthy ? ", which is healthy" : ", which is NOT healthy yet"}`,
-            healthy ? `find out why ${args.to} fails (its log) before trying again` : "run `tradeops health` and read the app's log",
-          );
+          await rollBackAfter(`failed its watch (${breach})`, ctx);
         },
       },
       reconcileStep(outputs, () => args.to),
