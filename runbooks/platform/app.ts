@@ -9,14 +9,18 @@
  *   docker      `docker stop --time 30` (SIGTERM, then SIGKILL after 30 s) and the container's exit
  *               code: 0 drained, 137 killed at the cap. `DOCKER_BIN` overrides the binary (tests
  *               record the calls)
- *   kubernetes  refused: scaling Deployments and StatefulSets to zero is a decision for
- *               `kubectl`, printed for the operator
+ *   kubernetes  `kubectl scale` through @kubernetes/client-node: the api Deployment (then the
+ *               worker, Redis and the database StatefulSets) to 0 replicas, each remembering its
+ *               count in an annotation for `start`; the pods' terminationGracePeriodSeconds is the
+ *               drain, which the API server does not report on (so: "unknown"). PersistentVolumes
+ *               stay: scaling to zero keeps the data
  */
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { StackOutputs } from "../../contract/outputs.ts";
 import { openSandbox, type ComponentName, type Sandbox } from "../../sandbox/index.ts";
-import { Refusal, StepFailure, oneLine } from "../engine/errors.ts";
+import type { AppsV1Api } from "@kubernetes/client-node";
+import { StepFailure, oneLine } from "../engine/errors.ts";
 import { stopIfRunning } from "./sandbox-nodes.ts";
 
 /** Z4: the seed's graceful shutdown cap: refuse new requests, drain, close websockets within 30 s. */
@@ -48,13 +52,8 @@ export async function appPlatformOf(outputs: StackOutputs): Promise<AppPlatform>
       return sandboxApp(await openSandbox({ dir: platform.dir }), outputs);
     case "docker":
       return dockerApp(platform.containers);
-    case "kubernetes": {
-      const kubectl = `kubectl${platform.context ? ` --context ${platform.context}` : ""} -n ${platform.namespace}`;
-      throw new Refusal(
-        "stopping and starting a Kubernetes stack is not automated",
-        `by hand, in this order: ${kubectl} scale deployment/${platform.deployments.api} --replicas=0 (its terminationGracePeriodSeconds is the drain), then the worker, then the StatefulSets ${platform.statefulSets.redis} and ${platform.statefulSets.database}; start in reverse`,
-      );
-    }
+    case "kubernetes":
+      return kubernetesApp(platform);
   }
 }
 
@@ -154,6 +153,84 @@ function dockerApp(containers: DockerContainers): AppPlatform {
       const names = [containers.primary, ...(containers.standby ? [containers.standby] : []), containers.redis];
       await docker(["start", ...names]);
       return names;
+    },
+  };
+}
+
+// ---- Kubernetes -------------------------------------------------------------------------------------
+
+type KubernetesPlatform = Extract<StackOutputs["platform"], { kind: "kubernetes" }>;
+/** The replica count a workload had before `stop` scaled it to zero: what `start` gives back. */
+export const REPLICAS_BEFORE_STOP = "tradeops.io/replicas-before-stop";
+const MERGE_PATCH = "application/merge-patch+json";
+type Workload = { kind: "deployment" | "statefulset"; name: string };
+
+export function kubernetesApp(platform: KubernetesPlatform, options: { timeoutMs?: number; pollMs?: number } = {}): AppPlatform {
+  const { namespace } = platform;
+  let apis: Promise<{ apps: AppsV1Api; patchAs: (contentType: string) => object }> | undefined;
+  const api = () =>
+    (apis ??= import("@kubernetes/client-node").then(({ AppsV1Api, KubeConfig, setHeaderOptions }) => {
+      const config = new KubeConfig();
+      config.loadFromDefault();
+      if (platform.context) config.setCurrentContext(platform.context);
+      return { apps: config.makeApiClient(AppsV1Api), patchAs: (contentType: string) => setHeaderOptions("Content-Type", contentType) };
+    }));
+  const read = async ({ kind, name }: Workload) => {
+    const { apps } = await api();
+    return kind === "deployment" ? apps.readNamespacedDeployment({ name, namespace }) : apps.readNamespacedStatefulSet({ name, namespace });
+  };
+  const patch = async ({ kind, name }: Workload, body: object) => {
+    const { apps, patchAs } = await api();
+    if (kind === "deployment") await apps.patchNamespacedDeployment({ name, namespace, body }, patchAs(MERGE_PATCH));
+    else await apps.patchNamespacedStatefulSet({ name, namespace, body }, patchAs(MERGE_PATCH));
+  };
+  const waitFor = async (workload: Workload, replicas: number, log: (line: string) => void) => {
+    const deadline = Date.now() + (options.timeoutMs ?? (DRAIN_CAP_S + 90) * 1_000);
+    for (;;) {
+      const status = (await read(workload)).status;
+      const ready = workload.kind === "deployment" ? (status as { availableReplicas?: number } | undefined)?.availableReplicas : status?.readyReplicas;
+      if ((status?.replicas ?? 0) === replicas && (ready ?? 0) === replicas) return log(`${workload.kind} ${workload.name}: ${replicas} replica(s)`);
+      if (Date.now() > deadline) throw new StepFailure(`${workload.kind} ${workload.name} did not reach ${replicas} replica(s) in time (${status?.replicas ?? 0} now)`, `kubectl -n ${namespace} describe ${workload.kind}/${workload.name}`);
+      await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1_000));
+    }
+  };
+  /** To zero, remembering the count (a second stop keeps the first count). */
+  const scaleDown = async (workload: Workload, log: (line: string) => void): Promise<boolean> => {
+    const current = await read(workload);
+    const replicas = current.spec?.replicas ?? 1;
+    if (replicas === 0) return false;
+    await patch(workload, { metadata: { resourceVersion: current.metadata?.resourceVersion, annotations: { [REPLICAS_BEFORE_STOP]: String(replicas) } }, spec: { replicas: 0 } });
+    await waitFor(workload, 0, log);
+    return true;
+  };
+  const scaleUp = async (workload: Workload, log: (line: string) => void): Promise<boolean> => {
+    const current = await read(workload);
+    if ((current.spec?.replicas ?? 0) > 0) return false;
+    const replicas = Number(current.metadata?.annotations?.[REPLICAS_BEFORE_STOP] ?? 1) || 1;
+    await patch(workload, { metadata: { resourceVersion: current.metadata?.resourceVersion, annotations: { [REPLICAS_BEFORE_STOP]: null } }, spec: { replicas } });
+    await waitFor(workload, replicas, log);
+    return true;
+  };
+  const apiWorkload: Workload = { kind: "deployment", name: platform.deployments.api };
+  const infra: Workload[] = [
+    ...(platform.deployments.worker ? [{ kind: "deployment" as const, name: platform.deployments.worker }] : []),
+    { kind: "statefulset", name: platform.statefulSets.redis },
+    { kind: "statefulset", name: platform.statefulSets.database },
+  ];
+  return {
+    stopApp: async (log) => ((await scaleDown(apiWorkload, log)) ? { outcome: "stopped", drain: "unknown" } : { outcome: "was not running" }),
+    startApp: async (log) => void (await scaleUp(apiWorkload, log)),
+    appRunning: async () => ((await read(apiWorkload)).status?.replicas ?? 0) > 0,
+    stopInfra: async (log) => {
+      const stopped: string[] = [];
+      for (const workload of infra) if (await scaleDown(workload, log)) stopped.push(workload.name);
+      return stopped;
+    },
+    startInfra: async (log) => {
+      const started: string[] = [];
+      // Z4: the database first, then Redis, then the worker; the app comes after, with `startApp`.
+      for (const workload of [...infra].reverse()) if (await scaleUp(workload, log)) started.push(workload.name);
+      return started;
     },
   };
 }

@@ -18,7 +18,8 @@
  * changes a Deployment's pod template is rolled out at once, as the controller would: the
  * ReplicaSet with that template (pod-template-hash aside) gets the next revision, or a new one is
  * made; generation and status (observed, updated, available) follow. That is what `rollout undo`
- * and an image change need to be tested through @kubernetes/client-node.
+ * and an image change need to be tested through @kubernetes/client-node. A change of `spec.replicas`
+ * of a Deployment or StatefulSet (`kubectl scale`) is reflected in its status at once.
  */
 import { writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -31,7 +32,7 @@ interface StoredLease {
 }
 
 /** Kinds the fake serves besides Leases, by their URL plural. */
-export type FakeKind = "services" | "pods" | "configmaps" | "deployments" | "replicasets";
+export type FakeKind = "services" | "pods" | "configmaps" | "deployments" | "replicasets" | "statefulsets";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type KubeObject = { metadata: { name: string; namespace?: string; resourceVersion?: string; [key: string]: any }; [key: string]: any };
@@ -53,7 +54,7 @@ export interface FakeKubeApi {
 }
 
 const LEASE_PATH = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/?]+))?/;
-const OBJECT_PATH = /^\/(?:api\/v1|apis\/apps\/v1)\/namespaces\/([^/]+)\/(services|pods|configmaps|deployments|replicasets)\/([^/?]+)(?:\?.*)?$/;
+const OBJECT_PATH = /^\/(?:api\/v1|apis\/apps\/v1)\/namespaces\/([^/]+)\/(services|pods|configmaps|deployments|replicasets|statefulsets)\/([^/?]+)(?:\?.*)?$/;
 const REPLICA_SET_LIST = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/replicasets(?:\?(.*))?$/;
 const KIND_OF: Record<FakeKind, { apiVersion: string; kind: string; group: string }> = {
   services: { apiVersion: "v1", kind: "Service", group: "services" },
@@ -61,6 +62,7 @@ const KIND_OF: Record<FakeKind, { apiVersion: string; kind: string; group: strin
   configmaps: { apiVersion: "v1", kind: "ConfigMap", group: "configmaps" },
   deployments: { apiVersion: "apps/v1", kind: "Deployment", group: "deployments.apps" },
   replicasets: { apiVersion: "apps/v1", kind: "ReplicaSet", group: "replicasets.apps" },
+  statefulsets: { apiVersion: "apps/v1", kind: "StatefulSet", group: "statefulsets.apps" },
 };
 const REVISION = "deployment.kubernetes.io/revision";
 const PATCH_TYPES = ["application/merge-patch+json", "application/strategic-merge-patch+json", "application/json-patch+json"];
@@ -165,6 +167,11 @@ export async function startFakeKubeApi(dir: string, options: { deploymentControl
     if (invalid) return answer(422, "Invalid", `${kindName} "${name}" is invalid: ${invalid}: must be a string`);
     patched.metadata = { ...patched.metadata, name, namespace, resourceVersion: String(++version) };
     if (options.deploymentController && kind === "deployments" && JSON.stringify(patched.spec?.template) !== JSON.stringify(current.spec?.template)) rollOut(namespace, patched);
+    // Scaling (kubectl scale): the pods come and go at once.
+    if (options.deploymentController && (kind === "deployments" || kind === "statefulsets") && patched.spec?.replicas !== current.spec?.replicas) {
+      const replicas = patched.spec.replicas;
+      patched.status = { ...patched.status, observedGeneration: patched.metadata.generation, replicas, readyReplicas: replicas, availableReplicas: replicas, updatedReplicas: replicas };
+    }
     objects.set(key, patched);
     patches.push({ path: req.url ?? "", contentType, status: 200 });
     return object(res, 200, kind, patched);

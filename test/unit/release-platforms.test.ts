@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { StackOutputs } from "../../contract/outputs.ts";
 import { Refusal, StepFailure } from "../../runbooks/engine/errors.ts";
-import { appPlatformOf } from "../../runbooks/platform/app.ts";
+import { appPlatformOf, REPLICAS_BEFORE_STOP } from "../../runbooks/platform/app.ts";
 import { REVISION, releasePlatformOf } from "../../runbooks/platform/release.ts";
 import { startFakeKubeApi, type FakeKubeApi } from "../support/fake-kube-api.ts";
 import { sampleOutputs } from "../support/sample-outputs.ts";
@@ -166,5 +166,42 @@ exit 0
     const stopped = await (await appPlatformOf(outputs)).stopApp(noop);
     expect(stopped).toEqual({ outcome: "stopped", drain: "drained cleanly" });
     expect(recorded()).toEqual(["inspect --format {{.State.Running}} api", "stop --time 30 api", "inspect --format {{.State.ExitCode}} api"]);
+  });
+});
+
+describe("Kubernetes: stop and start by scaling, data kept (Z4, I9, I1)", () => {
+  const outputs = StackOutputs.parse(
+    sampleOutputs({ stack: "prod", platform: { kind: "kubernetes", namespace: NS, deployments: { api: "api", worker: "worker" }, statefulSets: { database: "timescale", redis: "redis" } } }),
+  );
+  let api: FakeKubeApi;
+  const replicas = (kind: "deployments" | "statefulsets", name: string) => api.get(kind, NS, name)!.spec.replicas;
+
+  beforeEach(async () => {
+    api = await startFakeKubeApi(dir, { deploymentController: true });
+    process.env.KUBECONFIG = api.kubeconfig;
+    const workload = (name: string, n: number) => ({ metadata: { name }, spec: { replicas: n }, status: { replicas: n, readyReplicas: n, availableReplicas: n } });
+    api.put("deployments", NS, workload("api", 2));
+    api.put("deployments", NS, workload("worker", 1));
+    api.put("statefulsets", NS, workload("redis", 1));
+    api.put("statefulsets", NS, workload("timescale", 2));
+  });
+  afterEach(() => api.close());
+
+  test("Z4: stop scales the api, then the worker, Redis and the database to zero, remembering each count; start gives them back in the other order", async () => {
+    const platform = await appPlatformOf(outputs);
+    expect(await platform.stopApp(noop)).toEqual({ outcome: "stopped", drain: "unknown" });
+    expect(replicas("deployments", "api")).toBe(0);
+    expect(api.get("deployments", NS, "api")!.metadata.annotations[REPLICAS_BEFORE_STOP]).toBe("2");
+    expect(await platform.appRunning()).toBe(false);
+    expect(await platform.stopInfra(noop)).toEqual(["worker", "redis", "timescale"]);
+    expect(await platform.stopApp(noop)).toEqual({ outcome: "was not running" });
+
+    expect(await platform.startInfra(noop)).toEqual(["timescale", "redis", "worker"]);
+    expect(replicas("statefulsets", "timescale")).toBe(2);
+    await platform.startApp(noop);
+    expect(replicas("deployments", "api")).toBe(2);
+    expect(api.get("deployments", NS, "api")!.metadata.annotations?.[REPLICAS_BEFORE_STOP]).toBeUndefined();
+    expect(await platform.appRunning()).toBe(true);
+    expect(api.patches.every((p) => p.contentType === "application/merge-patch+json" && p.status === 200)).toBe(true);
   });
 });
