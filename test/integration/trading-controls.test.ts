@@ -198,6 +198,21 @@ describe("orderly stop and start (Z4, I9)", () => {
     await api("/api/positions/close-all", {});
   });
 
+  it("I9: stop --close-positions is refused without --yes (nothing stops); with it the positions are closed before the app stops", async () => {
+    await openPosition("ADAUSDT");
+    const refused = await onStack("stop", "--close-positions");
+    expect(refused.code).toBe(3);
+    expect(sandbox.pid("ops-api")).toBeDefined();
+    expect(await openCount()).toBeGreaterThan(0);
+
+    const run = await onStack("--yes", "--json", "stop", "--close-positions");
+    expect(run.code, run.stderr).toBe(0);
+    const report = RunDocument.parse(JSON.parse(run.stdout)).report as { closedPositions: number };
+    expect(report.closedPositions).toBeGreaterThan(0);
+    expect((await onStack("start")).code).toBe(0);
+    expect(await openCount()).toBe(0);
+  });
+
   it("I1, I3, Z4: --dry-run of kill-switch off, positions close-all and start changes nothing", async () => {
     const on = await onStack("--json", "kill-switch", "on", "--reason", "dry-run drill");
     const code = (RunDocument.parse(JSON.parse(on.stdout)).report as { issuedCode: string }).issuedCode;
