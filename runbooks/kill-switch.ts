@@ -24,7 +24,7 @@ import { onPg } from "./connect.ts";
 import { StepFailure, UsageError, oneLine } from "./engine/errors.ts";
 import { defineRunbook, type StepContext } from "./engine/runbook.ts";
 import { flag } from "./flags.ts";
-import { ApiUnavailable, callOpsApi } from "./ops-api.ts";
+import { ApiUnavailable, apiReadingRunbook, callOpsApi } from "./ops-api.ts";
 import { loadOutputs } from "./outputs.ts";
 import { appPlatformOf } from "./platform/app.ts";
 
@@ -208,22 +208,17 @@ function withAdminKey(outputs: StackOutputs, args: OffArgs): StackOutputs {
   return { ...outputs, opsApi: { ...outputs.opsApi, killSwitchAdminKey: key } };
 }
 
-export const killSwitchStatus = defineRunbook({
+export const killSwitchStatus = apiReadingRunbook({
   command: ["kill-switch", "status"],
-  name: "kill-switch-status",
   summary: "is the kill switch active, since when and why",
   features: ["I1"],
-  mutates: false,
-  args: z.object({}),
-  steps: (_args, { outputs }) => [
-    { name: "Read the kill switch", plan: "GET /api/kill-switch/status", readOnly: true, action: async (ctx) => ctx.record("killSwitch", await readStatus(outputs, ctx)) },
-  ],
-  report: (facts) => {
-    const status = facts.killSwitch as KillSwitchStatus | undefined;
-    if (!status) return { text: "kill switch state unknown", json: null };
-    const text = status.active
+  step: "Read the kill switch",
+  path: "/api/kill-switch/status",
+  schema: KillSwitchStatus,
+  fact: "killSwitch",
+  report: (status) => ({
+    text: status.active
       ? `kill switch: ACTIVE since ${status.activated_at}${status.reason ? ` — ${status.reason}` : ""}${status.has_confirmation_code === false ? " (set without a code: lift it with --force)" : ""}`
-      : "kill switch: off";
-    return { text, json: status };
-  },
+      : "kill switch: off",
+  }),
 });

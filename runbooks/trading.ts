@@ -17,7 +17,7 @@ import { StepFailure } from "./engine/errors.ts";
 import { defineRunbook, type StepContext } from "./engine/runbook.ts";
 import { flag } from "./flags.ts";
 import { table } from "./format.ts";
-import { callOpsApi } from "./ops-api.ts";
+import { apiReadingRunbook, callOpsApi } from "./ops-api.ts";
 
 const reasonText = z.string().trim().min(1).max(500);
 
@@ -91,33 +91,26 @@ export const tradingResume = defineRunbook({
   report: statusReport,
 });
 
-export const tradingStatus = defineRunbook({
+export const tradingStatus = apiReadingRunbook({
   command: ["trading", "status"],
-  name: "trading-status",
   summary: "is trading paused, why and since when, and is the kill switch active",
   features: ["I9", "I1"],
-  mutates: false,
-  args: z.object({}),
-  steps: (_args, { outputs }) => [
-    { name: "Read the trading status", plan: "GET /api/trading/status", readOnly: true, action: async (ctx) => ctx.record("trading", await readTradingStatus(outputs, ctx)) },
-  ],
-  report: statusReport,
+  step: "Read the trading status",
+  path: "/api/trading/status",
+  schema: TradingStatus,
+  fact: "trading",
+  report: (status) => ({ text: tradingStatusLine(status) }),
 });
 
-export const positionsList = defineRunbook({
+export const positionsList = apiReadingRunbook({
   command: ["positions", "list"],
-  name: "positions-list",
   summary: "the open positions, oldest first",
   features: ["I3", "I9"],
-  mutates: false,
-  args: z.object({}),
-  steps: (_args, { outputs }) => [
-    { name: "Read the open positions", plan: "GET /api/positions", readOnly: true, action: async (ctx) => ctx.record("positions", await readPositions(outputs, ctx)) },
-  ],
-  report: (facts) => {
-    const positions = (facts.positions as Position[] | undefined) ?? [];
-    return { text: positionsTable(positions), json: { positions } };
-  },
+  step: "Read the open positions",
+  path: "/api/positions",
+  schema: PositionList,
+  fact: "positions",
+  report: ({ positions }) => ({ text: positionsTable(positions) }),
 });
 
 export const positionsCloseAll = defineRunbook({
@@ -156,22 +149,15 @@ const breakerReport = (facts: Record<string, unknown>) => {
   return { text: `circuit breaker: ${status.state}${opened}; ${status.failures} trip(s) since the last reset; resets itself to HALF_OPEN after ${status.reset_timeout_s} s`, json: status };
 };
 
-export const circuitBreakerStatus = defineRunbook({
+export const circuitBreakerStatus = apiReadingRunbook({
   command: ["circuit-breaker", "status"],
-  name: "circuit-breaker-status",
   summary: "the circuit breaker's state (CLOSED, OPEN, HALF_OPEN) and trips",
   features: ["I2", "T2"],
-  mutates: false,
-  args: z.object({}),
-  steps: (_args, { outputs }) => [
-    {
-      name: "Read the circuit breaker",
-      plan: "GET /api/circuit-breaker/status",
-      readOnly: true,
-      action: async (ctx) => ctx.record("circuitBreaker", (await callOpsApi(outputs, "/api/circuit-breaker/status", { 200: CircuitBreakerStatus }, ctx)).body),
-    },
-  ],
-  report: breakerReport,
+  step: "Read the circuit breaker",
+  path: "/api/circuit-breaker/status",
+  schema: CircuitBreakerStatus,
+  fact: "circuitBreaker",
+  report: (status) => breakerReport({ circuitBreaker: status }),
 });
 
 export const circuitBreakerReset = defineRunbook({

@@ -19,8 +19,8 @@ import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { StackOutputs } from "../../contract/outputs.ts";
 import { openSandbox, type ComponentName, type Sandbox } from "../../sandbox/index.ts";
-import type { AppsV1Api } from "@kubernetes/client-node";
 import { StepFailure, oneLine } from "../engine/errors.ts";
+import { appsApiOf, MERGE_PATCH, type KubernetesPlatform } from "./kubernetes-apps.ts";
 import { stopIfRunning } from "./sandbox-nodes.ts";
 
 /** Z4: the seed's graceful shutdown cap: refuse new requests, drain, close websockets within 30 s. */
@@ -159,22 +159,13 @@ function dockerApp(containers: DockerContainers): AppPlatform {
 
 // ---- Kubernetes -------------------------------------------------------------------------------------
 
-type KubernetesPlatform = Extract<StackOutputs["platform"], { kind: "kubernetes" }>;
 /** The replica count a workload had before `stop` scaled it to zero: what `start` gives back. */
 export const REPLICAS_BEFORE_STOP = "tradeops.io/replicas-before-stop";
-const MERGE_PATCH = "application/merge-patch+json";
 type Workload = { kind: "deployment" | "statefulset"; name: string };
 
 export function kubernetesApp(platform: KubernetesPlatform, options: { timeoutMs?: number; pollMs?: number } = {}): AppPlatform {
   const { namespace } = platform;
-  let apis: Promise<{ apps: AppsV1Api; patchAs: (contentType: string) => object }> | undefined;
-  const api = () =>
-    (apis ??= import("@kubernetes/client-node").then(({ AppsV1Api, KubeConfig, setHeaderOptions }) => {
-      const config = new KubeConfig();
-      config.loadFromDefault();
-      if (platform.context) config.setCurrentContext(platform.context);
-      return { apps: config.makeApiClient(AppsV1Api), patchAs: (contentType: string) => setHeaderOptions("Content-Type", contentType) };
-    }));
+  const api = appsApiOf(platform);
   const read = async ({ kind, name }: Workload) => {
     const { apps } = await api();
     return kind === "deployment" ? apps.readNamespacedDeployment({ name, namespace }) : apps.readNamespacedStatefulSet({ name, namespace });

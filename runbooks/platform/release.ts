@@ -19,12 +19,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { AppsV1Api, V1Deployment, V1ReplicaSet } from "@kubernetes/client-node";
+import type { V1Deployment, V1ReplicaSet } from "@kubernetes/client-node";
 import type { StackOutputs } from "../../contract/outputs.ts";
 import { openSandbox } from "../../sandbox/index.ts";
 import { Refusal, StepFailure, oneLine } from "../engine/errors.ts";
 import { pulumiConfigSet, shellWord, type ConfigSetResult } from "../pulumi.ts";
 import { docker } from "./app.ts";
+import { appsApiOf, MERGE_PATCH, type KubernetesPlatform } from "./kubernetes-apps.ts";
 
 export interface ReleaseChange {
   from: string;
@@ -169,23 +170,13 @@ async function reconcileImage(outputs: StackOutputs, release: string, options: R
 
 /** The annotation the Deployment controller numbers each ReplicaSet's revision with. */
 export const REVISION = "deployment.kubernetes.io/revision";
-const MERGE_PATCH = "application/merge-patch+json";
-
-type KubernetesPlatform = Extract<StackOutputs["platform"], { kind: "kubernetes" }>;
 
 function kubernetesReleases(outputs: StackOutputs, options: ReleasePlatformOptions): ReleasePlatform {
   const platform = outputs.platform as KubernetesPlatform;
   const { namespace } = platform;
   const name = platform.deployments.api;
   const pollMs = options.pollMs ?? 1_000;
-  let apis: Promise<{ apps: AppsV1Api; patchAs: (contentType: string) => object }> | undefined;
-  const api = () =>
-    (apis ??= import("@kubernetes/client-node").then(({ AppsV1Api, KubeConfig, setHeaderOptions }) => {
-      const config = new KubeConfig();
-      config.loadFromDefault();
-      if (platform.context) config.setCurrentContext(platform.context);
-      return { apps: config.makeApiClient(AppsV1Api), patchAs: (contentType: string) => setHeaderOptions("Content-Type", contentType) };
-    }));
+  const api = appsApiOf(platform);
   const deployment = async () => (await api()).apps.readNamespacedDeployment({ name, namespace });
   const imageOf = (d: V1Deployment | V1ReplicaSet) => d.spec?.template?.spec?.containers?.[0]?.image ?? "";
   /** The Deployment's ReplicaSets (owned by it), newest revision first. */
