@@ -207,6 +207,7 @@ export function modelRestoreSteps(outputs: StackOutputs, wanted: string | undefi
           }
         }
         if (liveVersion(staging()) !== version) throw new StepFailure(`the downloaded set's ${MODEL_VERSION_FILE} does not say ${version}`, "the set in the bucket is damaged: restore another version");
+        ctx.record("modelDownloaded", true);
       },
     },
     {
@@ -253,6 +254,12 @@ export function modelRestoreSteps(outputs: StackOutputs, wanted: string | undefi
 export function modelSetReport(facts: Record<string, unknown>): { text: string; json: unknown } {
   const set = facts.modelSet as { version: string; files: unknown[] | number; totalBytes: number };
   const files = Array.isArray(set.files) ? set.files.length : set.files;
+  // A restore records the set it found as a count of files; a backup, the whole manifest.
+  const restoring = typeof set.files === "number";
+  if (restoring && facts.modelVersion === undefined) {
+    if (facts.modelDownloaded) return { text: `model set ${set.version}: downloaded and verified, but not confirmed loaded (see the failed step)`, json: { restored: null, modelVersion: null, previousModelDir: facts.previousModelDir ?? null } };
+    return { text: `model set ${set.version}: already in place and loaded by the API; nothing was done`, json: { restored: null, modelVersion: set.version, previousModelDir: null } };
+  }
   if (facts.modelVersion !== undefined) {
     return { text: `model set ${set.version} in place (${files} file(s), ${bytes(set.totalBytes)}); the API reports model ${String(facts.modelVersion)}${facts.previousModelDir ? `; the previous set is kept in ${String(facts.previousModelDir)}` : ""}`, json: { restored: set.version, modelVersion: facts.modelVersion, previousModelDir: facts.previousModelDir ?? null } };
   }
