@@ -195,6 +195,8 @@ export function modelRestoreSteps(outputs: StackOutputs, wanted: string | undefi
       plan: `into ${live}.incoming-<version>; each file's SHA-256 and size must match the manifest, or nothing is put in place`,
       isDone: inPlace,
       action: async (ctx) => {
+        // The step ran (it was not in place): the report must not call a failed restore a no-op.
+        ctx.record("modelRestoreStarted", true);
         rmSync(staging(), { recursive: true, force: true });
         for (const file of manifest!.files) {
           const dest = join(staging(), file.path);
@@ -207,7 +209,6 @@ export function modelRestoreSteps(outputs: StackOutputs, wanted: string | undefi
           }
         }
         if (liveVersion(staging()) !== version) throw new StepFailure(`the downloaded set's ${MODEL_VERSION_FILE} does not say ${version}`, "the set in the bucket is damaged: restore another version");
-        ctx.record("modelDownloaded", true);
       },
     },
     {
@@ -257,7 +258,7 @@ export function modelSetReport(facts: Record<string, unknown>): { text: string; 
   // A restore records the set it found as a count of files; a backup, the whole manifest.
   const restoring = typeof set.files === "number";
   if (restoring && facts.modelVersion === undefined) {
-    if (facts.modelDownloaded) return { text: `model set ${set.version}: downloaded and verified, but not confirmed loaded (see the failed step)`, json: { restored: null, modelVersion: null, previousModelDir: facts.previousModelDir ?? null } };
+    if (facts.modelRestoreStarted) return { text: `model set ${set.version}: NOT restored (see the failed step)`, json: { restored: null, modelVersion: null, previousModelDir: facts.previousModelDir ?? null } };
     return { text: `model set ${set.version}: already in place and loaded by the API; nothing was done`, json: { restored: null, modelVersion: set.version, previousModelDir: null } };
   }
   if (facts.modelVersion !== undefined) {
