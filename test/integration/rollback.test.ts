@@ -13,6 +13,7 @@ import { RunDocument } from "../../runbooks/engine/document.ts";
 import { loadOutputs } from "../../runbooks/outputs.ts";
 import { PgbackrestInfo } from "../../runbooks/backup.ts";
 import { pgbackrest } from "../../runbooks/platform/db-node.ts";
+import { putJson } from "../../runbooks/redis-snapshots.ts";
 import { openSandbox } from "../../sandbox/index.ts";
 import { tradeops } from "../support/tradeops.ts";
 
@@ -144,6 +145,20 @@ describe("rollback model (I4) and model sets (issue 7)", () => {
     const missing = await onStack("restore", "--models", "0.0.0-none");
     expect(missing.code).toBe(3);
     expect(missing.stderr).toMatch(/no model set 0\.0\.0-none in the bucket/);
+  });
+
+  it("I4: a model set whose file no longer matches its manifest is not put in place: exit 1 naming the file, the live set untouched", async () => {
+    await deployModel("2026.12.11", "weights to be damaged");
+    expect((await onStack("backup", "--models")).code).toBe(0);
+    await deployModel("2026.12.12", "the live weights");
+    await putJson(outputs, "models/2026.12.11/files/weights.bin", "bit rot");
+    const run = await onStack("rollback", "model", "--to", "2026.12.11");
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/weights\.bin does not match the manifest/);
+    expect(run.stdout).toMatch(/NOT restored/);
+    expect((await liveness()).model_version).toBe("2026.12.12");
+    expect(readFileSync(join(modelDir, "weights.bin"), "utf8")).toBe("the live weights");
+    expect(existsSync(`${modelDir}.incoming-2026.12.11`)).toBe(false);
   });
 
   it("I4: the same model version with other files is refused (exit 3): a version names one set for good", async () => {
