@@ -16,7 +16,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { table } from "../runbooks/format.ts";
+import { stats, statsTable } from "./stats.ts";
 import { loadOutputs } from "../runbooks/outputs.ts";
 import { onPg } from "../runbooks/connect.ts";
 import { openSandbox } from "../sandbox/index.ts";
@@ -78,21 +78,13 @@ try {
   rmSync(parent, { recursive: true, force: true });
 }
 
-const stats = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { n: sorted.length, min: sorted[0]!, median: sorted[Math.floor((sorted.length - 1) / 2)]!, max: sorted.at(-1)! };
-};
-const s = (seconds: number) => `${seconds.toFixed(3)} s`;
-const rows = [
+const rows: Array<[string, number[]]> = [
   ["raw: pg_ctl promote → first INSERT on the promoted node", samples.raw!],
   ["tradeops failover RTO: first step → first write through the endpoint", samples.rto!],
   ["tradeops failover, the whole command (CLI start to exit)", samples.failoverCommand!],
   ["tradeops failback: first step → first write on the home node", samples.failback!],
   ["tradeops switchover write gap", samples.switchoverGap!],
-].map(([label, values]) => {
-  const stat = stats(values as number[]);
-  return [label as string, String(stat.n), s(stat.min), s(stat.median), s(stat.max)];
-});
+];
 const ratio = stats(samples.rto!).median / stats(samples.raw!).median;
-console.log(table(["FAILOVER BENCH", "N", "MIN", "MEDIAN", "MAX"], rows));
+console.log(statsTable("FAILOVER BENCH", rows));
 console.log(`\nfailover RTO / raw promote (medians): ${ratio.toFixed(2)}×   targets (#8): failover ≤ 1 s, switchover gap ≤ 0.5 s, failback ≤ 5 s`);

@@ -30,6 +30,8 @@
  *   GET  /api/positions                      → PositionList 200
  *   POST /api/positions                      PositionOpenRequest → Position 201 | PositionOpenConflict 409
  *   POST /api/positions/close-all            CloseAllRequest → CloseAllResult 200
+ *   GET  /api/model                          → ModelStatus 200 | 503 no model loaded
+ *   POST /api/model/reload                   EmptyRequest → ModelStatus 200 | 503 the model dir cannot be read
  */
 import { z } from "zod";
 
@@ -50,6 +52,8 @@ export const LivenessReport = z.object({
   timestamp,
   version: z.string(),
   uptime_s: z.number().nonnegative(),
+  /** I4: the model set the bot trades with (the VERSION file of its model dir); absent when none is loaded. */
+  model_version: z.string().optional(),
 });
 export type LivenessReport = z.infer<typeof LivenessReport>;
 
@@ -219,6 +223,21 @@ export const DEFAULT_CLOSE_ALL_REASON = "closed by operator";
 
 export const CloseAllResult = z.object({ closed: z.number().int().nonnegative() });
 export type CloseAllResult = z.infer<typeof CloseAllResult>;
+
+// ---- Model (I4) -----------------------------------------------------------------------------
+
+/**
+ * `GET /api/model`; also the answer to a reload. A model set is a directory of files with a
+ * `VERSION` file (one line); the bot reads it at start and on `POST /api/model/reload` (I4: a model
+ * rollback puts the older set in place, then reloads).
+ */
+export const ModelStatus = z.object({
+  version: z.string(),
+  loaded_at: timestamp,
+  files: z.array(z.string()),
+});
+export type ModelStatus = z.infer<typeof ModelStatus>;
+export const MODEL_VERSION_FILE = "VERSION";
 
 // ---- Metrics (S4, S7) ------------------------------------------------------------------------
 

@@ -168,6 +168,26 @@ export const DataRetention = z.object({
   klinesCompressAfterDays: z.number().int().positive().default(7),
 });
 
+/**
+ * The trading app's releases (I4, Z7, issue 7): what `rollback`, `upgrade` and the model sets act on.
+ * A release is an image tag (Docker, Kubernetes) or a release of the sandbox's reference API.
+ */
+export const AppRelease = z.object({
+  /** The release running now, e.g. `1.4.2` (the tag of the image). */
+  current: z.string().min(1),
+  /** The release before it: where `rollback app` goes without `--to`. */
+  previous: z.string().min(1).optional(),
+  /** The app's migrations: numbered `NNN.do.<name>.sql` / `NNN.undo.<name>.sql` files (postgrator's convention, the seed's `migrations/rollback/004_rollback.sql`) and the table recording the applied version. */
+  migrations: z.object({ dir: z.string().min(1), table: z.string().regex(/^[a-z_][a-z0-9_]*$/).default("schemaversion") }).optional(),
+  /** The live model set (files + a VERSION file) the app loads, and its reload endpoint on the ops API. */
+  models: z.object({ dir: z.string().min(1), reloadPath: z.string().startsWith("/").default("/api/model/reload") }).optional(),
+  /** The Pulumi config key holding the app's image (reconciled after a rollback), e.g. `tradeops:apiImage`. */
+  imageConfigKey: z.string().optional(),
+  /** The image repository without a tag, e.g. `ghcr.io/your-org/trading-api`. */
+  image: z.string().optional(),
+});
+export type AppRelease = z.infer<typeof AppRelease>;
+
 /** Where and how the stack runs; runbooks pick their platform adapters from `kind`. */
 export const Platform = z.discriminatedUnion("kind", [
   z.object({
@@ -244,6 +264,7 @@ export const StackOutputs = z.object({
   dr: DrSite.optional(),
   monitoring: Monitoring.optional(),
   lock: StackLockLocation.optional(),
+  app: AppRelease.optional(),
   notifications: Notifications.default({}),
   retention: Retention.default({ pgFullDays: 30, walDays: 7, redisSnapshotHours: 24, modelDays: 90 }),
   freshness: BackupFreshness.prefault({}),

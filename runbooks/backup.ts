@@ -14,6 +14,7 @@ import { checkBackupRepository, checkPrimaryAnswers, whileRepositoryAnswers } fr
 import type { StackOutputs } from "../contract/outputs.ts";
 import { onPg, onRedis } from "./connect.ts";
 import type { Step } from "./engine/runbook.ts";
+import { modelBackupSteps, modelSetReport } from "./model-sets.ts";
 import { redisPlatformOf } from "./platform/redis-node.ts";
 import { replicationOf } from "./role-change.ts";
 import { displayName, dumpTables, listTableDumps, resolveTables, TableList, writeTableDumpManifest, type TableDumpManifest } from "./table-dumps.ts";
@@ -57,10 +58,12 @@ export const backup = defineRunbook({
     }),
     redis: flag(z.boolean().optional(), { description: "back up Redis instead: BGSAVE, then dump.rdb to redis/ in the backup bucket with a manifest" }),
     tables: flag(TableList.optional(), { description: "a logical dump of just these tables instead (pg_dump, one consistent snapshot) to logical/ in the backup bucket", placeholder: "t1,t2" }),
-  }).refine((args) => !(args.redis && args.tables), { message: "back up --redis and --tables in separate runs", path: ["tables"] }),
-  steps: ({ type, from, redis, tables }, { outputs }) => {
+    models: flag(z.union([z.literal(true), z.string().min(1)]).optional(), { description: "back up a model set instead (its files + VERSION) to models/<version>/ with a manifest (default: the outputs' app.models.dir)", placeholder: "dir", optionalValue: true }),
+  }).refine((args) => [args.redis, args.tables, args.models].filter(Boolean).length <= 1, { message: "back up one of --redis, --tables and --models per run", path: ["tables"] }),
+  steps: ({ type, from, redis, tables, models }, { outputs }) => {
     if (redis) return redisBackupSteps(outputs);
     if (tables) return tableBackupSteps(tables, outputs);
+    if (models) return modelBackupSteps(outputs, models === true ? undefined : models);
     const pgbackrestOn = pgbackrest(outputs);
     const stanza = outputs.backup.stanza;
     const listBackups = async (signal: AbortSignal) => {
@@ -131,6 +134,7 @@ export const backup = defineRunbook({
   report: (facts) => {
     if (facts.redisSnapshot) return redisReport(facts);
     if (facts.tableDump) return tableDumpReport(facts.tableDump as TableDumpManifest);
+    if (facts.modelSet) return modelSetReport(facts);
     const made = facts.backup as ReturnType<typeof describeBackup> | undefined;
     const interrupted = facts.interrupted as Interruption | undefined;
     const lead = interrupted ? `interrupted by ${interrupted.signal}; ` : "";

@@ -2,14 +2,15 @@
  * `tradeops backups list` — S8, I6, I7: every PostgreSQL backup set in the stack's pgBackRest
  * repository with its WAL range, age and size, and the restorable window (oldest backup's stop →
  * last archived WAL): what an operator needs at 3 a.m. before `tradeops restore --to-time`. Then
- * the table dumps of `backup --tables` and the Redis snapshots of `backup --redis` (only those
- * with a manifest: complete ones).
+ * the table dumps of `backup --tables`, the Redis snapshots of `backup --redis` and the model sets
+ * of `backup --models` (only those with a manifest: complete ones).
  */
 import { z } from "zod";
 import { age, readRepository, utc, type Repository } from "./backup-sets.ts";
 import { Refusal, oneLine } from "./engine/errors.ts";
 import { defineRunbook } from "./engine/runbook.ts";
 import { bytes, table } from "./format.ts";
+import { listModelSets } from "./model-sets.ts";
 import { listRedisSnapshots, type RedisManifest } from "./redis-snapshots.ts";
 import { displayName, listTableDumps, type TableDumpManifest } from "./table-dumps.ts";
 
@@ -38,6 +39,10 @@ export const backupsList = defineRunbook({
           throw new Refusal(`cannot list the table dumps: ${oneLine(error)}`, "run `tradeops health`: the S3 store must answer");
         });
         ctx.record("tableDumps", dumps.map(describeDump));
+        const models = await listModelSets(outputs, ctx.signal).catch((error: unknown) => {
+          throw new Refusal(`cannot list the model sets: ${oneLine(error)}`, "run `tradeops health`: the S3 store must answer");
+        });
+        ctx.record("modelSets", models.map((set) => ({ version: set.version, takenAt: set.takenAt, files: set.files.length, sizeBytes: set.totalBytes })));
       },
     },
   ],
@@ -74,7 +79,14 @@ export const backupsList = defineRunbook({
         ? table(["TABLE DUMP", "TAKEN", "AGE", "SIZE", "TABLES (ROWS)"], dumps.map((d) => [d.id, utc(new Date(d.takenAt)), age(new Date(d.takenAt), now), bytes(d.sizeBytes), d.tables.map((t) => `${t.name} (${t.rows})`).join(", ")]))
         : "no table dump in the bucket (`tradeops backup --tables t1,t2`)",
     );
-    return { text: lines.join("\n"), json: { ...repository, redis, tableDumps: dumps } };
+    const models = (facts.modelSets as { version: string; takenAt: string; files: number; sizeBytes: number }[] | undefined) ?? [];
+    lines.push(
+      "",
+      models.length
+        ? table(["MODEL VERSION", "TAKEN", "AGE", "SIZE", "FILES"], models.map((m) => [m.version, utc(new Date(m.takenAt)), age(new Date(m.takenAt), now), bytes(m.sizeBytes), m.files]))
+        : "no model set in the bucket (`tradeops backup --models`)",
+    );
+    return { text: lines.join("\n"), json: { ...repository, redis, tableDumps: dumps, models } };
   },
 });
 

@@ -1,16 +1,20 @@
 /**
  * The backup sets tradeops keeps in the stack's bucket itself, beside pgBackRest's repository:
- * one kind per prefix (`redis/<id>/…` now; `models/<version>/…` and `logical/<id>/…` plug in as
+ * one kind per prefix (`redis/<id>/…`, `logical/<id>/…`, `models/<version>/…`; a new kind is
  * one more entry of `BUCKET_SET_KINDS`). Each kind says where its sets live, which are complete
  * (their manifest, written last, is there), how long I7 keeps them and, where I6 has one, its
  * freshness rule; listing, expiry and `backups check` are the same code for every kind.
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { s3Client } from "../clients/s3.ts";
+import { MODEL_VERSION_FILE } from "../contract/ops-api.ts";
 import type { StackOutputs } from "../contract/outputs.ts";
 import { Refusal, oneLine } from "./engine/errors.ts";
 import { checkBackupRepository } from "./probes.ts";
 import { REDIS_PREFIX, listRedisSnapshots } from "./redis-snapshots.ts";
 import { LOGICAL_PREFIX, listTableDumps } from "./table-dumps.ts";
+import { MODELS_PREFIX, listModelSets } from "./model-sets.ts";
 import { listObjects } from "./bucket-objects.ts";
 
 /** One set in the bucket: every object under `<prefix><id>/`. */
@@ -75,8 +79,31 @@ const tableDumps: BucketSetKind = {
   complete: async (outputs, signal) => (await listTableDumps(outputs, signal)).map((m) => ({ id: m.id, takenAt: new Date(m.takenAt) })),
 };
 
+/** I4, I7: model sets (`backup --models`), one per version, kept 90 d; the live version must have one. */
+const modelSets: BucketSetKind = {
+  kind: "models",
+  title: "model set",
+  prefix: MODELS_PREFIX,
+  keepForMs: (outputs) => outputs.retention.modelDays * 24 * HOUR_MS,
+  complete: async (outputs, signal) => (await listModelSets(outputs, signal)).map((m) => ({ id: m.version, takenAt: new Date(m.takenAt) })),
+  freshness: (outputs, sets) => {
+    const dir = outputs.app?.models?.dir;
+    if (!dir) return undefined;
+    let live: string;
+    try {
+      live = readFileSync(join(dir, MODEL_VERSION_FILE), "utf8").trim();
+    } catch (error) {
+      return { item: "model set", ok: false, newest: null, ageSeconds: null, maxAgeSeconds: null, detail: `cannot read the live model version in ${dir}: ${oneLine(error)}` };
+    }
+    const backedUp = sets.find((set) => set.complete && set.id === live);
+    return backedUp
+      ? { item: "model set", ok: true, newest: backedUp.at.toISOString(), ageSeconds: null, maxAgeSeconds: null, detail: "" }
+      : { item: "model set", ok: false, newest: null, ageSeconds: null, maxAgeSeconds: null, detail: `the live model version ${live} has no set in the bucket; run \`tradeops backup --models\`` };
+  },
+};
+
 /** Every kind of set in the bucket. */
-export const BUCKET_SET_KINDS: BucketSetKind[] = [redisSnapshots, tableDumps];
+export const BUCKET_SET_KINDS: BucketSetKind[] = [redisSnapshots, tableDumps, modelSets];
 
 /** I6: the newest complete set is at most `maxAgeSeconds` old. */
 export function newestWithin(item: string, sets: Array<{ at: Date; complete?: boolean }>, maxAgeSeconds: number, now: Date, remedy: string): Freshness {

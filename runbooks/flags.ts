@@ -22,6 +22,8 @@ export interface FlagMeta {
   switches?: Record<string, string>;
   /** A positional argument instead of a flag: `tradeops redis clear-queue <name>` (optional schemas: `[name]`). */
   positional?: boolean;
+  /** `--models [dir]`: the value may be left out; the arg is then `true` (the schema accepts it). */
+  optionalValue?: boolean;
 }
 
 export const flagMeta = z.registry<FlagMeta>();
@@ -71,7 +73,8 @@ export function optionsOf(args: z.ZodType): Option[] {
     const name = `--${kebab(key)}`;
     // commander prints a default only when it has a value; a state-dependent one goes in the text.
     const description = meta.defaultText ? `${meta.description} (default: ${meta.defaultText})` : meta.description;
-    const option = def.type === "boolean" ? new Option(name, description) : new Option(`${name} <${meta.placeholder ?? kebab(key)}>`, description);
+    const value = meta.optionalValue ? `[${meta.placeholder ?? kebab(key)}]` : `<${meta.placeholder ?? kebab(key)}>`;
+    const option = def.type === "boolean" ? new Option(name, description) : new Option(`${name} ${value}`, description);
     if (def.type === "enum") option.choices(Object.values(def.entries!));
     if (def.type === "number") option.argParser(wholeNumber);
     if (defaultValue !== undefined) option.default(defaultValue);

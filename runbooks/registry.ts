@@ -25,6 +25,11 @@ import { maintenanceSlowQueries, maintenanceUnusedIndexes } from "./maintenance/
 import { supportBundle } from "./support-bundle.ts";
 import { logs } from "./logs.ts";
 import { cleanupLogs, cleanupResults } from "./cleanup.ts";
+import { killSwitchOff, killSwitchOn, killSwitchStatus } from "./kill-switch.ts";
+import { rollbackApp, rollbackMigration, rollbackModel } from "./rollback.ts";
+import { start, stop } from "./stop-start.ts";
+import { circuitBreakerReset, circuitBreakerStatus, positionsCloseAll, positionsList, tradingPause, tradingResume, tradingStatus } from "./trading.ts";
+import { upgradeApp } from "./upgrade.ts";
 
 // Each entry keeps its own args and target types; the CLI only needs their common shape.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -47,6 +52,23 @@ export const COMMANDS: Entry[] = [
   failback,
   unlock,
   drill,
+  // Trading controls, stop/start, rollback and upgrade (issue 10).
+  killSwitchOn,
+  killSwitchOff,
+  killSwitchStatus,
+  tradingPause,
+  tradingResume,
+  tradingStatus,
+  positionsList,
+  positionsCloseAll,
+  circuitBreakerStatus,
+  circuitBreakerReset,
+  stop,
+  start,
+  rollbackApp,
+  rollbackMigration,
+  rollbackModel,
+  upgradeApp,
   // Database and Redis care (issue 12): each change shows its exact SQL or Redis command in --dry-run.
   maintenanceVacuum,
   maintenanceAnalyze,
@@ -70,8 +92,14 @@ export const COMMANDS: Entry[] = [
 /** The words that group several commands (`tradeops sandbox up|down|status`). */
 export const GROUPS: Record<string, string> = {
   backups: "the backup sets in the stack's repository",
-  maintenance: "database care: vacuum, retention, indexes, slow queries, stuck sessions (each --dry-run prints its SQL)",
-  redis: "Redis care: queues, big keys, TTLs",
+  "circuit-breaker": "the trading bot's circuit breaker (I2)",
   cleanup: "old result files and rotated logs",
+  "kill-switch": "the emergency stop of all trading (I1)",
+  maintenance: "database care: vacuum, retention, indexes, slow queries, stuck sessions (each --dry-run prints its SQL)",
+  positions: "the bot's open positions (I3)",
+  redis: "Redis care: queues, big keys, TTLs",
+  rollback: "put the app, its migrations or its model back (I4), together in the safe order",
+  trading: "pause and resume trading (I9)",
+  upgrade: "roll the app forward, watched, with automatic rollback (Z7)",
   sandbox: "the local sandbox: the whole stack as real processes on 127.0.0.1",
 };

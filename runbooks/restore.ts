@@ -28,6 +28,7 @@ import { downloadRdb, keyCount, listRedisSnapshots, redisInfo, type RedisManifes
 import { writeThroughTraffic } from "./probes.ts";
 import { tableSteps, tablesReport } from "./restore-tables.ts";
 import { TableList } from "./table-dumps.ts";
+import { ModelVersion, modelRestoreSteps, modelSetReport } from "./model-sets.ts";
 import { appReconnectedStep, inRecovery, pauseTradingStep, replicationOf, resumeTradingStep, RoleChange, tradingLine, until } from "./role-change.ts";
 
 /** The forms `--to-time` accepts, quoted in the exit-2 line. */
@@ -87,12 +88,13 @@ export const RestoreArgs = z
       description: "skip `pgbackrest verify` in the preflight (it reads the whole repository: 30 s of a 55 s RTO for 1 GB here); pgBackRest still checks each file as it restores, and a failure backs out",
     }),
     reason: flag(z.string().trim().min(1).max(500).optional(), { description: "why: goes to the audit log and to the ops API's pause", placeholder: "text" }),
+    models: flag(ModelVersion.optional(), { description: "restore this model set from models/ in the bucket: checksums verified, put in place, reloaded through the API (I4)", placeholder: "version" }),
   })
   .superRefine((args, issues) => {
     const targets = [args.toTime && "--to-time", args.toLsn && "--to-lsn", args.toName && "--to-name"].filter(Boolean);
     if (targets.length > 1) issues.addIssue({ code: "custom", path: ["toTime"], message: `${targets.join(" and ")} exclude each other: name one target` });
-    const what = [args.db && "--db", args.redis && "--redis", args.tables && "--tables"].filter(Boolean);
-    if (!what.length) issues.addIssue({ code: "custom", path: ["db"], message: "name what to restore: --db latest|LABEL, --tables t1,t2 or --redis latest|ID" });
+    const what = [args.db && "--db", args.redis && "--redis", args.tables && "--tables", args.models && "--models"].filter(Boolean);
+    if (!what.length) issues.addIssue({ code: "custom", path: ["db"], message: "name what to restore: --db latest|LABEL, --tables t1,t2, --redis latest|ID or --models VERSION" });
     if (what.length > 1) issues.addIssue({ code: "custom", path: ["db"], message: `restore ${what.join(" and ")} in separate runs (PostgreSQL first)` });
     if (args.dump && !args.tables) issues.addIssue({ code: "custom", path: ["dump"], message: "--dump names the table dump of --tables" });
     if (args.skipVerify && !args.db) issues.addIssue({ code: "custom", path: ["skipVerify"], message: "--skip-verify applies to --db" });
@@ -154,12 +156,14 @@ export const restore = defineRunbook({
   mutates: true,
   args: RestoreArgs,
   steps: (args, { outputs }) => {
+    if (args.models) return modelRestoreSteps(outputs, args.models);
     if (args.redis) return redisSteps(args.redis, args.reason, outputs);
     if (args.tables) return tableSteps(args.tables, args.dump ?? "latest", args.reason, outputs);
     return databaseSteps(args, outputs);
   },
   report: (facts) => {
     if (facts.redisSnapshot) return redisReport(facts);
+    if (facts.modelSet) return modelSetReport(facts);
     if (facts.tableDump) return tablesReport(facts);
     const started = facts.startedAt as number | undefined;
     const firstWrite = facts.firstWriteAt as number | undefined;

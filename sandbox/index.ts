@@ -96,6 +96,20 @@ export interface Sandbox {
   readonly traffic: SandboxTraffic;
   /** Redis's snapshot files, for `backup --redis` and `restore --redis`. */
   readonly redis: SandboxRedis;
+  /** The reference API's releases, for `rollback` and `upgrade`. */
+  readonly app: SandboxApp;
+}
+
+/** I4, Z7: the reference API's releases (sandbox/ops-api/releases.json) and which one runs. */
+export interface SandboxApp {
+  /** Every release the sandbox can run, oldest first. */
+  releases(): string[];
+  /** The release running now and the one before it, as recorded. */
+  release(): { current: string; previous?: string };
+  /** The schema version a release's migrations reach. */
+  schemaVersionOf(version: string): number;
+  /** Stops the API, records `version` as current (the one before as previous; outputs.json follows), starts it; resolves once it answers /health/ready. */
+  deploy(version: string, log?: (line: string) => void): Promise<void>;
 }
 
 export interface SandboxRedis {

@@ -4,6 +4,7 @@
  */
 import { describeIssue, StackOutputs } from "../contract/outputs.ts";
 import { slotOf, standbyOf, type SandboxLayout } from "./layout.ts";
+import { appOutputs } from "./releases.ts";
 import { S3RVER_CREDENTIALS, type SandboxSecrets } from "./secrets.ts";
 
 export function sandboxOutputs(layout: SandboxLayout, secrets: SandboxSecrets): StackOutputs {
@@ -38,6 +39,7 @@ export function sandboxOutputs(layout: SandboxLayout, secrets: SandboxSecrets): 
     opsApi: { url: `http://${host}:${layout.ports.opsApi}`, token: secrets.opsApiToken, killSwitchAdminKey: secrets.killSwitchAdminKey },
     monitoring: { prometheusUrl: `http://${host}:${layout.ports.prometheus}` },
     lock: { kind: "file" },
+    app: appOutputs(layout),
     backup: {
       type: "s3",
       // Field notes: pgBackRest 2.45 with verify-tls rejects IP-only certificates.

@@ -22,9 +22,10 @@ import { prometheus } from "./components/prometheus.ts";
 import { placeRdb, putBackRdb, rdbFileOf, redis, startRedisWithoutAof } from "./components/redis.ts";
 import { s3Store } from "./components/s3-store.ts";
 import type { StackOutputs } from "../contract/outputs.ts";
-import type { Sandbox, SandboxOptions, SandboxPostgres, SandboxRedis, SandboxStatus, SandboxTask, SandboxTraffic } from "./index.ts";
+import type { Sandbox, SandboxApp, SandboxOptions, SandboxPostgres, SandboxRedis, SandboxStatus, SandboxTask, SandboxTraffic } from "./index.ts";
 import { PORT_OFFSETS, sandboxLayout, standbyOf, type ComponentName, type SandboxLayout, type SandboxLayoutOptions } from "./layout.ts";
 import { sandboxOutputs } from "./outputs.ts";
+import { recordRelease, releaseCatalogue, releaseNamed, releaseState } from "./releases.ts";
 import { busyPort, notADirectory, upBlockers } from "./preflight.ts";
 import { chownToOsUser, markedProcesses, run, stopAll } from "./processes.ts";
 import { mintSecrets, readSecrets, saveSecrets, secretsRemedy, type SandboxSecrets } from "./secrets.ts";
@@ -326,6 +327,21 @@ class LocalSandbox implements Sandbox {
     freeBytes: () => {
       const fs = statfsSync(this.layout.redis.dataDir);
       return Number(fs.bavail) * Number(fs.bsize);
+    },
+  };
+
+  readonly app: SandboxApp = {
+    releases: () => releaseCatalogue().releases.map((release) => release.version),
+    release: () => releaseState(this.layout),
+    schemaVersionOf: (version) => releaseNamed(version).schemaVersion,
+    deploy: async (version, log = () => {}) => {
+      releaseNamed(version);
+      await opsApi.stop?.(this.layout, log);
+      recordRelease(this.layout, version);
+      // The outputs name the current and previous release: every later command reads the new ones.
+      this.outputs = sandboxOutputs(this.layout, this.secrets);
+      writeSandboxFiles(this.layout, this.secrets);
+      await runTask(this.startTask(opsApi), log);
     },
   };
 

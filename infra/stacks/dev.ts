@@ -16,7 +16,7 @@ import { DockerRedis } from "../components/docker/redis.ts";
 import { DockerTimescalePair, type DockerPgNode } from "../components/docker/timescale.ts";
 import { DockerTrafficProxy } from "../components/docker/traffic-proxy.ts";
 import { PG_PATHS } from "../components/rendered-files.ts";
-import { PGBACKREST_PREFIX, alertReceiversOf, notificationsOf, replicationRoleOf, stackLockOf, type StackExports } from "./exports.ts";
+import { PGBACKREST_PREFIX, alertReceiversOf, appReleaseOf, notificationsOf, replicationRoleOf, stackLockOf, type StackExports } from "./exports.ts";
 
 /** Host ports: the sandbox's offsets from a base port, so `dev` and `sandbox` never collide. */
 export function devHostPorts(base: number) {
@@ -204,6 +204,7 @@ export function devStack(config: DevConfig): StackExports {
     },
     redis: { host, port: ports.redis, password: secrets.redisPassword },
     opsApi: { url: `http://${host}:${ports.api}`, token: secrets.opsApiToken },
+    app: appReleaseOf(config.apiImage),
     backup: {
       type: "s3",
       // The certificate names `localhost` too, for pgBackRest or the AWS SDK run on the host.

@@ -58,3 +58,13 @@ export function alertReceiversOf(config: Parameters<typeof notificationsOf>[0]) 
     ...(config.discordWebhookUrl ? { discord: { webhookUrl: config.discordWebhookUrl } } : {}),
   };
 }
+
+/**
+ * The contract's `app` (I4, Z7): the release is the API image's tag, and `tradeops:apiImage` is the
+ * key `rollback app` / `upgrade app` set (`pulumi config set`), so the next `pulumi up` keeps what runs.
+ */
+export function appReleaseOf(apiImage: string): StackExports["app"] {
+  const at = apiImage.lastIndexOf(":");
+  const tagged = at > apiImage.lastIndexOf("/");
+  return { current: tagged ? apiImage.slice(at + 1) : "latest", image: tagged ? apiImage.slice(0, at) : apiImage, imageConfigKey: "tradeops:apiImage" };
+}

@@ -13,7 +13,7 @@ import { FailoverRecord } from "../components/aws/failover-record.ts";
 import { KubernetesObservability, PROMETHEUS_NAME } from "../components/kubernetes/observability.ts";
 import { KubernetesTimescale } from "../components/kubernetes/timescale.ts";
 import { PG_PATHS, PG_PORT } from "../components/rendered-files.ts";
-import { alertReceiversOf, notificationsOf, replicationRoleOf, stackLockOf, type StackExports } from "./exports.ts";
+import { alertReceiversOf, appReleaseOf, notificationsOf, replicationRoleOf, stackLockOf, type StackExports } from "./exports.ts";
 import { backupExportOf, createApplicationTier, createKubernetesSite, kubernetesPlatformOf, pgbackrestRepositoryOf, type S3Backups } from "./kubernetes-site.ts";
 
 export const DR_SITE_NAME = "dr";
@@ -141,6 +141,7 @@ export function prodStack(config: ProdConfig): StackExports {
     },
     redis: { host: redis.host, port: redis.port, password: secrets.redisPassword },
     opsApi: { url: `https://${config.apiHostname}`, token: secrets.opsApiToken },
+    app: appReleaseOf(config.apiImage),
     backup: backupExportOf(config, s3Backups),
     lock: stackLockOf(config.stanza),
     // In-cluster URLs: `health` reaches them from inside the cluster (or through a port-forward).

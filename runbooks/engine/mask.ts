@@ -3,7 +3,7 @@
  * --json results and support bundles. Two nets: the exact secret values the outputs contract marks
  * with `secret()`, and keys that look like credentials in argument objects.
  */
-const CREDENTIAL_KEY = /pass(word)?|secret|token|api[-_]?key|admin[-_]?key|private|credential|webhook|confirmation[-_]?code/i;
+const CREDENTIAL_KEY = /pass(word)?|secret|token|api[-_]?key|admin[-_]?key|private|credential|webhook|confirmation[-_]?code|^code$/i;
 const MASK = "****";
 
 export class Masker {

@@ -6,6 +6,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import type { SandboxComponent } from "../component.ts";
 import { projectRoot } from "../../contract/home.ts";
 import type { SandboxLayout } from "../layout.ts";
+import { releaseEnv } from "../releases.ts";
 import { assertPortFree, httpStatus, livePid, notReady, spawnDaemon, stopDaemon, waitUntil } from "../processes.ts";
 
 const READY_TIMEOUT_MS = 30_000;
@@ -44,6 +45,9 @@ export const opsApi: SandboxComponent = {
       // Node strips the types itself, except under node_modules (an installed copy): tsx there.
       args: [`--env-file=${layout.opsApi.envFile}`, ...(process.features.typescript && !layout.opsApi.main.split("/").includes("node_modules") ? [] : ["--import", "tsx"]), layout.opsApi.main],
       cwd: projectRoot,
+      // I4: the version, migrations, model dir (and drill fault) of the release that runs now: a
+      // deploy changes them, so they come with each start (the environment wins over the env file).
+      env: releaseEnv(layout),
       log: layout.opsApi.log,
       pidFile: layout.opsApi.pidFile,
     });
@@ -57,5 +61,6 @@ export const opsApi: SandboxComponent = {
     if (!ready) throw notReady("the ops API", "answer GET /health/ready with 200", 10_000, layout.opsApi.log);
   },
 
-  stop: (layout) => stopDaemon(layout, layout.opsApi),
+  // Z4: its graceful shutdown drains for up to 30 s before it exits by itself; SIGKILL only after that.
+  stop: (layout) => stopDaemon(layout, layout.opsApi, 35_000),
 };

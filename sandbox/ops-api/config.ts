@@ -20,6 +20,13 @@ export const OpsApiEnv = z
     OPS_API_TOKEN: secretValue,
     KILL_SWITCH_ADMIN_KEY: secretValue,
     OPS_API_VERSION: z.string().min(1).default("sandbox"),
+    /** I4: numbered up/down SQL files; at start the API migrates up (never down) to OPS_API_SCHEMA_VERSION. */
+    OPS_API_MIGRATIONS_DIR: z.string().min(1).optional(),
+    OPS_API_SCHEMA_VERSION: z.string().regex(/^\d{1,6}$/, "must be a whole number").transform(Number).optional(),
+    /** I4: the live model set (files + a VERSION file), read at start and on POST /api/model/reload. */
+    OPS_API_MODEL_DIR: z.string().min(1).optional(),
+    /** Drills only: `api-500` answers 500 to every /api/* request (a broken release whose readiness stays green). */
+    OPS_API_FAULT: z.enum(["none", "api-500"]).default("none"),
   })
   // I1: the admin key is the bypass of last resort; if it equaled the token, any API caller could force-deactivate.
   .refine((env) => env.KILL_SWITCH_ADMIN_KEY !== env.OPS_API_TOKEN, {
@@ -39,6 +46,11 @@ export interface OpsApiConfig {
   killSwitchAdminKey: string;
   /** Reported by `/health`. */
   version: string;
+  /** Migrate up to `schemaVersion` at start (I4). */
+  migrations?: { dir: string; schemaVersion: number };
+  /** The live model set's dir (I4). */
+  modelDir?: string;
+  fault?: "none" | "api-500";
   /** Where JSON log lines go; stdout by default. Tests pass a collector. */
   logSink?: (line: string) => void;
 }
@@ -66,6 +78,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv): EnvResult {
       token: values.OPS_API_TOKEN,
       killSwitchAdminKey: values.KILL_SWITCH_ADMIN_KEY,
       version: values.OPS_API_VERSION,
+      migrations: values.OPS_API_MIGRATIONS_DIR && values.OPS_API_SCHEMA_VERSION !== undefined ? { dir: values.OPS_API_MIGRATIONS_DIR, schemaVersion: values.OPS_API_SCHEMA_VERSION } : undefined,
+      modelDir: values.OPS_API_MODEL_DIR,
+      fault: values.OPS_API_FAULT,
     },
   };
 }

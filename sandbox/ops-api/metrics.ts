@@ -14,6 +14,8 @@ export interface MetricSources {
   queueLengths(): Promise<Map<string, number>>;
   stateGauges(): Promise<StateGauges>;
   circuitBreakerState(): Promise<CircuitBreakerState>;
+  /** I4: the release and model version, as `tradeops_app_info{version, model_version} 1`. */
+  appInfo?(): { version: string; modelVersion: string };
 }
 
 const CIRCUIT_BREAKER_VALUE: Record<CircuitBreakerState, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
@@ -31,6 +33,7 @@ export class OpsMetrics {
   private readonly killSwitchActive = this.gauge("kill_switch_active", "1 while the kill switch is active (I1).");
   private readonly circuitBreakerState = this.gauge("circuit_breaker_state", "0 closed, 1 half-open, 2 open (I2).");
   private readonly openPositions = this.gauge("open_positions", "Open positions (I3).");
+  private readonly appInfo = this.gauge("tradeops_app_info", "1, labelled with the running release and model version (I4).", ["version", "model_version"]);
 
   readonly contentType = this.registry.contentType;
 
@@ -48,6 +51,10 @@ export class OpsMetrics {
   /** Refreshes the state gauges from their sources, then renders the exposition text. */
   async scrape(): Promise<string> {
     await Promise.all([this.refreshQueues(), this.refreshState(), this.refreshCircuitBreaker()]);
+    const info = this.sources.appInfo?.();
+    // One series: a model reload must not leave the old version's series behind.
+    this.appInfo.reset();
+    if (info) this.appInfo.set({ version: info.version, model_version: info.modelVersion }, 1);
     return this.registry.metrics();
   }
 

@@ -19,6 +19,7 @@ import {
   KillSwitchDeactivateRequest,
   KillSwitchForceDeactivateRequest,
   type LivenessReport,
+  type ModelStatus,
   PositionOpenRequest,
   TradingPauseRequest,
 } from "../../contract/ops-api.ts";
@@ -53,6 +54,13 @@ export interface RouteDependencies {
   metrics: OpsMetrics;
   probes: ReadinessProbes;
   startedAt: number;
+  model: ModelHolder;
+}
+
+/** I4: the model set the bot trades with; `reload` re-reads its dir (and throws when it cannot). */
+export interface ModelHolder {
+  status?: ModelStatus;
+  reload(): ModelStatus;
 }
 
 export function createRouteContext(request: IncomingMessage): RouteContext {
@@ -60,7 +68,7 @@ export function createRouteContext(request: IncomingMessage): RouteContext {
 }
 
 export function opsRoutes(deps: RouteDependencies): Route[] {
-  return [...healthRoutes(deps), ...killSwitchRoutes(deps), ...circuitBreakerRoutes(deps), ...tradingRoutes(deps)];
+  return [...healthRoutes(deps), ...killSwitchRoutes(deps), ...circuitBreakerRoutes(deps), ...tradingRoutes(deps), ...modelRoutes(deps)];
 }
 
 const reply = (status: number, body: unknown): Reply => ({ status, body });
@@ -68,7 +76,7 @@ const get = (path: string, handle: Route["handle"]): Route => ({ method: "GET", 
 const post = (path: string, handle: Route["handle"]): Route => ({ method: "POST", path, handle });
 
 /** Z1, C1, S4: open endpoints for probes and Prometheus. */
-function healthRoutes({ config, metrics, probes, startedAt }: RouteDependencies): Route[] {
+function healthRoutes({ config, metrics, probes, startedAt, model }: RouteDependencies): Route[] {
   return [
     get("/health", async () => {
       const liveness: LivenessReport = {
@@ -76,6 +84,7 @@ function healthRoutes({ config, metrics, probes, startedAt }: RouteDependencies)
         timestamp: new Date().toISOString(),
         version: config.version,
         uptime_s: Math.round((Date.now() - startedAt) / 100) / 10,
+        model_version: model.status?.version,
       };
       return reply(200, liveness);
     }),
@@ -182,6 +191,28 @@ function tradingRoutes({ log, store }: RouteDependencies): Route[] {
       const closed = await store.closeAllPositions(reason);
       log.warn("positions closed", { closed, reason });
       return reply(200, { closed });
+    }),
+  ];
+}
+
+/** I4: the model rollback's last step: put the older set in place, then reload. */
+function modelRoutes({ log, model }: RouteDependencies): Route[] {
+  return [
+    get("/api/model", async () => {
+      if (!model.status) throw new HttpError(503, "no model loaded");
+      return reply(200, model.status);
+    }),
+    post("/api/model/reload", async ({ body }) => {
+      await body(EmptyRequest);
+      let status: ModelStatus;
+      try {
+        status = model.reload();
+      } catch (error) {
+        log.error("model reload failed; the previous model stays loaded", { error: error instanceof Error ? error.message : String(error) });
+        throw new HttpError(503, `model reload failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      log.info("model reloaded", { version: status.version, files: status.files.length });
+      return reply(200, status);
     }),
   ];
 }

@@ -17,7 +17,8 @@ import { DependencyUnavailable, HttpError, hasBearerToken } from "./http.ts";
 import { createLogger, errorMessage, type Logger, maskUrl, urlPassword } from "./log.ts";
 import { OpsMetrics } from "./metrics.ts";
 import { CircuitBreaker, connectRedis, firstConnectAttempt, pingRedis, queueLengths } from "./redis.ts";
-import { createRouteContext, opsRoutes, type Reply, type Route } from "./routes.ts";
+import { createRouteContext, type ModelHolder, opsRoutes, type Reply, type Route } from "./routes.ts";
+import { loadModel, migrateUp } from "./release.ts";
 import { createPool, TradingStore } from "./state.ts";
 
 export type { OpsApiConfig } from "./config.ts";
@@ -45,10 +46,12 @@ export async function startOpsApi(config: OpsApiConfig): Promise<OpsApi> {
   const redis = connectRedis(config.redisUrl, log);
   const store = new TradingStore(pool);
   const breaker = new CircuitBreaker(redis);
+  const model = modelHolder(config, log);
   const metrics = new OpsMetrics({
     queueLengths: () => queueLengths(redis),
     stateGauges: () => store.gauges(),
     circuitBreakerState: async () => (await breaker.status()).state,
+    appInfo: () => ({ version: config.version, modelVersion: model.status?.version ?? "" }),
   });
   const routes = opsRoutes({
     config,
@@ -58,13 +61,15 @@ export async function startOpsApi(config: OpsApiConfig): Promise<OpsApi> {
     metrics,
     probes: { database: () => store.probeWritable(), redis: () => pingRedis(redis) },
     startedAt: Date.now(),
+    model,
   });
-  const http: HttpContext = { routes, token: config.token, metrics, log, draining: false, inFlight: 0 };
+  const http: HttpContext = { routes, token: config.token, metrics, log, draining: false, inFlight: 0, fault: config.fault ?? "none" };
   const server = createServer((request, response) => void serve(http, request, response));
 
   // One attempt at each dependency before listening, so readiness is meaningful from the first probe.
   // Both are bounded by their connect timeouts; a failure only delays them to first use or reconnect.
   await Promise.all([tryCreateSchema(store, log), firstConnectAttempt(redis)]);
+  if (config.migrations) await migrateUp(config.databaseUrl, config.migrations, log);
   const releaseDependencies = async () => {
     redis.disconnect();
     await pool.end();
@@ -97,6 +102,7 @@ interface HttpContext {
   log: Logger;
   draining: boolean;
   inFlight: number;
+  fault: NonNullable<OpsApiConfig["fault"]>;
 }
 
 async function serve(http: HttpContext, request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -132,6 +138,7 @@ async function answer(http: HttpContext, request: IncomingMessage): Promise<{ ro
     return { route: label, reply: { ...unauthorized, headers: { "www-authenticate": "Bearer" } } };
   }
   if (candidates.length === 0) return { route: label, reply: errorReply(404, `no route ${path}`) };
+  if (http.fault === "api-500" && path.startsWith("/api/")) return { route: label, reply: errorReply(500, "internal error (injected fault of this release)") };
   const route = candidates.find((candidate) => candidate.method === request.method);
   if (!route) return { route: label, reply: methodNotAllowed(candidates) };
   try {
@@ -139,6 +146,25 @@ async function answer(http: HttpContext, request: IncomingMessage): Promise<{ ro
   } catch (error) {
     return { route: label, reply: failureReply(error, label, http.log) };
   }
+}
+
+/** The model set of `config.modelDir`, loaded once at start; a dir that cannot be read leaves none loaded (said in the log). */
+function modelHolder(config: OpsApiConfig, log: Logger): ModelHolder {
+  const holder: ModelHolder = {
+    reload: () => {
+      if (!config.modelDir) throw new Error("this API has no model dir (OPS_API_MODEL_DIR)");
+      holder.status = loadModel(config.modelDir);
+      return holder.status;
+    },
+  };
+  if (config.modelDir) {
+    try {
+      log.info("model loaded", { version: holder.reload().version });
+    } catch (error) {
+      log.warn("no model loaded", { error: errorMessage(error) });
+    }
+  }
+  return holder;
 }
 
 async function tryCreateSchema(store: TradingStore, log: Logger): Promise<void> {

@@ -13,6 +13,13 @@
  *   ConfigMap value that is not a string, or a failed JSON-patch `test`, is 422 Invalid.
  *
  * A missing object is 404 NotFound; every answer has a Date header (the server's clock).
+ *
+ * With `deploymentController`, apps/v1 ReplicaSets are listed (by label selector) and a PATCH that
+ * changes a Deployment's pod template is rolled out at once, as the controller would: the
+ * ReplicaSet with that template (pod-template-hash aside) gets the next revision, or a new one is
+ * made; generation and status (observed, updated, available) follow. That is what `rollout undo`
+ * and an image change need to be tested through @kubernetes/client-node. A change of `spec.replicas`
+ * of a Deployment or StatefulSet (`kubectl scale`) is reflected in its status at once.
  */
 import { writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -25,7 +32,7 @@ interface StoredLease {
 }
 
 /** Kinds the fake serves besides Leases, by their URL plural. */
-export type FakeKind = "services" | "pods" | "configmaps" | "deployments";
+export type FakeKind = "services" | "pods" | "configmaps" | "deployments" | "replicasets" | "statefulsets";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type KubeObject = { metadata: { name: string; namespace?: string; resourceVersion?: string; [key: string]: any }; [key: string]: any };
@@ -47,16 +54,20 @@ export interface FakeKubeApi {
 }
 
 const LEASE_PATH = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/?]+))?/;
-const OBJECT_PATH = /^\/(?:api\/v1|apis\/apps\/v1)\/namespaces\/([^/]+)\/(services|pods|configmaps|deployments)\/([^/?]+)(?:\?.*)?$/;
+const OBJECT_PATH = /^\/(?:api\/v1|apis\/apps\/v1)\/namespaces\/([^/]+)\/(services|pods|configmaps|deployments|replicasets|statefulsets)\/([^/?]+)(?:\?.*)?$/;
+const REPLICA_SET_LIST = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/replicasets(?:\?(.*))?$/;
 const KIND_OF: Record<FakeKind, { apiVersion: string; kind: string; group: string }> = {
   services: { apiVersion: "v1", kind: "Service", group: "services" },
   pods: { apiVersion: "v1", kind: "Pod", group: "pods" },
   configmaps: { apiVersion: "v1", kind: "ConfigMap", group: "configmaps" },
   deployments: { apiVersion: "apps/v1", kind: "Deployment", group: "deployments.apps" },
+  replicasets: { apiVersion: "apps/v1", kind: "ReplicaSet", group: "replicasets.apps" },
+  statefulsets: { apiVersion: "apps/v1", kind: "StatefulSet", group: "statefulsets.apps" },
 };
+const REVISION = "deployment.kubernetes.io/revision";
 const PATCH_TYPES = ["application/merge-patch+json", "application/strategic-merge-patch+json", "application/json-patch+json"];
 
-export async function startFakeKubeApi(dir: string): Promise<FakeKubeApi> {
+export async function startFakeKubeApi(dir: string, options: { deploymentController?: boolean } = {}): Promise<FakeKubeApi> {
   const leases = new Map<string, StoredLease>();
   const objects = new Map<string, KubeObject>();
   const patches: FakeKubeApi["patches"] = [];
@@ -72,6 +83,8 @@ export async function startFakeKubeApi(dir: string): Promise<FakeKubeApi> {
   };
   const server = createServer(async (req, res) => {
     res.setHeader("date", new Date().toUTCString());
+    const listMatch = options.deploymentController && req.method === "GET" ? REPLICA_SET_LIST.exec(req.url ?? "") : null;
+    if (listMatch) return listReplicaSets(res, listMatch[1]!, new URLSearchParams(listMatch[2] ?? "").get("labelSelector") ?? "");
     const objectMatch = OBJECT_PATH.exec(req.url ?? "");
     if (objectMatch) return serveObject(req, res, objectMatch[1]!, objectMatch[2] as FakeKind, decodeURIComponent(objectMatch[3]!));
     const body = await readBody(req);
@@ -153,9 +166,50 @@ export async function startFakeKubeApi(dir: string): Promise<FakeKubeApi> {
     const invalid = invalidField(patched, kind);
     if (invalid) return answer(422, "Invalid", `${kindName} "${name}" is invalid: ${invalid}: must be a string`);
     patched.metadata = { ...patched.metadata, name, namespace, resourceVersion: String(++version) };
+    if (options.deploymentController && kind === "deployments" && JSON.stringify(patched.spec?.template) !== JSON.stringify(current.spec?.template)) rollOut(namespace, patched);
+    // Scaling (kubectl scale): the pods come and go at once.
+    if (options.deploymentController && (kind === "deployments" || kind === "statefulsets") && patched.spec?.replicas !== current.spec?.replicas) {
+      const replicas = patched.spec.replicas;
+      patched.status = { ...patched.status, observedGeneration: patched.metadata.generation, replicas, readyReplicas: replicas, availableReplicas: replicas, updatedReplicas: replicas };
+    }
     objects.set(key, patched);
     patches.push({ path: req.url ?? "", contentType, status: 200 });
     return object(res, 200, kind, patched);
+  }
+
+  /** The controller's work, done at once: the template's ReplicaSet gets the next revision; the Deployment is rolled out. */
+  function rollOut(namespace: string, deployment: KubeObject): void {
+    const owned = [...objects.entries()].filter(([key, rs]) => key.startsWith(`replicasets/${namespace}/`) && rs.metadata.ownerReferences?.some((o: { uid: string }) => o.uid === deployment.metadata.uid)).map(([, rs]) => rs);
+    const next = Math.max(0, ...owned.map((rs) => Number(rs.metadata.annotations?.[REVISION] ?? 0))) + 1;
+    const bare = (template: KubeObject["spec"]) => {
+      const copy = structuredClone(template);
+      delete copy?.metadata?.labels?.["pod-template-hash"];
+      return JSON.stringify(sortedKeys(copy));
+    };
+    const same = owned.find((rs) => bare(rs.spec.template) === bare(deployment.spec.template));
+    const replicas = deployment.spec.replicas ?? 1;
+    if (same) {
+      same.metadata.annotations = { ...same.metadata.annotations, [REVISION]: String(next) };
+      same.metadata.resourceVersion = String(++version);
+    } else {
+      const hash = `h${next}`;
+      put("replicasets", namespace, {
+        metadata: { name: `${deployment.metadata.name}-${hash}`, labels: { ...deployment.spec.selector?.matchLabels, "pod-template-hash": hash }, annotations: { [REVISION]: String(next) }, ownerReferences: [{ kind: "Deployment", name: deployment.metadata.name, uid: deployment.metadata.uid }] },
+        spec: { replicas, template: { ...structuredClone(deployment.spec.template), metadata: { ...deployment.spec.template?.metadata, labels: { ...deployment.spec.template?.metadata?.labels, "pod-template-hash": hash } } } },
+      });
+    }
+    const generation = (deployment.metadata.generation ?? 1) + 1;
+    deployment.metadata.generation = generation;
+    deployment.status = { observedGeneration: generation, replicas, updatedReplicas: replicas, readyReplicas: replicas, availableReplicas: replicas };
+  }
+
+  function listReplicaSets(res: ServerResponse, namespace: string, selector: string): void {
+    const wanted = selector.split(",").filter(Boolean).map((pair) => pair.split("="));
+    const items = [...objects.entries()]
+      .filter(([key]) => key.startsWith(`replicasets/${namespace}/`))
+      .map(([, rs]) => rs)
+      .filter((rs) => wanted.every(([k, v]) => rs.metadata.labels?.[k!] === v));
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ apiVersion: "apps/v1", kind: "ReplicaSetList", metadata: { resourceVersion: String(version) }, items }));
   }
 
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -183,6 +237,13 @@ export async function startFakeKubeApi(dir: string): Promise<FakeKubeApi> {
     beforeNextPatch: (kind, namespace, name, change) => void pendingChanges.set(keyOf(kind, namespace, name), change),
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+}
+
+/** The same object with every map's keys in order: a client's serializer may order fields its own way. */
+function sortedKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortedKeys);
+  if (!value || typeof value !== "object") return value;
+  return Object.fromEntries(Object.entries(value).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, sortedKeys(v)]));
 }
 
 /** RFC 7386: objects merge, `null` deletes, anything else (lists included) replaces. */

@@ -24,8 +24,8 @@ const ADDED: Record<string, string[]> = {
   failover: ["--force", "--max-lag", "--reason"], // #8
   switchover: ["--reason"], // #8
   failback: ["--reason"], // #8
-  backup: ["--from", "--redis", "--tables", "--type"], // #7: --redis snapshots, --tables dumps, --from standby
-  restore: ["--db", "--dump", "--reason", "--redis", "--skip-verify", "--tables", "--to-lsn", "--to-name", "--to-time"], // #7
+  backup: ["--from", "--models", "--redis", "--tables", "--type"], // #7: --redis snapshots, --tables dumps, --models sets, --from standby
+  restore: ["--db", "--dump", "--models", "--reason", "--redis", "--skip-verify", "--tables", "--to-lsn", "--to-name", "--to-time"], // #7
   backups: [], // #7
   "backups list": [], // #7
   doctor: ["--only"], // #12
@@ -38,6 +38,22 @@ const ADDED: Record<string, string[]> = {
   "maintenance create-index": ["--columns", "--concurrently", "--name", "--table"], // #12
   redis: [], // #12
   "redis clear-queue": [], // #12
+  "kill-switch on": ["--reason"], // #10: I1
+  "kill-switch off": ["--admin-key-file", "--code", "--force"], // #10
+  "kill-switch status": [], // #10
+  "trading pause": ["--reason"], // #10: I9
+  "trading resume": [], // #10
+  "trading status": [], // #10
+  "positions list": [], // #10: I3
+  "positions close-all": ["--reason"], // #10
+  "circuit-breaker status": [], // #10: I2
+  "circuit-breaker reset": [], // #10
+  stop: ["--close-positions"], // #10: Z4, I9
+  start: [], // #10
+  "rollback app": ["--schema-version", "--to", "--with-migrations", "--with-model"], // #10: I4
+  "rollback migration": ["--steps", "--to"], // #10
+  "rollback model": ["--to"], // #10
+  "upgrade app": ["--skip-backup", "--to", "--watch"], // #10: Z7
 };
 
 function help(command: string): { commands: string[]; flags: string[] } {
