@@ -44,7 +44,7 @@ export async function checkBackups(outputs: StackOutputs, signal?: AbortSignal, 
 export const backupsCheck = defineRunbook({
   command: ["backups", "check"],
   name: "backups-check",
-  summary: "is the newest backup of each kind within the policy (PG full, archived WAL, Redis snapshot); exit 1 naming what is stale",
+  summary: "is the newest backup of each kind within the policy (PG full, archived WAL, Redis snapshot, the live model set); exit 1 naming what is stale",
   features: ["I6", "I7"],
   mutates: false,
   args: z.object({}),

@@ -94,12 +94,15 @@ describe("backups check (#7, I6)", () => {
     expect((await cli(outputsFile, "backup", "--type", "full")).code).toBe(0);
     await redisSnapshot();
     await archiveNow();
+    // The live model version must have its set in the bucket (I4, I7).
+    expect((await cli(outputsFile, "backup", "--models")).code).toBe(0);
 
     const fresh = await cli(outputsWith({ freshness: { pgFullMaxAgeSeconds: 3600, walMaxAgeSeconds: 3600, redisSnapshotMaxAgeSeconds: 3600 } }), "backups", "check");
     expect(fresh.code, fresh.stderr).toBe(0);
     expect(fresh.stdout).toMatch(/^✅ PostgreSQL full backup: \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ/m);
     expect(fresh.stdout).toMatch(/^✅ archived WAL: /m);
     expect(fresh.stdout).toMatch(/^✅ Redis snapshot: /m);
+    expect(fresh.stdout).toMatch(/^✅ model set: /m);
 
     await sleep(2_100);
     const strict = outputsWith({ freshness: { pgFullMaxAgeSeconds: 3600, walMaxAgeSeconds: 1, redisSnapshotMaxAgeSeconds: 1 } });
@@ -113,6 +116,7 @@ describe("backups check (#7, I6)", () => {
       ["PostgreSQL full backup", true],
       ["archived WAL", false],
       ["Redis snapshot", false],
+      ["model set", true],
     ]);
     const text = await cli(strict, "backups", "check");
     expect(text.code).toBe(1);

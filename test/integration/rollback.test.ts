@@ -208,7 +208,7 @@ describe("the full rollback and the upgrade (I4, Z7)", () => {
     expect((await liveness()).model_version).toBe("2026.12.10");
     const dry = await onStack("--dry-run", "upgrade", "app", "--to", "1.2.0");
     expect(dry.code).toBe(0);
-    expect(dry.stdout).toMatch(/3. Take an incremental backup of the primary\n/);
+    expect(dry.stdout).toMatch(/3. Take an incremental backup\n/);
     expect((await liveness()).version).toBe("1.1.0");
     expect((await onStack("upgrade", "app", "--to", "1.2.0", "--watch", "forever")).code).toBe(2);
   });
