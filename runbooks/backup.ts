@@ -1,8 +1,10 @@
 /**
- * `tradeops backup` — Z6, S8, I7: a physical backup of the primary into the stack's S3 repository
- * with pgBackRest, verified by reading the repository back. Interrupted, it says whether the
- * backup completed anyway (the repository is read again). Replaces the seeds' `pg_dump | gzip`
- * cron lines; retention (I7: full 30 d) is pgBackRest's `repo1-retention-full`, applied after each backup.
+ * `tradeops backup` — Z6, S8, I7: a physical backup of the cluster into the stack's S3 repository
+ * with pgBackRest (copied from the streaming standby when it can be), verified by reading the
+ * repository back. Interrupted, it says whether the backup completed anyway (the repository is read
+ * again). Replaces the seeds' `pg_dump | gzip` cron lines; retention (I7: full 30 d) is pgBackRest's
+ * `repo1-retention-full`, applied after each backup. `--redis`, `--tables` and `--models` take the
+ * other sets of the backup bucket instead.
  */
 import { z } from "zod";
 import { Refusal, StepFailure, oneLine } from "./engine/errors.ts";
