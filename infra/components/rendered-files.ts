@@ -4,12 +4,13 @@
  * options a container needs (listen on the pod network, paths inside the image, TimescaleDB, Docker's
  * DNS) and adds what only a container needs: the node start script and the primary's init script.
  */
+import { renderAlertRules } from "../config-files/alert-rules.ts";
 import { renderAlertmanagerYml, type AlertReceivers } from "../config-files/alertmanager.ts";
 import { renderGrafanaDatasourceYml } from "../config-files/grafana.ts";
 import { renderHaproxyCfg } from "../config-files/haproxy.ts";
 import { renderPgbackrestConf, type PgbackrestRepoOptions } from "../config-files/pgbackrest.ts";
 import { renderPgHba, renderPostgresqlConf, standardHbaRules } from "../config-files/postgresql.ts";
-import { renderAlertRules, renderPrometheusYml, type ScrapeTarget } from "../config-files/prometheus.ts";
+import { renderPrometheusYml, type ScrapeTarget } from "../config-files/prometheus.ts";
 import { renderRedisConf } from "../config-files/redis.ts";
 
 /** Paths inside the TimescaleDB HA image (uid 1000 `postgres`, PGDATA below its home). */

@@ -2,7 +2,8 @@
  * Prometheus (S4, S5): scrapes the ops API and itself, evaluates the generated alert rules.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { renderAlertRules, renderPrometheusYml } from "../../infra/config-files/prometheus.ts";
+import { renderAlertRules } from "../../infra/config-files/alert-rules.ts";
+import { renderPrometheusYml } from "../../infra/config-files/prometheus.ts";
 import type { SandboxComponent } from "../component.ts";
 import type { SandboxLayout } from "../layout.ts";
 import { assertPortFree, httpStatus, livePid, notReady, spawnDaemon, stopDaemon, waitUntil } from "../processes.ts";

@@ -11,12 +11,13 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { load as parseYaml } from "js-yaml";
 import { afterAll, describe, expect, it } from "vitest";
+import { renderAlertRules } from "../../infra/config-files/alert-rules.ts";
 import { renderAlertmanagerYml, type AlertmanagerYmlOptions } from "../../infra/config-files/alertmanager.ts";
 import { renderGrafanaDatasourceYml } from "../../infra/config-files/grafana.ts";
 import { POSTGRES_BACKEND, renderHaproxyCfg, type HaproxyCfgOptions } from "../../infra/config-files/haproxy.ts";
 import { renderPgbackrestConf, type PgbackrestConfOptions } from "../../infra/config-files/pgbackrest.ts";
 import { renderPgHba, renderPostgresqlConf, standardHbaRules } from "../../infra/config-files/postgresql.ts";
-import { alertRules, renderAlertRules, renderPrometheusYml } from "../../infra/config-files/prometheus.ts";
+import { renderPrometheusYml } from "../../infra/config-files/prometheus.ts";
 import { renderRedisConf } from "../../infra/config-files/redis.ts";
 
 const workDir = mkdtempSync(join(tmpdir(), "tradeops-config-files-"));
@@ -269,47 +270,6 @@ describe("prometheus.yml and alert rules", () => {
     expect(result.output).toMatch(/SUCCESS/);
     expect(result.code).toBe(0);
     expect(yml).toMatch(/job_name: "ops-api"/);
-  });
-
-  it("S5: promtool check rules accepts HighAPILatency, HighQueueSize and LowDatabaseConnections with the seed's thresholds", () => {
-    const result = check("promtool", ["check", "rules", writeTemp("rules.yml", renderAlertRules())]);
-    expect(result.code).toBe(0);
-    const byName = Object.fromEntries(alertRules().map((rule) => [rule.alert, rule]));
-    expect(byName.HighAPILatency).toMatchObject({ for: "5m", severity: "warning" });
-    expect(byName.HighAPILatency!.expr).toMatch(/histogram_quantile\(0\.95,.*http_request_duration_seconds_bucket.*\) > 1$/);
-    expect(byName.HighQueueSize).toMatchObject({ for: "10m", severity: "critical" });
-    expect(byName.HighQueueSize!.expr).toMatch(/tradeops_queue_length\) > 1000$/);
-    expect(byName.LowDatabaseConnections).toMatchObject({ for: "5m", severity: "critical" });
-    expect(byName.LowDatabaseConnections!.expr).toMatch(/< 5$/);
-  });
-
-  it("S5: HighQueueSize fires after 10 minutes above 1000 waiting jobs, not before (promtool test rules)", () => {
-    const rules = writeTemp("rules-under-test.yml", renderAlertRules());
-    const test = writeTemp(
-      "rules.test.yml",
-      [
-        `rule_files: [${JSON.stringify(rules)}]`,
-        "evaluation_interval: 1m",
-        "tests:",
-        "  - interval: 1m",
-        "    input_series:",
-        `      - series: 'tradeops_queue_length{queue="trade-execution"}'`,
-        "        values: '1500x20'",
-        "    alert_rule_test:",
-        "      - eval_time: 5m",
-        "        alertname: HighQueueSize",
-        "        exp_alerts: []",
-        "      - eval_time: 12m",
-        "        alertname: HighQueueSize",
-        "        exp_alerts:",
-        "          - exp_labels: { severity: critical, feature: S5, queue: trade-execution }",
-        "            exp_annotations: { summary: 'Work queue trade-execution holds more than 1000 waiting jobs' }",
-        "",
-      ].join("\n"),
-    );
-    const result = check("promtool", ["test", "rules", test]);
-    expect(result.output).toMatch(/SUCCESS/);
-    expect(result.code).toBe(0);
   });
 });
 
