@@ -7,7 +7,7 @@
  *   +1 pg-a (PostgreSQL primary)      +5 s3 (s3rver, HTTPS)
  *   +2 pg-b (PostgreSQL standby)      +6 ops-api (HTTP)
  *   +3 traffic (HAProxy → primary)    +7 prometheus (HTTP)
- *   +4 redis
+ *   +4 redis                          +8 alertmanager (HTTP)
  *
  * Files under the dir:
  *
@@ -17,6 +17,7 @@
  *   s3/data  s3/tls/{cert,key}.pem
  *   pgbackrest/{pgbackrest.conf,log,lock,spool}
  *   haproxy/haproxy.cfg   redis/{redis.conf,data}   prometheus/{prometheus.yml,rules.yml,data}
+ *   alertmanager/{alertmanager.yml,data}
  */
 import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -38,13 +39,14 @@ export const PORT_OFFSETS = {
   s3: 5,
   opsApi: 6,
   prometheus: 7,
+  alertmanager: 8,
 } as const;
 
 export type SandboxPorts = { -readonly [K in keyof typeof PORT_OFFSETS]: number };
 export type ReplicationMode = "sync" | "async";
 
 /** The components in start order; `down` walks it backwards. */
-export const COMPONENT_NAMES = ["s3", "pg-a", "stanza", "pg-b", "haproxy", "redis", "ops-api", "prometheus"] as const;
+export const COMPONENT_NAMES = ["s3", "pg-a", "stanza", "pg-b", "haproxy", "redis", "ops-api", "alertmanager", "prometheus"] as const;
 export type ComponentName = (typeof COMPONENT_NAMES)[number];
 export type PgNodeName = "pg-a" | "pg-b";
 
@@ -100,6 +102,7 @@ export interface SandboxLayout {
   redis: ProcessFiles & { dir: string; config: string; dataDir: string };
   opsApi: ProcessFiles & { main: string };
   prometheus: ProcessFiles & { dir: string; config: string; rules: string; dataDir: string };
+  alertmanager: ProcessFiles & { config: string; dataDir: string };
 }
 
 /** PostgreSQL refuses to run as root; as any other user the sandbox runs it as that user. */
@@ -166,6 +169,7 @@ export function sandboxLayout(opts: SandboxLayoutOptions): SandboxLayout {
       rules: join(dir, "prometheus", "rules.yml"),
       dataDir: join(dir, "prometheus", "data"),
     },
+    alertmanager: { ...processFiles("alertmanager"), config: join(dir, "alertmanager", "alertmanager.yml"), dataDir: join(dir, "alertmanager", "data") },
   };
 }
 

@@ -1,5 +1,6 @@
 /**
- * Prometheus (S4, S5): scrapes the ops API and itself, evaluates the generated alert rules.
+ * Prometheus (S4, S5): scrapes the ops API and itself, evaluates the generated alert rules and
+ * sends what fires to the sandbox's Alertmanager.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { renderAlertRules } from "../../infra/config-files/alert-rules.ts";
@@ -14,7 +15,7 @@ const baseUrl = (layout: SandboxLayout) => `http://${layout.host}:${layout.ports
 
 export const prometheus: SandboxComponent = {
   name: "prometheus",
-  startStep: () => "Start Prometheus with the S5 alert rules",
+  startStep: () => "Start Prometheus with the alert rules",
   stopStep: () => "Stop Prometheus",
   port: (layout) => layout.ports.prometheus,
   requires: () => [{ binary: "prometheus", debianPackage: "prometheus" }],
@@ -30,6 +31,7 @@ export const prometheus: SandboxComponent = {
       opsApiTarget: `${layout.host}:${layout.ports.opsApi}`,
       selfTarget: `${layout.host}:${layout.ports.prometheus}`,
       ruleFiles: [layout.prometheus.rules],
+      alertmanagers: [`${layout.host}:${layout.ports.alertmanager}`],
       scrapeInterval: "2s",
       evaluationInterval: "5s",
     });

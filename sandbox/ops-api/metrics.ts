@@ -6,14 +6,16 @@
  * read sets its gauges to NaN: 0 would claim, say, an inactive kill switch, and a stale value would
  * hide the outage.
  */
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { type CircuitBreakerState, WORK_QUEUES } from "../../contract/ops-api.ts";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { type CircuitBreakerState, type SimulationState, WORK_QUEUES } from "../../contract/ops-api.ts";
 import type { StateGauges } from "./state.ts";
 
 export interface MetricSources {
   queueLengths(): Promise<Map<string, number>>;
   stateGauges(): Promise<StateGauges>;
   circuitBreakerState(): Promise<CircuitBreakerState>;
+  /** I8 trading gauges of the simulated market. @default unset (gauges stay 0) */
+  market?(): SimulationState;
 }
 
 const CIRCUIT_BREAKER_VALUE: Record<CircuitBreakerState, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
@@ -31,6 +33,15 @@ export class OpsMetrics {
   private readonly killSwitchActive = this.gauge("kill_switch_active", "1 while the kill switch is active (I1).");
   private readonly circuitBreakerState = this.gauge("circuit_breaker_state", "0 closed, 1 half-open, 2 open (I2).");
   private readonly openPositions = this.gauge("open_positions", "Open positions (I3).");
+  // I8 alert inputs (infra/config-files/alert-rules.ts); the exchange and websocket counters stay at 0
+  // against the simulated exchange, but exist so the rules and dashboards name real series.
+  private readonly requestErrors = new Counter({ name: "http_request_errors_total", help: "Answers with a 5xx status (I8 API error rate).", labelNames: ["route", "status"] as const, registers: [this.registry] });
+  private readonly dailyLoss = this.gauge("trading_daily_loss_ratio", "Today's loss as a fraction of the day's starting equity (I8: 3 % warn, 5 % stop).");
+  private readonly drawdown = this.gauge("trading_drawdown_ratio", "Drawdown from the equity peak, 0-1 (I8: 10 % / 15 %).");
+  private readonly decisionLatency = this.gauge("trading_decision_latency_seconds", "Latency of the last trading decision (I8: 500 ms / 1 s).");
+  private readonly exchangeErrors = new Counter({ name: "exchange_errors_total", help: "Failed exchange calls (T2).", labelNames: ["exchange"] as const, registers: [this.registry] });
+  private readonly exchangeRateLimited = new Counter({ name: "exchange_rate_limited_total", help: "Exchange answers 429 (T2).", labelNames: ["exchange"] as const, registers: [this.registry] });
+  private readonly websocketDisconnects = new Counter({ name: "websocket_disconnects_total", help: "Market-data websocket drops (T2).", labelNames: ["stream"] as const, registers: [this.registry] });
 
   readonly contentType = this.registry.contentType;
 
@@ -43,11 +54,13 @@ export class OpsMetrics {
 
   observeRequest(method: string, route: string, status: number, seconds: number): void {
     this.requestDuration.observe({ method, route, status: String(status) }, seconds);
+    if (status >= 500) this.requestErrors.inc({ route, status: String(status) });
   }
 
   /** Refreshes the state gauges from their sources, then renders the exposition text. */
   async scrape(): Promise<string> {
     await Promise.all([this.refreshQueues(), this.refreshState(), this.refreshCircuitBreaker()]);
+    this.refreshMarket();
     return this.registry.metrics();
   }
 
@@ -66,6 +79,18 @@ export class OpsMetrics {
   private async refreshCircuitBreaker(): Promise<void> {
     const state = await this.sources.circuitBreakerState().catch(() => undefined);
     this.circuitBreakerState.set(state ? CIRCUIT_BREAKER_VALUE[state] : NaN);
+  }
+
+  private refreshMarket(): void {
+    const market = this.sources.market?.();
+    if (!market) return;
+    this.dailyLoss.set(market.daily_loss_ratio);
+    this.drawdown.set(market.drawdown_ratio);
+    this.decisionLatency.set(market.decision_latency_seconds);
+    // Zero-valued children, so `rate()` has a series before the first error.
+    this.exchangeErrors.inc({ exchange: "simulated" }, 0);
+    this.exchangeRateLimited.inc({ exchange: "simulated" }, 0);
+    this.websocketDisconnects.inc({ stream: "market-data" }, 0);
   }
 
   private gauge<Label extends string = never>(name: string, help: string, labelNames: readonly Label[] = []): Gauge<Label> {

@@ -18,6 +18,7 @@ import { createLogger, errorMessage, type Logger, maskUrl, urlPassword } from ".
 import { OpsMetrics } from "./metrics.ts";
 import { CircuitBreaker, connectRedis, firstConnectAttempt, pingRedis, queueLengths } from "./redis.ts";
 import { createRouteContext, opsRoutes, type Reply, type Route } from "./routes.ts";
+import { SimulatedMarket } from "./simulation.ts";
 import { createPool, TradingStore } from "./state.ts";
 
 export type { OpsApiConfig } from "./config.ts";
@@ -45,7 +46,9 @@ export async function startOpsApi(config: OpsApiConfig): Promise<OpsApi> {
   const redis = connectRedis(config.redisUrl, log);
   const store = new TradingStore(pool);
   const breaker = new CircuitBreaker(redis);
+  const market = new SimulatedMarket();
   const metrics = new OpsMetrics({
+    market: () => market.current(),
     queueLengths: () => queueLengths(redis),
     stateGauges: () => store.gauges(),
     circuitBreakerState: async () => (await breaker.status()).state,
@@ -58,6 +61,7 @@ export async function startOpsApi(config: OpsApiConfig): Promise<OpsApi> {
     metrics,
     probes: { database: () => store.probeWritable(), redis: () => pingRedis(redis) },
     startedAt: Date.now(),
+    market,
   });
   const http: HttpContext = { routes, token: config.token, metrics, log, draining: false, inFlight: 0 };
   const server = createServer((request, response) => void serve(http, request, response));

@@ -36,7 +36,7 @@ describe("health (Z1, S3, C1)", () => {
     expect(run.code, run.stderr).toBe(0);
     const doc = HealthDocument.parse(JSON.parse(run.stdout));
     expect(doc.report?.components.map((c) => c.component).sort()).toEqual(
-      ["backup-repository", "ops-api", "primary", "prometheus", "redis", "standby", "traffic"],
+      ["alertmanager", "backup-repository", "ops-api", "primary", "prometheus", "redis", "standby", "traffic"],
     );
     for (const component of doc.report!.components) {
       expect(component.status, `${component.component}: ${component.detail}`).toBe("healthy");

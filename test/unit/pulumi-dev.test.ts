@@ -316,10 +316,13 @@ describe("dev stack: the uploaded config files pass the real programs", () => {
     }
   });
 
-  test("amtool check-config accepts alertmanager.yml with the Telegram and Slack receivers (I8)", () => {
-    writeFileSync(join(dir, "alertmanager.yml"), uploadOf(container("observability-alertmanager"), "/etc/alertmanager/alertmanager.yml"));
+  test("amtool check-config accepts alertmanager.yml with the Telegram and Slack receivers (I8) and the API's kill-switch webhook", () => {
+    const yml = uploadOf(container("observability-alertmanager"), "/etc/alertmanager/alertmanager.yml");
+    writeFileSync(join(dir, "alertmanager.yml"), yml);
     const out = execFileSync("amtool", ["check-config", join(dir, "alertmanager.yml")], { encoding: "utf8", stdio: "pipe" });
     expect(out).toContain("SUCCESS");
-    expect(out).toMatch(/1 receivers/);
+    expect(out).toMatch(/5 receivers/); // every channel, critical, warning, info, kill-switch
+    expect(yml).toMatch(/url: http:\/\/api:\d+\/api\/alerts\/kill-switch/);
+    expect(yml).toContain(`credentials: ${DEV_SECRETS.opsApiToken}`);
   });
 });
