@@ -64,13 +64,22 @@ export function configuredChannels(outputs: Pick<StackOutputs, "notifications">)
   return CHANNELS.filter((channel) => outputs.notifications[channel] !== undefined);
 }
 
+export interface Clock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+const realClock: Clock = { now: Date.now, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) };
+
 /** Sends notices to one stack's channels, spaced per channel. */
 export class Notifier {
   private readonly nextSlot = new Map<Channel, number>();
   private readonly notifications: StackOutputs["notifications"];
+  private readonly clock: Clock;
 
-  constructor(outputs: Pick<StackOutputs, "notifications">) {
+  constructor(outputs: Pick<StackOutputs, "notifications">, clock: Clock = realClock) {
     this.notifications = outputs.notifications;
+    this.clock = clock;
   }
 
   async send(channel: Channel, notice: Notice, signal?: AbortSignal): Promise<void> {
@@ -80,7 +89,7 @@ export class Notifier {
     let response = await this.post(channel, delivery, signal);
     if (response.status === 429) {
       const wait = Math.min(MAX_RETRY_AFTER_S, Number(response.headers.get("retry-after") ?? 1) || 1);
-      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+      await this.clock.sleep(wait * 1000);
       response = await this.post(channel, delivery, signal);
     }
     if (!response.ok) {
@@ -89,10 +98,10 @@ export class Notifier {
   }
 
   private async waitForSlot(channel: Channel, signal?: AbortSignal): Promise<void> {
-    const now = Date.now();
+    const now = this.clock.now();
     const slot = Math.max(now, this.nextSlot.get(channel) ?? 0);
     this.nextSlot.set(channel, slot + CHANNEL_SPACING_MS[channel]);
-    if (slot > now) await new Promise((resolve) => setTimeout(resolve, slot - now));
+    if (slot > now) await this.clock.sleep(slot - now);
     signal?.throwIfAborted();
   }
 
