@@ -15,12 +15,13 @@ import { unlock } from "./unlock.ts";
 import { restore } from "./restore.ts";
 import { backupsList } from "./backups-list.ts";
 import { notifyTest } from "./notify.ts";
+import { alerts } from "./alerts.ts";
 
 // Each entry keeps its own args and target types; the CLI only needs their common shape.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Entry = Runbook<any, any>;
 
-export const COMMANDS: Entry[] = [health, diagnose, backup, backupsList, restore, failover, switchover, failback, unlock, drill, notifyTest, sandboxUp, sandboxDown, sandboxStatus];
+export const COMMANDS: Entry[] = [health, alerts, diagnose, backup, backupsList, restore, failover, switchover, failback, unlock, drill, notifyTest, sandboxUp, sandboxDown, sandboxStatus];
 
 /** The words that group several commands (`tradeops sandbox up|down|status`). */
 export const GROUPS: Record<string, string> = {

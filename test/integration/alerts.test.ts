@@ -6,10 +6,12 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { loadOutputs } from "../../runbooks/outputs.ts";
+import { openSandbox } from "../../sandbox/index.ts";
 import { sandboxLayout } from "../../sandbox/layout.ts";
 import { readSecrets } from "../../sandbox/secrets.ts";
 import { calm, dailyLossBreach, enterTestProfile, FAKE_DISCORD_PATH, FAKE_SLACK_PATH, FAKE_TELEGRAM, slowResponses, type AlertDrive } from "../support/alert-drive.ts";
 import { startFakeChatApis, type FakeChatApis } from "../support/fake-chat-apis.ts";
+import { tradeops } from "../support/tradeops.ts";
 import { INTEGRATION_BASE_PORT } from "./global-setup.ts";
 
 const outputs = await loadOutputs({ stack: "sandbox", outputsFile: inject("outputsFile") });
@@ -21,6 +23,7 @@ const drive: AlertDrive = {
   layout,
   secrets: readSecrets(layout)!,
 };
+const sandbox = await openSandbox({ dir: inject("sandboxDir") });
 let fake: FakeChatApis;
 let profile: { undo(): Promise<void> };
 
@@ -65,6 +68,14 @@ describe("alerts end to end (S5, I8, Z3)", () => {
       body: JSON.stringify({ version: "4", status: "firing", receiver: "kill-switch", alerts: [{ status: "firing", labels: { alertname: "DailyLossCritical" }, annotations: {} }] }),
     });
     expect(await again.json()).toEqual({ action: "already-active", alerts: ["DailyLossCritical"] });
+
+    // One screen: what fires and what to run; the critical inhibits its own warning, as in the chats.
+    const listed = await tradeops(["--outputs", inject("outputsFile"), "alerts", "--json"]);
+    expect(listed.code, listed.stderr).toBe(0);
+    const report = JSON.parse(listed.stdout).report as { source: string; alerts: Array<{ alert: string; severity: string; run: string }> };
+    expect(report.source).toBe("alertmanager");
+    expect(report.alerts).toContainEqual(expect.objectContaining({ alert: "DailyLossCritical", severity: "critical", run: "tradeops health" }));
+    expect(report.alerts.map((alert) => alert.alert)).not.toContain("DailyLossWarning");
     await calm(drive);
   });
 
@@ -72,6 +83,18 @@ describe("alerts end to end (S5, I8, Z3)", () => {
     const seconds = await slowResponses(drive, fake);
     process.stderr.write(`[alerts] HighAPILatency delivered ${seconds.toFixed(2)} s after the API slowed down\n`);
     await calm(drive);
+  });
+
+  it("S5: alerts falls back to Prometheus' firing alerts when Alertmanager is down, and says so", async () => {
+    await sandbox.stop("alertmanager");
+    try {
+      const listed = await tradeops(["--outputs", inject("outputsFile"), "alerts"]);
+      expect(listed.code, listed.stderr).toBe(0);
+      expect(listed.stdout).toMatch(/Alertmanager did not answer .*ECONNREFUSED|Alertmanager did not answer/);
+      expect(listed.stdout).toMatch(/no alert is firing \(prometheus\)|SEVERITY/);
+    } finally {
+      await sandbox.start("alertmanager");
+    }
   });
 
   it("I8: the kill-switch webhook refuses a caller without the ops API token", async () => {
