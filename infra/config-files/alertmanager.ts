@@ -102,7 +102,7 @@ const INHIBIT_EQUAL = ["family", "instance", "queue", "mountpoint"];
 
 function killSwitchRoute() {
   // `continue`: the people still get the critical alert through the severity route below.
-  return { receiver: KILL_SWITCH_RECEIVER, matchers: [`alertname="${KILL_SWITCH_ALERT}"`], group_by: ["alertname"], group_wait: "0s", group_interval: "10s", repeat_interval: "5m", continue: true };
+  return { receiver: KILL_SWITCH_RECEIVER, matchers: [`alertname="${KILL_SWITCH_ALERT}"`], group_by: ["alertname"], group_wait: "0s", group_interval: "1s", repeat_interval: "5m", continue: true };
 }
 
 function killSwitchReceiver(killSwitch: NonNullable<AlertReceivers["killSwitch"]>) {
