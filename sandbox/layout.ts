@@ -8,6 +8,7 @@
  *   +2 pg-b (PostgreSQL standby)      +6 ops-api (HTTP)
  *   +3 traffic (HAProxy → primary)    +7 prometheus (HTTP)
  *   +4 redis                          +8 alertmanager (HTTP)
+ *   +9 pg-exporter  +10 redis-exporter  +11 node-exporter (S4, HTTP /metrics)
  *
  * Files under the dir:
  *
@@ -40,13 +41,16 @@ export const PORT_OFFSETS = {
   opsApi: 6,
   prometheus: 7,
   alertmanager: 8,
+  pgExporter: 9,
+  redisExporter: 10,
+  nodeExporter: 11,
 } as const;
 
 export type SandboxPorts = { -readonly [K in keyof typeof PORT_OFFSETS]: number };
 export type ReplicationMode = "sync" | "async";
 
 /** The components in start order; `down` walks it backwards. */
-export const COMPONENT_NAMES = ["s3", "pg-a", "stanza", "pg-b", "haproxy", "redis", "ops-api", "alertmanager", "prometheus"] as const;
+export const COMPONENT_NAMES = ["s3", "pg-a", "stanza", "pg-b", "haproxy", "redis", "ops-api", "pg-exporter", "redis-exporter", "node-exporter", "alertmanager", "prometheus"] as const;
 export type ComponentName = (typeof COMPONENT_NAMES)[number];
 export type PgNodeName = "pg-a" | "pg-b";
 
@@ -103,6 +107,7 @@ export interface SandboxLayout {
   opsApi: ProcessFiles & { main: string };
   prometheus: ProcessFiles & { dir: string; config: string; rules: string; dataDir: string };
   alertmanager: ProcessFiles & { config: string; dataDir: string };
+  exporters: Record<"pg-exporter" | "redis-exporter" | "node-exporter", ProcessFiles>;
 }
 
 /** PostgreSQL refuses to run as root; as any other user the sandbox runs it as that user. */
@@ -170,6 +175,7 @@ export function sandboxLayout(opts: SandboxLayoutOptions): SandboxLayout {
       dataDir: join(dir, "prometheus", "data"),
     },
     alertmanager: { ...processFiles("alertmanager"), config: join(dir, "alertmanager", "alertmanager.yml"), dataDir: join(dir, "alertmanager", "data") },
+    exporters: { "pg-exporter": processFiles("pg-exporter"), "redis-exporter": processFiles("redis-exporter"), "node-exporter": processFiles("node-exporter") },
   };
 }
 

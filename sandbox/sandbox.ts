@@ -20,6 +20,7 @@ import { demoteNode, discardNode, freeBytesFor, pgNode, putBackNode, rewindNode,
 import { clusterProcesses, isInitialised, startCluster } from "./components/postgres.ts";
 import { prometheus } from "./components/prometheus.ts";
 import { alertmanager } from "./components/alertmanager.ts";
+import { EXPORTERS } from "./components/exporters.ts";
 import { placeRdb, putBackRdb, rdbFileOf, redis, startRedisWithoutAof } from "./components/redis.ts";
 import { s3Store } from "./components/s3-store.ts";
 import type { StackOutputs } from "../contract/outputs.ts";
@@ -38,7 +39,7 @@ const PG_NODES = { "pg-a": pgNode("pg-a"), "pg-b": pgNode("pg-b") };
  * check archives a WAL segment) and the standby after it, whichever node is which.
  */
 export function componentsOf(layout: SandboxLayout): SandboxComponent[] {
-  return [s3Store, PG_NODES[layout.primary], backupStanza, PG_NODES[standbyOf(layout)], haproxy, redis, opsApi, alertmanager, prometheus];
+  return [s3Store, PG_NODES[layout.primary], backupStanza, PG_NODES[standbyOf(layout)], haproxy, redis, opsApi, ...EXPORTERS, alertmanager, prometheus];
 }
 
 const port = z.number().int().min(1).max(65_535);
@@ -338,7 +339,7 @@ class LocalSandbox implements Sandbox {
 }
 
 function componentNamed(name: ComponentName): SandboxComponent {
-  return [...Object.values(PG_NODES), s3Store, backupStanza, haproxy, redis, opsApi, alertmanager, prometheus].find((component) => component.name === name)!;
+  return [...Object.values(PG_NODES), s3Store, backupStanza, haproxy, redis, opsApi, ...EXPORTERS, alertmanager, prometheus].find((component) => component.name === name)!;
 }
 
 async function runTask(task: SandboxTask, log: (line: string) => void): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * Prometheus (S4, S5): scrapes the ops API and itself, evaluates the generated alert rules and
+ * Prometheus (S4, S5): scrapes the ops API, the exporters and itself, evaluates the generated alert rules and
  * sends what fires to the sandbox's Alertmanager.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -32,6 +32,11 @@ export const prometheus: SandboxComponent = {
       selfTarget: `${layout.host}:${layout.ports.prometheus}`,
       ruleFiles: [layout.prometheus.rules],
       alertmanagers: [`${layout.host}:${layout.ports.alertmanager}`],
+      extraTargets: [
+        { jobName: "postgres", targets: [`${layout.host}:${layout.ports.pgExporter}`] },
+        { jobName: "redis", targets: [`${layout.host}:${layout.ports.redisExporter}`] },
+        { jobName: "node", targets: [`${layout.host}:${layout.ports.nodeExporter}`] },
+      ],
       scrapeInterval: "2s",
       evaluationInterval: "5s",
     });

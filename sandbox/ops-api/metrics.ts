@@ -35,7 +35,8 @@ export class OpsMetrics {
   private readonly openPositions = this.gauge("open_positions", "Open positions (I3).");
   // I8 alert inputs (infra/config-files/alert-rules.ts); the exchange and websocket counters stay at 0
   // against the simulated exchange, but exist so the rules and dashboards name real series.
-  private readonly requestErrors = new Counter({ name: "http_request_errors_total", help: "Answers with a 5xx status (I8 API error rate).", labelNames: ["route", "status"] as const, registers: [this.registry] });
+  // No labels, so the series exists (at 0) before the first error: the error rate reads 0 %, not "no data".
+  private readonly requestErrors = new Counter({ name: "http_request_errors_total", help: "Answers with a 5xx status (I8 API error rate; the histogram has the route).", registers: [this.registry] });
   private readonly dailyLoss = this.gauge("trading_daily_loss_ratio", "Today's loss as a fraction of the day's starting equity (I8: 3 % warn, 5 % stop).");
   private readonly drawdown = this.gauge("trading_drawdown_ratio", "Drawdown from the equity peak, 0-1 (I8: 10 % / 15 %).");
   private readonly decisionLatency = this.gauge("trading_decision_latency_seconds", "Latency of the last trading decision (I8: 500 ms / 1 s).");
@@ -54,7 +55,7 @@ export class OpsMetrics {
 
   observeRequest(method: string, route: string, status: number, seconds: number): void {
     this.requestDuration.observe({ method, route, status: String(status) }, seconds);
-    if (status >= 500) this.requestErrors.inc({ route, status: String(status) });
+    if (status >= 500) this.requestErrors.inc();
   }
 
   /** Refreshes the state gauges from their sources, then renders the exposition text. */

@@ -1,0 +1,86 @@
+/**
+ * S4's exporters, from Debian's packages: PostgreSQL (through the traffic endpoint, so it follows
+ * the primary), Redis, and the host. Prometheus scrapes them beside the ops API. Nothing depends on
+ * them: `health` and the runbooks work with every exporter down, and the dashboards show it (each
+ * opens with its exporter's `up`).
+ */
+import type { SandboxComponent } from "../component.ts";
+import type { ComponentName, SandboxLayout, SandboxPorts } from "../layout.ts";
+import type { SandboxSecrets } from "../secrets.ts";
+import { assertPortFree, httpStatus, livePid, notReady, spawnDaemon, stopDaemon, waitUntil } from "../processes.ts";
+
+const READY_TIMEOUT_MS = 15_000;
+
+interface ExporterSpec {
+  name: ComponentName & `${string}-exporter`;
+  port: keyof SandboxPorts;
+  binary: string;
+  what: string;
+  /** A metric that proves it reads its source, not just that it serves HTTP. */
+  provingMetric: string;
+  args(layout: SandboxLayout, listen: string): string[];
+  /** Credentials go through the environment, never argv (visible in `ps`). */
+  env?(layout: SandboxLayout, secrets: SandboxSecrets): Record<string, string>;
+}
+
+function exporter(spec: ExporterSpec): SandboxComponent {
+  const listen = (layout: SandboxLayout) => `${layout.host}:${layout.ports[spec.port]}`;
+  const files = (layout: SandboxLayout) => layout.exporters[spec.name];
+  return {
+    name: spec.name,
+    startStep: () => `Start the ${spec.what} exporter`,
+    stopStep: () => `Stop the ${spec.what} exporter`,
+    port: (layout) => layout.ports[spec.port],
+    requires: () => [{ binary: spec.binary, debianPackage: spec.binary }],
+    logFile: (layout) => files(layout).log,
+    pid: (layout) => livePid(files(layout).pidFile, layout.dir),
+    isUp: async (layout) => livePid(files(layout).pidFile, layout.dir) !== undefined && (await httpStatus(`http://${listen(layout)}/metrics`)) === 200,
+
+    async start({ layout, secrets }) {
+      await assertPortFree(layout.host, layout.ports[spec.port], `the ${spec.what} exporter`);
+      spawnDaemon(layout, { name: spec.name, command: spec.binary, args: spec.args(layout, listen(layout)), env: spec.env?.(layout, secrets), log: files(layout).log, pidFile: files(layout).pidFile });
+      const ready = await waitUntil(async () => (await httpStatus(`http://${listen(layout)}/metrics`)) === 200, READY_TIMEOUT_MS, 200);
+      if (!ready) throw notReady(`the ${spec.what} exporter`, "answer /metrics with 200", READY_TIMEOUT_MS, files(layout).log);
+    },
+
+    async verify({ layout }) {
+      const body = await (await fetch(`http://${listen(layout)}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+      if (!new RegExp(`^${spec.provingMetric}[ {]`, "m").test(body)) throw new Error(`the ${spec.what} exporter serves no ${spec.provingMetric}: see ${files(layout).log}`);
+    },
+
+    stop: (layout) => stopDaemon(layout, files(layout)),
+  };
+}
+
+export const pgExporter = exporter({
+  name: "pg-exporter",
+  port: "pgExporter",
+  binary: "prometheus-postgres-exporter",
+  what: "PostgreSQL",
+  provingMetric: "pg_settings_max_connections",
+  args: (_layout, listen) => [`--web.listen-address=${listen}`],
+  env: (layout, secrets) => ({
+    DATA_SOURCE_NAME: `postgresql://${layout.database.user}:${encodeURIComponent(secrets.pgPassword)}@${layout.host}:${layout.ports.traffic}/${layout.database.name}?sslmode=disable`,
+  }),
+});
+
+export const redisExporter = exporter({
+  name: "redis-exporter",
+  port: "redisExporter",
+  binary: "prometheus-redis-exporter",
+  what: "Redis",
+  provingMetric: "redis_connected_clients",
+  args: (layout, listen) => [`-web.listen-address=${listen}`, `-redis.addr=redis://${layout.host}:${layout.ports.redis}`],
+  env: (_layout, secrets) => ({ REDIS_PASSWORD: secrets.redisPassword }),
+});
+
+export const nodeExporter = exporter({
+  name: "node-exporter",
+  port: "nodeExporter",
+  binary: "prometheus-node-exporter",
+  what: "host",
+  provingMetric: "node_memory_MemAvailable_bytes",
+  args: (_layout, listen) => [`--web.listen-address=${listen}`],
+});
+
+export const EXPORTERS = [pgExporter, redisExporter, nodeExporter];
