@@ -7,6 +7,7 @@
 import { renderAlertRules } from "../config-files/alert-rules.ts";
 import { renderAlertmanagerYml, type AlertReceivers } from "../config-files/alertmanager.ts";
 import { renderGrafanaDatasourceYml } from "../config-files/grafana.ts";
+import { DASHBOARD_DATASOURCE_UID, DASHBOARDS, DASHBOARDS_DIR, renderDashboard, renderDashboardProviderYml } from "../config-files/grafana-dashboards.ts";
 import { renderHaproxyCfg } from "../config-files/haproxy.ts";
 import { renderPgbackrestConf, type PgbackrestRepoOptions } from "../config-files/pgbackrest.ts";
 import { renderPgHba, renderPostgresqlConf, standardHbaRules } from "../config-files/postgresql.ts";
@@ -316,5 +317,19 @@ export function alertmanagerYml(receivers: AlertReceivers): string {
 }
 
 export function grafanaDatasourceYml(prometheusUrl: string): string {
-  return renderGrafanaDatasourceYml({ prometheusUrl });
+  // The uid every provisioned dashboard's panels name.
+  return renderGrafanaDatasourceYml({ prometheusUrl, uid: DASHBOARD_DATASOURCE_UID });
+}
+
+export { DASHBOARDS_DIR };
+
+/** Where Grafana reads the dashboard provider file; the provider points at DASHBOARDS_DIR. */
+export const GRAFANA_DASHBOARD_PROVIDER_DIR = "/etc/grafana/provisioning/dashboards";
+
+/** I8/S4 dashboards as code: the provider file and one JSON file per dashboard (`<uid>.json`). */
+export function grafanaDashboardFiles(): { providerYml: string; dashboards: Record<string, string> } {
+  return {
+    providerYml: renderDashboardProviderYml(DASHBOARDS_DIR),
+    dashboards: Object.fromEntries(DASHBOARDS.map((dashboard) => [`${dashboard.uid}.json`, renderDashboard(dashboard)])),
+  };
 }

@@ -10,7 +10,7 @@ import { dump as renderYaml } from "js-yaml";
 /** The datasource uid the provisioning file gives Prometheus (grafana.ts) and every panel names. */
 export const DASHBOARD_DATASOURCE_UID = "prometheus";
 /** Where the dashboard JSON files are mounted; the provider file points there. */
-export const DASHBOARDS_DIR = "/var/lib/grafana/dashboards";
+export const DASHBOARDS_DIR = "/etc/grafana/dashboards";
 
 interface Target {
   expr: string;

@@ -316,6 +316,17 @@ describe("dev stack: the uploaded config files pass the real programs", () => {
     }
   });
 
+  test("I8, S4: Grafana is provisioned with the four dashboards as code, their provider, and the datasource uid their panels name", () => {
+    const grafana = container("observability-grafana");
+    expect(uploadOf(grafana, "/etc/grafana/provisioning/datasources/prometheus.yml")).toContain('uid: "prometheus"');
+    expect(uploadOf(grafana, "/etc/grafana/provisioning/dashboards/tradeops.yml")).toContain("path: /etc/grafana/dashboards");
+    for (const uid of ["tradeops-trading", "tradeops-system-health", "tradeops-model-performance", "tradeops-postgres-redis"]) {
+      const dashboard = JSON.parse(uploadOf(grafana, `/etc/grafana/dashboards/${uid}.json`)) as { uid: string; panels: Array<{ datasource: { uid: string } }> };
+      expect(dashboard.uid).toBe(uid);
+      expect(dashboard.panels.every((panel) => panel.datasource.uid === "prometheus")).toBe(true);
+    }
+  });
+
   test("amtool check-config accepts alertmanager.yml with the Telegram and Slack receivers (I8) and the API's kill-switch webhook", () => {
     const yml = uploadOf(container("observability-alertmanager"), "/etc/alertmanager/alertmanager.yml");
     writeFileSync(join(dir, "alertmanager.yml"), yml);
