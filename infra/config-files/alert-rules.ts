@@ -79,18 +79,11 @@ export function alertRules(opts: AlertRuleOptions = {}): AlertRule[] {
       description: "The S4 target is p95 < 500 ms; sustained, this is where HighAPILatency starts.",
       command: "tradeops diagnose",
     },
-    {
-      alert: "APIErrorRateHigh", measure: API_ERROR_RATIO, op: ">", threshold: 0.05, for: "5m", severity: "warning", family: "api-errors", feature: "I8",
-      summary: "More than 5 % of API requests fail",
-      description: "I8: check the connections (database, Redis, exchange) the API depends on.",
-      command: "tradeops health",
-    },
-    {
-      alert: "APIErrorRateCritical", measure: API_ERROR_RATIO, op: ">", threshold: 0.1, for: "5m", severity: "critical", family: "api-errors", feature: "I8",
-      summary: "More than 10 % of API requests fail",
-      description: "I8: check the connections (database, Redis, exchange) the API depends on.",
-      command: "tradeops health",
-    },
+    ...i8Levels(
+      { measure: API_ERROR_RATIO, op: ">", for: "5m", family: "api-errors", description: "I8: check the connections (database, Redis, exchange) the API depends on.", command: "tradeops health" },
+      { alert: "APIErrorRateHigh", threshold: 0.05, summary: "More than 5 % of API requests fail" },
+      { alert: "APIErrorRateCritical", threshold: 0.1, summary: "More than 10 % of API requests fail" },
+    ),
     {
       alert: "Unauthorized401Spike", measure: 'sum(rate(http_request_duration_seconds_count{status="401"}[5m])) * 60', op: ">", threshold: 10, for: "5m",
       severity: "warning", family: "api-auth", feature: "T2",
@@ -179,43 +172,27 @@ export function alertRules(opts: AlertRuleOptions = {}): AlertRule[] {
       command: "tradeops diagnose",
     },
     // ---- Trading (I1, I2, I8, T2)
-    {
-      alert: "DrawdownHigh", measure: "max(trading_drawdown_ratio)", op: ">", threshold: 0.1, for: "1m", severity: "warning", family: "drawdown", feature: "I8",
-      summary: "Drawdown is above 10 %",
-      description: "I8: check the circuit breaker.",
-      command: "tradeops health",
-    },
-    {
-      alert: "DrawdownCritical", measure: "max(trading_drawdown_ratio)", op: ">", threshold: 0.15, for: "1m", severity: "critical", family: "drawdown", feature: "I8",
-      summary: "Drawdown is above 15 %",
-      description: "I8: check the circuit breaker.",
-      command: "tradeops health",
-    },
-    {
-      alert: "DecisionLatencyHigh", measure: "max(trading_decision_latency_seconds)", op: ">", threshold: 0.5, for: "5m", severity: "warning", family: "decision-latency", feature: "I8",
-      summary: "Trading decisions take longer than 500 ms",
-      description: "I8: check the system's resources.",
-      command: "tradeops diagnose",
-    },
-    {
-      alert: "DecisionLatencyCritical", measure: "max(trading_decision_latency_seconds)", op: ">", threshold: 1, for: "5m", severity: "critical", family: "decision-latency", feature: "I8",
-      summary: "Trading decisions take longer than 1 s",
-      description: "I8: check the system's resources.",
-      command: "tradeops diagnose",
-    },
-    {
-      alert: "DailyLossWarning", measure: "max(trading_daily_loss_ratio)", op: ">", threshold: 0.03, for: "0m", severity: "warning", family: "daily-loss", feature: "I8",
-      summary: "Today's loss is above 3 %",
-      description: "I8: at 5 % trading stops by itself.",
-      command: "tradeops health",
-    },
-    {
-      // No `for`: a day's loss only grows back slowly, and I8 wants trading stopped at once.
-      alert: KILL_SWITCH_ALERT, measure: "max(trading_daily_loss_ratio)", op: ">", threshold: 0.05, for: "0m", severity: "critical", family: "daily-loss", feature: "I8",
-      summary: "Today's loss is above 5 %: the kill switch is engaged",
-      description: "I8 stops trading: Alertmanager's kill-switch route activated the kill switch through the ops API.",
-      command: "tradeops health",
-    },
+    ...i8Levels(
+      { measure: "max(trading_drawdown_ratio)", op: ">", for: "1m", family: "drawdown", description: "I8: check the circuit breaker.", command: "tradeops health" },
+      { alert: "DrawdownHigh", threshold: 0.1, summary: "Drawdown is above 10 %" },
+      { alert: "DrawdownCritical", threshold: 0.15, summary: "Drawdown is above 15 %" },
+    ),
+    ...i8Levels(
+      { measure: "max(trading_decision_latency_seconds)", op: ">", for: "5m", family: "decision-latency", description: "I8: check the system's resources.", command: "tradeops diagnose" },
+      { alert: "DecisionLatencyHigh", threshold: 0.5, summary: "Trading decisions take longer than 500 ms" },
+      { alert: "DecisionLatencyCritical", threshold: 1, summary: "Trading decisions take longer than 1 s" },
+    ),
+    // No `for`: a day's loss only grows back slowly, and I8 wants trading stopped at once.
+    ...i8Levels(
+      { measure: "max(trading_daily_loss_ratio)", op: ">", for: "0m", family: "daily-loss", description: "I8: at 5 % trading stops by itself.", command: "tradeops health" },
+      { alert: "DailyLossWarning", threshold: 0.03, summary: "Today's loss is above 3 %" },
+      {
+        alert: KILL_SWITCH_ALERT,
+        threshold: 0.05,
+        summary: "Today's loss is above 5 %: the kill switch is engaged",
+        description: "I8 stops trading: Alertmanager's kill-switch route activated the kill switch through the ops API.",
+      },
+    ),
     {
       alert: "CircuitBreakerOpen", measure: "max(circuit_breaker_state)", op: ">", threshold: 1, for: "1m", severity: "critical", family: "circuit-breaker", feature: "I2",
       summary: "The circuit breaker is open: orders are refused",
@@ -257,6 +234,16 @@ export function alertRules(opts: AlertRuleOptions = {}): AlertRule[] {
   return opts.maxFor ? rules.map((rule) => ({ ...rule, for: shorter(rule.for, opts.maxFor!) })) : rules;
 }
 
+
+type Level = Pick<AlertRule, "alert" | "threshold" | "summary"> & Partial<Pick<AlertRule, "description">>;
+
+/** I8's table gives each quantity a warning and a critical level: one family, one rule per level. */
+function i8Levels(common: Omit<AlertRule, "alert" | "threshold" | "severity" | "summary" | "feature">, warning: Level, critical: Level): AlertRule[] {
+  return [
+    { ...common, ...warning, severity: "warning", feature: "I8" },
+    { ...common, ...critical, severity: "critical", feature: "I8" },
+  ];
+}
 
 export const ruleExpr = (rule: Pick<AlertRule, "measure" | "op" | "threshold">) => `${rule.measure} ${rule.op} ${rule.threshold}`;
 

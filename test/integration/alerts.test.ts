@@ -9,7 +9,7 @@ import { loadOutputs } from "../../runbooks/outputs.ts";
 import { openSandbox } from "../../sandbox/index.ts";
 import { sandboxLayout } from "../../sandbox/layout.ts";
 import { readSecrets } from "../../sandbox/secrets.ts";
-import { calm, dailyLossBreach, enterTestProfile, FAKE_DISCORD_PATH, FAKE_SLACK_PATH, FAKE_TELEGRAM, slowResponses, type AlertDrive } from "../support/alert-drive.ts";
+import { calm, dailyLossBreach, killSwitchActive, enterTestProfile, FAKE_DISCORD_PATH, FAKE_SLACK_PATH, FAKE_TELEGRAM, slowResponses, type AlertDrive } from "../support/alert-drive.ts";
 import { startFakeChatApis, type FakeChatApis } from "../support/fake-chat-apis.ts";
 import { tradeops } from "../support/tradeops.ts";
 import { INTEGRATION_BASE_PORT } from "./global-setup.ts";
@@ -97,8 +97,13 @@ describe("alerts end to end (S5, I8, Z3)", () => {
     }
   });
 
-  it("I8: the kill-switch webhook refuses a caller without the ops API token", async () => {
-    const response = await fetch(`${drive.opsApiUrl}/api/alerts/kill-switch`, { method: "POST", body: JSON.stringify({ version: "4", status: "firing", receiver: "x", alerts: [] }) });
-    expect(response.status).toBe(401);
+  it("I8: the kill-switch webhook refuses a caller without the ops API token or with a body that is not Alertmanager's; a resolved alert never lifts the switch", async () => {
+    const webhook = (body: unknown, token?: string) =>
+      fetch(`${drive.opsApiUrl}/api/alerts/kill-switch`, { method: "POST", headers: token ? { authorization: `Bearer ${token}` } : {}, body: JSON.stringify(body) });
+    const resolved = { version: "4", status: "resolved", receiver: "kill-switch", alerts: [{ status: "resolved", labels: { alertname: "DailyLossCritical" } }] };
+    expect((await webhook(resolved)).status).toBe(401);
+    expect((await webhook({ reason: "not a webhook" }, drive.token)).status).toBe(400);
+    expect(await (await webhook(resolved, drive.token)).json()).toEqual({ action: "ignored", alerts: [] });
+    expect((await killSwitchActive(drive)).active).toBe(false);
   });
 });
