@@ -10,6 +10,7 @@ import type { SandboxSecrets } from "../secrets.ts";
 import { assertPortFree, httpStatus, livePid, notReady, spawnDaemon, stopDaemon, waitUntil } from "../processes.ts";
 
 const READY_TIMEOUT_MS = 15_000;
+const VERIFY_TIMEOUT_MS = 10_000;
 
 interface ExporterSpec {
   name: ComponentName & `${string}-exporter`;
@@ -34,18 +35,23 @@ function exporter(spec: ExporterSpec): SandboxComponent {
     requires: () => [{ binary: spec.binary, debianPackage: spec.binary }],
     logFile: (layout) => files(layout).log,
     pid: (layout) => livePid(files(layout).pidFile, layout.dir),
-    isUp: async (layout) => livePid(files(layout).pidFile, layout.dir) !== undefined && (await httpStatus(`http://${listen(layout)}/metrics`)) === 200,
+    // Its landing page, not /metrics: a scrape waits on the source (a PostgreSQL down behind HAProxy holds it for seconds).
+    isUp: async (layout) => livePid(files(layout).pidFile, layout.dir) !== undefined && (await httpStatus(`http://${listen(layout)}/`)) === 200,
 
     async start({ layout, secrets }) {
       await assertPortFree(layout.host, layout.ports[spec.port], `the ${spec.what} exporter`);
       spawnDaemon(layout, { name: spec.name, command: spec.binary, args: spec.args(layout, listen(layout)), env: spec.env?.(layout, secrets), log: files(layout).log, pidFile: files(layout).pidFile });
-      const ready = await waitUntil(async () => (await httpStatus(`http://${listen(layout)}/metrics`)) === 200, READY_TIMEOUT_MS, 200);
-      if (!ready) throw notReady(`the ${spec.what} exporter`, "answer /metrics with 200", READY_TIMEOUT_MS, files(layout).log);
+      const ready = await waitUntil(async () => (await httpStatus(`http://${listen(layout)}/`)) === 200, READY_TIMEOUT_MS, 200);
+      if (!ready) throw notReady(`the ${spec.what} exporter`, "answer / with 200", READY_TIMEOUT_MS, files(layout).log);
     },
 
     async verify({ layout }) {
-      const body = await (await fetch(`http://${listen(layout)}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
-      if (!new RegExp(`^${spec.provingMetric}[ {]`, "m").test(body)) throw new Error(`the ${spec.what} exporter serves no ${spec.provingMetric}: see ${files(layout).log}`);
+      // After a switchover the exporter's connection went with the old primary: it reconnects on a later scrape.
+      const reads = async () => {
+        const body = await (await fetch(`http://${listen(layout)}/metrics`, { signal: AbortSignal.timeout(5_000) })).text().catch(() => "");
+        return new RegExp(`^${spec.provingMetric}[ {]`, "m").test(body);
+      };
+      if (!(await waitUntil(reads, VERIFY_TIMEOUT_MS, 500))) throw new Error(`the ${spec.what} exporter serves no ${spec.provingMetric} within ${VERIFY_TIMEOUT_MS / 1000} s: see ${files(layout).log}`);
     },
 
     stop: (layout) => stopDaemon(layout, files(layout)),
