@@ -32,6 +32,9 @@
  *   POST /api/positions/close-all            CloseAllRequest → CloseAllResult 200
  *   GET  /api/model                          → ModelStatus 200 | 503 no model loaded
  *   POST /api/model/reload                   EmptyRequest → ModelStatus 200 | 503 the model dir cannot be read
+ *   POST /api/alerts/kill-switch             AlertmanagerWebhook → AlertKillSwitchResult 200 (Alertmanager's I8 route)
+ *   GET  /api/simulation                     → SimulationState 200
+ *   POST /api/simulation                     SimulationRequest → SimulationState 200 (the simulated market, to drive alerts)
  */
 import { z } from "zod";
 
@@ -243,3 +246,54 @@ export const MODEL_VERSION_FILE = "VERSION";
 
 /** The S7 work queues; their length is `LLEN queue:<name>`, exported as `tradeops_queue_length{queue}`. */
 export const WORK_QUEUES = ["data-collection", "data-analysis", "trade-execution", "notification"] as const;
+
+// ---- Alerts that act (I8) and the simulated market --------------------------------------------
+
+/** One alert of Alertmanager's webhook payload (version 4); only what the kill-switch route reads. */
+export const WebhookAlert = z.object({
+  status: z.enum(["firing", "resolved"]),
+  labels: z.record(z.string(), z.string()),
+  annotations: z.record(z.string(), z.string()).default({}),
+  fingerprint: z.string().optional(),
+});
+
+/** Alertmanager's `webhook_configs` body: https://prometheus.io/docs/alerting/latest/configuration/#webhook_config */
+export const AlertmanagerWebhook = z.object({
+  version: z.literal("4"),
+  status: z.enum(["firing", "resolved"]),
+  receiver: z.string(),
+  alerts: z.array(WebhookAlert),
+});
+export type AlertmanagerWebhook = z.infer<typeof AlertmanagerWebhook>;
+
+/**
+ * What the kill-switch route did: `engaged` when this call activated it, `already-active` when it
+ * was (Alertmanager repeats a firing alert; every repeat must stay a no-op), `ignored` for a
+ * resolved-only notification (a resolved loss alert never deactivates the switch: a person does).
+ */
+export const AlertKillSwitchResult = z.object({
+  action: z.enum(["engaged", "already-active", "ignored"]),
+  alerts: z.array(z.string()),
+});
+export type AlertKillSwitchResult = z.infer<typeof AlertKillSwitchResult>;
+
+const ratio = z.number().min(0).max(1);
+
+/**
+ * The sandbox bot trades a simulated market: these set what its metrics report (I8 gauges) and how
+ * slowly `/api/*` answers (S4/S5 latency), so alerts can be driven end to end. Unset keys keep their value.
+ */
+export const SimulationRequest = z.strictObject({
+  daily_loss_ratio: ratio.optional(),
+  drawdown_ratio: ratio.optional(),
+  decision_latency_seconds: z.number().nonnegative().max(60).optional(),
+  /** Added to every `/api/*` answer except this one. */
+  response_delay_ms: z.number().int().nonnegative().max(10_000).optional(),
+});
+export const SimulationState = z.object({
+  daily_loss_ratio: ratio,
+  drawdown_ratio: ratio,
+  decision_latency_seconds: z.number().nonnegative(),
+  response_delay_ms: z.number().int().nonnegative(),
+});
+export type SimulationState = z.infer<typeof SimulationState>;

@@ -121,7 +121,14 @@ export const Monitoring = z.object({
 });
 
 export const Notifications = z.object({
-  telegram: z.object({ botToken: secret("Telegram bot token"), chatId: z.string().min(1) }).optional(),
+  telegram: z
+    .object({
+      botToken: secret("Telegram bot token"),
+      chatId: z.string().min(1),
+      /** The Bot API's base URL. @default "https://api.telegram.org" (a local fake in tests) */
+      apiUrl: z.url({ protocol: /^https?$/ }).optional(),
+    })
+    .optional(),
   discord: z.object({ webhookUrl: secret("Discord webhook URL") }).optional(),
   slack: z.object({ webhookUrl: secret("Slack webhook URL") }).optional(),
 });

@@ -11,6 +11,7 @@ import type { RunResult } from "./engine/document.ts";
 import { describeIssue, StackName } from "../contract/outputs.ts";
 import { ExitCode, Interrupted, Refusal, StepFailure, UsageError, exitCodeOf, oneLine } from "./engine/errors.ts";
 import { parseArgs, runRunbook } from "./engine/run.ts";
+import { runbookEventNotifier } from "./notify.ts";
 import type { OutputsSource, Runbook, Target } from "./engine/runbook.ts";
 import { argsFromOptions, argumentsOf, optionsOf } from "./flags.ts";
 import { loadOutputs } from "./outputs.ts";
@@ -119,6 +120,7 @@ async function runOne<T extends Target>(runbook: Runbook<unknown, T>, raw: unkno
     quiet: flags.json,
     confirm: process.stdin.isTTY && process.stderr.isTTY ? (question) => askOnTty(question, context.signal) : undefined,
     signal: context.signal,
+    events: runbookEventNotifier(resolved.outputs),
   });
 }
 

@@ -212,7 +212,11 @@ export async function checkPrometheus(url: string, options?: CallOptions): Promi
   const groups = (rules.body as { data?: { groups?: Array<{ rules?: unknown[] }> } }).data?.groups ?? [];
   const count = groups.reduce((sum, group) => sum + (group.rules?.length ?? 0), 0);
   if (count === 0) throw new Error("ready, but no alert rule is loaded: nothing would fire");
-  return `ready; ${count} alert rules loaded`;
+  // An exporter down is not an outage (nothing depends on it) but its alerts and panels are blind: say so.
+  const targets = await httpRequest(new URL("/api/v1/targets?state=active", url), options).catch(() => undefined);
+  const active = (targets?.body as { data?: { activeTargets?: Array<{ health: string; labels: { job?: string } }> } } | undefined)?.data?.activeTargets ?? [];
+  const down = [...new Set(active.filter((target) => target.health === "down").map((target) => target.labels.job ?? "?"))];
+  return `ready; ${count} alert rules loaded${down.length ? `; scrape targets down: ${down.join(", ")} (their alerts and panels are blind)` : ""}`;
 }
 
 export async function checkAlertmanager(url: string, options?: CallOptions): Promise<string> {

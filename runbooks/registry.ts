@@ -30,6 +30,8 @@ import { rollbackApp, rollbackMigration, rollbackModel } from "./rollback.ts";
 import { start, stop } from "./stop-start.ts";
 import { circuitBreakerReset, circuitBreakerStatus, positionsCloseAll, positionsList, tradingPause, tradingResume, tradingStatus } from "./trading.ts";
 import { upgradeApp } from "./upgrade.ts";
+import { notifyTest } from "./notify.ts";
+import { alerts } from "./alerts.ts";
 
 // Each entry keeps its own args and target types; the CLI only needs their common shape.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -37,6 +39,7 @@ export type Entry = Runbook<any, any>;
 
 export const COMMANDS: Entry[] = [
   health,
+  alerts,
   diagnose,
   doctor,
   logs,
@@ -52,6 +55,7 @@ export const COMMANDS: Entry[] = [
   failback,
   unlock,
   drill,
+  notifyTest,
   // Trading controls, stop/start, rollback and upgrade (issue 10).
   killSwitchOn,
   killSwitchOff,
@@ -96,6 +100,7 @@ export const GROUPS: Record<string, string> = {
   cleanup: "old result files and rotated logs",
   "kill-switch": "the emergency stop of all trading (I1)",
   maintenance: "database care: vacuum, retention, indexes, slow queries, stuck sessions (each --dry-run prints its SQL)",
+  notify: "the stack's notification channels (Telegram, Slack, Discord)",
   positions: "the bot's open positions (I3)",
   redis: "Redis care: queues, big keys, TTLs",
   rollback: "put the app, its migrations or its model back (I4), together in the safe order",

@@ -7,7 +7,8 @@
  *   +1 pg-a (PostgreSQL primary)      +5 s3 (s3rver, HTTPS)
  *   +2 pg-b (PostgreSQL standby)      +6 ops-api (HTTP)
  *   +3 traffic (HAProxy → primary)    +7 prometheus (HTTP)
- *   +4 redis
+ *   +4 redis                          +8 alertmanager (HTTP)
+ *   +9 pg-exporter  +10 redis-exporter  +11 node-exporter (S4, HTTP /metrics)
  *
  * Files under the dir:
  *
@@ -18,6 +19,7 @@
  *   s3/data  s3/tls/{cert,key}.pem
  *   pgbackrest/{pgbackrest.conf,log,lock,spool}
  *   haproxy/haproxy.cfg   redis/{redis.conf,data}   prometheus/{prometheus.yml,rules.yml,data}
+ *   alertmanager/{alertmanager.yml,data}
  */
 import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -39,13 +41,17 @@ export const PORT_OFFSETS = {
   s3: 5,
   opsApi: 6,
   prometheus: 7,
+  alertmanager: 8,
+  pgExporter: 9,
+  redisExporter: 10,
+  nodeExporter: 11,
 } as const;
 
 export type SandboxPorts = { -readonly [K in keyof typeof PORT_OFFSETS]: number };
 export type ReplicationMode = "sync" | "async";
 
 /** The components in start order; `down` walks it backwards. */
-export const COMPONENT_NAMES = ["s3", "pg-a", "stanza", "pg-b", "haproxy", "redis", "ops-api", "prometheus"] as const;
+export const COMPONENT_NAMES = ["s3", "pg-a", "stanza", "pg-b", "haproxy", "redis", "ops-api", "pg-exporter", "redis-exporter", "node-exporter", "alertmanager", "prometheus"] as const;
 export type ComponentName = (typeof COMPONENT_NAMES)[number];
 export type PgNodeName = "pg-a" | "pg-b";
 
@@ -102,6 +108,8 @@ export interface SandboxLayout {
   /** `envFile`: what the API starts with, like a compose `.env` (0600: it holds the credentials). */
   opsApi: ProcessFiles & { main: string; envFile: string };
   prometheus: ProcessFiles & { dir: string; config: string; rules: string; dataDir: string };
+  alertmanager: ProcessFiles & { config: string; dataDir: string };
+  exporters: Record<"pg-exporter" | "redis-exporter" | "node-exporter", ProcessFiles>;
 }
 
 /** PostgreSQL refuses to run as root; as any other user the sandbox runs it as that user. */
@@ -168,6 +176,8 @@ export function sandboxLayout(opts: SandboxLayoutOptions): SandboxLayout {
       rules: join(dir, "prometheus", "rules.yml"),
       dataDir: join(dir, "prometheus", "data"),
     },
+    alertmanager: { ...processFiles("alertmanager"), config: join(dir, "alertmanager", "alertmanager.yml"), dataDir: join(dir, "alertmanager", "data") },
+    exporters: { "pg-exporter": processFiles("pg-exporter"), "redis-exporter": processFiles("redis-exporter"), "node-exporter": processFiles("node-exporter") },
   };
 }
 

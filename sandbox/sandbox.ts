@@ -19,6 +19,8 @@ import { opsApi } from "./components/ops-api.ts";
 import { demoteNode, discardNode, freeBytesFor, pgNode, putBackNode, rewindNode, setAsideNode, startRestoredNode } from "./components/pg-node.ts";
 import { clusterProcesses, isInitialised, startCluster } from "./components/postgres.ts";
 import { prometheus } from "./components/prometheus.ts";
+import { alertmanager } from "./components/alertmanager.ts";
+import { EXPORTERS } from "./components/exporters.ts";
 import { placeRdb, putBackRdb, rdbFileOf, redis, startRedisWithoutAof } from "./components/redis.ts";
 import { s3Store } from "./components/s3-store.ts";
 import type { StackOutputs } from "../contract/outputs.ts";
@@ -38,7 +40,7 @@ const PG_NODES = { "pg-a": pgNode("pg-a"), "pg-b": pgNode("pg-b") };
  * check archives a WAL segment) and the standby after it, whichever node is which.
  */
 export function componentsOf(layout: SandboxLayout): SandboxComponent[] {
-  return [s3Store, PG_NODES[layout.primary], backupStanza, PG_NODES[standbyOf(layout)], haproxy, redis, opsApi, prometheus];
+  return [s3Store, PG_NODES[layout.primary], backupStanza, PG_NODES[standbyOf(layout)], haproxy, redis, opsApi, ...EXPORTERS, alertmanager, prometheus];
 }
 
 const port = z.number().int().min(1).max(65_535);
@@ -353,7 +355,7 @@ class LocalSandbox implements Sandbox {
 }
 
 function componentNamed(name: ComponentName): SandboxComponent {
-  return [...Object.values(PG_NODES), s3Store, backupStanza, haproxy, redis, opsApi, prometheus].find((component) => component.name === name)!;
+  return [...Object.values(PG_NODES), s3Store, backupStanza, haproxy, redis, opsApi, ...EXPORTERS, alertmanager, prometheus].find((component) => component.name === name)!;
 }
 
 async function runTask(task: SandboxTask, log: (line: string) => void): Promise<void> {

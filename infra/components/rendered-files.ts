@@ -4,12 +4,14 @@
  * options a container needs (listen on the pod network, paths inside the image, TimescaleDB, Docker's
  * DNS) and adds what only a container needs: the node start script and the primary's init script.
  */
+import { renderAlertRules } from "../config-files/alert-rules.ts";
 import { renderAlertmanagerYml, type AlertReceivers } from "../config-files/alertmanager.ts";
 import { renderGrafanaDatasourceYml } from "../config-files/grafana.ts";
+import { DASHBOARD_DATASOURCE_UID, DASHBOARDS, DASHBOARDS_DIR, renderDashboard, renderDashboardProviderYml } from "../config-files/grafana-dashboards.ts";
 import { renderHaproxyCfg } from "../config-files/haproxy.ts";
 import { renderPgbackrestConf, type PgbackrestRepoOptions } from "../config-files/pgbackrest.ts";
 import { renderPgHba, renderPostgresqlConf, standardHbaRules } from "../config-files/postgresql.ts";
-import { renderAlertRules, renderPrometheusYml, type ScrapeTarget } from "../config-files/prometheus.ts";
+import { renderPrometheusYml, type ScrapeTarget } from "../config-files/prometheus.ts";
 import { renderRedisConf } from "../config-files/redis.ts";
 
 /** Paths inside the TimescaleDB HA image (uid 1000 `postgres`, PGDATA below its home). */
@@ -315,5 +317,19 @@ export function alertmanagerYml(receivers: AlertReceivers): string {
 }
 
 export function grafanaDatasourceYml(prometheusUrl: string): string {
-  return renderGrafanaDatasourceYml({ prometheusUrl });
+  // The uid every provisioned dashboard's panels name.
+  return renderGrafanaDatasourceYml({ prometheusUrl, uid: DASHBOARD_DATASOURCE_UID });
+}
+
+export { DASHBOARDS_DIR };
+
+/** Where Grafana reads the dashboard provider file; the provider points at DASHBOARDS_DIR. */
+export const GRAFANA_DASHBOARD_PROVIDER_DIR = "/etc/grafana/provisioning/dashboards";
+
+/** I8/S4 dashboards as code: the provider file and one JSON file per dashboard (`<uid>.json`). */
+export function grafanaDashboardFiles(): { providerYml: string; dashboards: Record<string, string> } {
+  return {
+    providerYml: renderDashboardProviderYml(DASHBOARDS_DIR),
+    dashboards: Object.fromEntries(DASHBOARDS.map((dashboard) => [`${dashboard.uid}.json`, renderDashboard(dashboard)])),
+  };
 }

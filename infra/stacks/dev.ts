@@ -169,7 +169,7 @@ export function devStack(config: DevConfig): StackExports {
       apiTarget: `api:${config.apiPort}`,
       database: { host: traffic.internalHost, port: traffic.internalPort, name: config.dbName, user: config.dbUser, password: secrets.dbPassword },
       grafanaAdminPassword: secrets.grafanaAdminPassword,
-      receivers: pulumi.secret(alertReceiversOf(config)),
+      receivers: pulumi.secret(alertReceiversOf(config, { url: `http://api:${config.apiPort}/api/alerts/kill-switch`, bearerToken: secrets.opsApiToken })),
       hostPorts: { prometheus: ports.prometheus, alertmanager: ports.alertmanager, grafana: ports.grafana },
     },
     { provider: daemon },

@@ -50,9 +50,10 @@ export function notificationsOf(config: {
   };
 }
 
-/** The same targets as Alertmanager receivers. */
-export function alertReceiversOf(config: Parameters<typeof notificationsOf>[0]) {
+/** The same targets as Alertmanager receivers, plus I8's kill-switch webhook (the ops API's own route and token). */
+export function alertReceiversOf(config: Parameters<typeof notificationsOf>[0], killSwitch: { url: string; bearerToken: pulumi.Input<string> }) {
   return {
+    killSwitch: pulumi.output(killSwitch.bearerToken).apply((bearerToken) => ({ url: killSwitch.url, bearerToken })),
     ...(config.telegramBotToken && config.telegramChatId ? { telegram: { botToken: config.telegramBotToken, chatId: config.telegramChatId } } : {}),
     ...(config.slackWebhookUrl ? { slack: { webhookUrl: config.slackWebhookUrl } } : {}),
     ...(config.discordWebhookUrl ? { discord: { webhookUrl: config.discordWebhookUrl } } : {}),

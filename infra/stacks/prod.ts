@@ -93,7 +93,7 @@ export function prodStack(config: ProdConfig): StackExports {
       apiTarget: `${api.internalHost}:${config.apiPort}`,
       databaseHosts: timescale.podHosts,
       grafanaAdminPassword: secrets.grafanaAdminPassword,
-      receivers: pulumi.secret(alertReceiversOf(config)),
+      receivers: pulumi.secret(alertReceiversOf(config, { url: `http://${api.internalHost}:${config.apiPort}/api/alerts/kill-switch`, bearerToken: secrets.opsApiToken })),
       storageClass: config.storageClass,
     },
     { provider: cluster },

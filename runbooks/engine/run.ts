@@ -41,6 +41,21 @@ export interface RunOptions<T extends Target = Target> {
   /** Suppresses progress (for --json, where stdout must stay one document). */
   quiet?: boolean;
   signal?: AbortSignal;
+  /**
+   * Told of a changing run's start and end (runbooks/notify.ts sends them to the stack's channels);
+   * resolves with the channels that failed, which never fail the run.
+   */
+  events?: (event: RunEvent) => Promise<string[]>;
+}
+
+export interface RunEvent {
+  kind: "start" | "success" | "failure";
+  runbook: string;
+  stack: string;
+  step?: string;
+  message?: string;
+  next?: string;
+  durationMs?: number;
 }
 
 export function auditFileIn(stateDir: string): string {
@@ -88,10 +103,19 @@ export async function runRunbook<Args, T extends Target>(runbook: Runbook<Args, 
   const takesLock = runbook.mutates && runbook.takesLock !== false;
   const lock = takesLock ? (options.lock ?? new FileLock(join(options.stateDir, "lock"))) : undefined;
   await confirmAndLock(run, steps, lock, options);
+  const startedAt = performance.now();
+  const announce = async (event: Omit<RunEvent, "runbook" | "stack">) => {
+    if (!mutating || !options.events) return;
+    const failed = await options.events(masker.value({ ...event, runbook: base.runbook, stack: base.stack })).catch((error: unknown) => [oneLine(error)]);
+    if (failed.length) run.result.facts.notificationsFailed = failed.map((line) => masker.text(line));
+  };
   try {
+    await announce({ kind: "start" });
     // A lock lost mid-run (another run took it over) stops the run like an interruption would.
     const signal = lock ? AbortSignal.any([options.signal ?? new AbortController().signal, lock.lost]) : options.signal;
     await runSteps(run, steps, { ...options, signal });
+    const durationMs = Math.round(performance.now() - startedAt);
+    await announce(run.result.failure ? { kind: "failure", ...run.result.failure, durationMs } : { kind: "success", durationMs });
   } finally {
     await lock?.release();
     run.audit.write({ ...base, result: "finished", exitCode: run.result.exitCode, facts: run.result.facts });

@@ -1,8 +1,10 @@
 /**
- * Prometheus (S4, S5): scrapes the ops API and itself, evaluates the generated alert rules.
+ * Prometheus (S4, S5): scrapes the ops API, the exporters and itself, evaluates the generated alert rules and
+ * sends what fires to the sandbox's Alertmanager.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { renderAlertRules, renderPrometheusYml } from "../../infra/config-files/prometheus.ts";
+import { renderAlertRules } from "../../infra/config-files/alert-rules.ts";
+import { renderPrometheusYml } from "../../infra/config-files/prometheus.ts";
 import type { SandboxComponent } from "../component.ts";
 import type { SandboxLayout } from "../layout.ts";
 import { assertPortFree, httpStatus, livePid, notReady, spawnDaemon, stopDaemon, waitUntil } from "../processes.ts";
@@ -13,7 +15,7 @@ const baseUrl = (layout: SandboxLayout) => `http://${layout.host}:${layout.ports
 
 export const prometheus: SandboxComponent = {
   name: "prometheus",
-  startStep: () => "Start Prometheus with the S5 alert rules",
+  startStep: () => "Start Prometheus with the alert rules",
   stopStep: () => "Stop Prometheus",
   port: (layout) => layout.ports.prometheus,
   requires: () => [{ binary: "prometheus", debianPackage: "prometheus" }],
@@ -29,6 +31,12 @@ export const prometheus: SandboxComponent = {
       opsApiTarget: `${layout.host}:${layout.ports.opsApi}`,
       selfTarget: `${layout.host}:${layout.ports.prometheus}`,
       ruleFiles: [layout.prometheus.rules],
+      alertmanagers: [`${layout.host}:${layout.ports.alertmanager}`],
+      extraTargets: [
+        { jobName: "postgres", targets: [`${layout.host}:${layout.ports.pgExporter}`] },
+        { jobName: "redis", targets: [`${layout.host}:${layout.ports.redisExporter}`] },
+        { jobName: "node", targets: [`${layout.host}:${layout.ports.nodeExporter}`] },
+      ],
       scrapeInterval: "2s",
       evaluationInterval: "5s",
     });

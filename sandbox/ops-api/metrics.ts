@@ -6,8 +6,8 @@
  * read sets its gauges to NaN: 0 would claim, say, an inactive kill switch, and a stale value would
  * hide the outage.
  */
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { type CircuitBreakerState, WORK_QUEUES } from "../../contract/ops-api.ts";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { type CircuitBreakerState, type SimulationState, WORK_QUEUES } from "../../contract/ops-api.ts";
 import type { StateGauges } from "./state.ts";
 
 export interface MetricSources {
@@ -16,6 +16,8 @@ export interface MetricSources {
   circuitBreakerState(): Promise<CircuitBreakerState>;
   /** I4: the release and model version, as `tradeops_app_info{version, model_version} 1`. */
   appInfo?(): { version: string; modelVersion: string };
+  /** I8 trading gauges of the simulated market. @default unset (gauges stay 0) */
+  market?(): SimulationState;
 }
 
 const CIRCUIT_BREAKER_VALUE: Record<CircuitBreakerState, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
@@ -34,6 +36,16 @@ export class OpsMetrics {
   private readonly circuitBreakerState = this.gauge("circuit_breaker_state", "0 closed, 1 half-open, 2 open (I2).");
   private readonly openPositions = this.gauge("open_positions", "Open positions (I3).");
   private readonly appInfo = this.gauge("tradeops_app_info", "1, labelled with the running release and model version (I4).", ["version", "model_version"]);
+  // I8 alert inputs (infra/config-files/alert-rules.ts); the exchange and websocket counters stay at 0
+  // against the simulated exchange, but exist so the rules and dashboards name real series.
+  // No labels, so the series exists (at 0) before the first error: the error rate reads 0 %, not "no data".
+  private readonly requestErrors = new Counter({ name: "http_request_errors_total", help: "Answers with a 5xx status (I8 API error rate; the histogram has the route).", registers: [this.registry] });
+  private readonly dailyLoss = this.gauge("trading_daily_loss_ratio", "Today's loss as a fraction of the day's starting equity (I8: 3 % warn, 5 % stop).");
+  private readonly drawdown = this.gauge("trading_drawdown_ratio", "Drawdown from the equity peak, 0-1 (I8: 10 % / 15 %).");
+  private readonly decisionLatency = this.gauge("trading_decision_latency_seconds", "Latency of the last trading decision (I8: 500 ms / 1 s).");
+  private readonly exchangeErrors = new Counter({ name: "exchange_errors_total", help: "Failed exchange calls (T2).", labelNames: ["exchange"] as const, registers: [this.registry] });
+  private readonly exchangeRateLimited = new Counter({ name: "exchange_rate_limited_total", help: "Exchange answers 429 (T2).", labelNames: ["exchange"] as const, registers: [this.registry] });
+  private readonly websocketDisconnects = new Counter({ name: "websocket_disconnects_total", help: "Market-data websocket drops (T2).", labelNames: ["stream"] as const, registers: [this.registry] });
 
   readonly contentType = this.registry.contentType;
 
@@ -46,6 +58,7 @@ export class OpsMetrics {
 
   observeRequest(method: string, route: string, status: number, seconds: number): void {
     this.requestDuration.observe({ method, route, status: String(status) }, seconds);
+    if (status >= 500) this.requestErrors.inc();
   }
 
   /** Refreshes the state gauges from their sources, then renders the exposition text. */
@@ -55,6 +68,7 @@ export class OpsMetrics {
     // One series: a model reload must not leave the old version's series behind.
     this.appInfo.reset();
     if (info) this.appInfo.set({ version: info.version, model_version: info.modelVersion }, 1);
+    this.refreshMarket();
     return this.registry.metrics();
   }
 
@@ -73,6 +87,18 @@ export class OpsMetrics {
   private async refreshCircuitBreaker(): Promise<void> {
     const state = await this.sources.circuitBreakerState().catch(() => undefined);
     this.circuitBreakerState.set(state ? CIRCUIT_BREAKER_VALUE[state] : NaN);
+  }
+
+  private refreshMarket(): void {
+    const market = this.sources.market?.();
+    if (!market) return;
+    this.dailyLoss.set(market.daily_loss_ratio);
+    this.drawdown.set(market.drawdown_ratio);
+    this.decisionLatency.set(market.decision_latency_seconds);
+    // Zero-valued children, so `rate()` has a series before the first error.
+    this.exchangeErrors.inc({ exchange: "simulated" }, 0);
+    this.exchangeRateLimited.inc({ exchange: "simulated" }, 0);
+    this.websocketDisconnects.inc({ stream: "market-data" }, 0);
   }
 
   private gauge<Label extends string = never>(name: string, help: string, labelNames: readonly Label[] = []): Gauge<Label> {

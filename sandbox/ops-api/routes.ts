@@ -10,6 +10,9 @@ import { HttpError, readBody, secretMatches } from "./http.ts";
 import type { Logger } from "./log.ts";
 import type { OpsMetrics } from "./metrics.ts";
 import {
+  type AlertKillSwitchResult,
+  AlertmanagerWebhook,
+  SimulationRequest,
   CircuitBreakerTripRequest,
   CloseAllRequest,
   DEFAULT_CLOSE_ALL_REASON,
@@ -24,6 +27,7 @@ import {
   TradingPauseRequest,
 } from "../../contract/ops-api.ts";
 import type { CircuitBreaker } from "./redis.ts";
+import type { SimulatedMarket } from "./simulation.ts";
 import type { DeactivationResult, TradingStore } from "./state.ts";
 
 export interface Reply {
@@ -54,6 +58,7 @@ export interface RouteDependencies {
   metrics: OpsMetrics;
   probes: ReadinessProbes;
   startedAt: number;
+  market: SimulatedMarket;
   model: ModelHolder;
 }
 
@@ -68,7 +73,8 @@ export function createRouteContext(request: IncomingMessage): RouteContext {
 }
 
 export function opsRoutes(deps: RouteDependencies): Route[] {
-  return [...healthRoutes(deps), ...killSwitchRoutes(deps), ...circuitBreakerRoutes(deps), ...tradingRoutes(deps), ...modelRoutes(deps)];
+  const routes = [...healthRoutes(deps), ...killSwitchRoutes(deps), ...circuitBreakerRoutes(deps), ...tradingRoutes(deps), ...modelRoutes(deps), ...alertRoutes(deps)];
+  return [...routes.map((route) => slowedBy(deps.market, route)), ...simulationRoutes(deps)];
 }
 
 const reply = (status: number, body: unknown): Reply => ({ status, body });
@@ -215,4 +221,50 @@ function modelRoutes({ log, model }: RouteDependencies): Route[] {
       return reply(200, status);
     }),
   ];
+}
+
+/**
+ * I8 "daily loss 5 % stops trading": Alertmanager's kill-switch route posts here. Any firing alert
+ * engages the switch (which alerts arrive is the route's choice); a repeat while it is active, and a
+ * resolved notification, change nothing. The kill_switch_events row with the alert's name is the audit.
+ */
+function alertRoutes({ log, store }: RouteDependencies): Route[] {
+  return [
+    post("/api/alerts/kill-switch", async ({ body }) => {
+      const webhook = await body(AlertmanagerWebhook);
+      const firing = webhook.alerts.filter((alert) => alert.status === "firing");
+      const names = [...new Set(firing.map((alert) => alert.labels.alertname ?? "unnamed"))];
+      const answer = (action: AlertKillSwitchResult["action"]) => reply(200, { action, alerts: names } satisfies AlertKillSwitchResult);
+      if (firing.length === 0) return answer("ignored");
+      const summary = firing[0]!.annotations.summary ?? "";
+      const result = await store.activateKillSwitch(`alert ${names.join(", ")}: ${summary}`.slice(0, 500));
+      if ("alreadyActive" in result) return answer("already-active");
+      log.warn("kill switch activated by an alert; trading paused", { alerts: names, receiver: webhook.receiver, activated_at: result.activated.activated_at });
+      return answer("engaged");
+    }),
+  ];
+}
+
+/** The simulated market (sandbox/ops-api/simulation.ts); never slowed itself, so a test can always undo a delay. */
+function simulationRoutes({ log, market }: RouteDependencies): Route[] {
+  return [
+    get("/api/simulation", async () => reply(200, market.current())),
+    post("/api/simulation", async ({ body }) => {
+      const state = market.update(await body(SimulationRequest));
+      log.warn("simulated market changed", { ...state });
+      return reply(200, state);
+    }),
+  ];
+}
+
+function slowedBy(market: SimulatedMarket, route: Route): Route {
+  if (!route.path.startsWith("/api/")) return route;
+  return {
+    ...route,
+    async handle(context) {
+      const delay = market.current().response_delay_ms;
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+      return route.handle(context);
+    },
+  };
 }

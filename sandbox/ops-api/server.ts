@@ -19,6 +19,7 @@ import { OpsMetrics } from "./metrics.ts";
 import { CircuitBreaker, connectRedis, firstConnectAttempt, pingRedis, queueLengths } from "./redis.ts";
 import { createRouteContext, type ModelHolder, opsRoutes, type Reply, type Route } from "./routes.ts";
 import { loadModel, migrateUp } from "./release.ts";
+import { SimulatedMarket } from "./simulation.ts";
 import { createPool, TradingStore } from "./state.ts";
 
 export type { OpsApiConfig } from "./config.ts";
@@ -47,7 +48,9 @@ export async function startOpsApi(config: OpsApiConfig): Promise<OpsApi> {
   const store = new TradingStore(pool);
   const breaker = new CircuitBreaker(redis);
   const model = modelHolder(config, log);
+  const market = new SimulatedMarket();
   const metrics = new OpsMetrics({
+    market: () => market.current(),
     queueLengths: () => queueLengths(redis),
     stateGauges: () => store.gauges(),
     circuitBreakerState: async () => (await breaker.status()).state,
@@ -62,6 +65,7 @@ export async function startOpsApi(config: OpsApiConfig): Promise<OpsApi> {
     probes: { database: () => store.probeWritable(), redis: () => pingRedis(redis) },
     startedAt: Date.now(),
     model,
+    market,
   });
   const http: HttpContext = { routes, token: config.token, metrics, log, draining: false, inFlight: 0, fault: config.fault ?? "none" };
   const server = createServer((request, response) => void serve(http, request, response));

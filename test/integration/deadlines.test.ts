@@ -29,6 +29,7 @@ const CASES: Array<{ component: ComponentName; health: string; diagnoseView?: st
   { component: "s3", health: "backup-repository" },
   { component: "ops-api", health: "ops-api" },
   { component: "prometheus", health: "prometheus" },
+  { component: "alertmanager", health: "alertmanager" },
 ];
 
 /** pgBackRest processes of this sandbox still alive (a refused backup must not leave one behind). */

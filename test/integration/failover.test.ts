@@ -156,7 +156,8 @@ describe("switchover and failback (#8)", () => {
       expect(back.code).toBe(3);
       expect(back.stderr).toMatch(/no node takes writes/);
     } finally {
-      expect((await sandboxCli("up")).code).toBe(0);
+      const up = await sandboxCli("up");
+      expect(up.code, up.stderr).toBe(0);
     }
     expect(await homeTopology()).toEqual({ primary: "pg-a", standby: "pg-b", sync: "sync" });
   });

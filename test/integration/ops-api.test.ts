@@ -35,8 +35,8 @@ import { INTEGRATION_BASE_PORT } from "./global-setup.ts";
 
 const run = promisify(execFile);
 
-/** Above the shared sandbox's ports (its base + 1 … + 7), so the two never meet. */
-const BASE_PORT = INTEGRATION_BASE_PORT + 10;
+/** Above the shared sandbox's ports (its base + 1 … + 11), so the two never meet. */
+const BASE_PORT = INTEGRATION_BASE_PORT + 20;
 /**
  * pg-a archives its WAL into the S3 store through the stanza: without them every stop of pg-a
  * waits out archive-push retries (3.3 s measured, against 0.2 s).

@@ -36,7 +36,7 @@ describe("health (Z1, S3, C1)", () => {
     expect(run.code, run.stderr).toBe(0);
     const doc = HealthDocument.parse(JSON.parse(run.stdout));
     expect(doc.report?.components.map((c) => c.component).sort()).toEqual(
-      ["backup-repository", "ops-api", "primary", "prometheus", "redis", "standby", "traffic"],
+      ["alertmanager", "backup-repository", "ops-api", "primary", "prometheus", "redis", "standby", "traffic"],
     );
     for (const component of doc.report!.components) {
       expect(component.status, `${component.component}: ${component.detail}`).toBe("healthy");
@@ -49,7 +49,7 @@ describe("health (Z1, S3, C1)", () => {
   it("Z1: the text report is a table with a headline", async () => {
     const run = await onStack("health");
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/^healthy: all 7 components healthy\nCOMPONENT\s+STATUS\s+LATENCY/);
+    expect(run.stdout).toMatch(/^healthy: all 8 components healthy\nCOMPONENT\s+STATUS\s+LATENCY/);
     expect(run.stdout).toMatch(/^standby\s+healthy\s+\d+\.\d ms/m);
   });
 });

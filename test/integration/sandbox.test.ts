@@ -159,7 +159,7 @@ describe("up / status / down", () => {
     const result = await timed("warm (idempotent) up", () => runSandbox(sandboxUp, { dir: sandboxDir, mode: "sync" }));
     expect(result.exitCode, result.failure?.message).toBe(0);
     const componentSteps = result.steps.slice(1, -1);
-    expect(componentSteps).toHaveLength(8);
+    expect(componentSteps).toHaveLength(12);
     expect(componentSteps.filter((step) => step.outcome !== "skipped").map((step) => step.name)).toEqual([]);
   });
 
@@ -177,7 +177,7 @@ describe("up / status / down", () => {
   it("Z4: down stops every recorded process and leaves none behind; up brings the same data back", async () => {
     const before = (await runSandbox(sandboxStatus, { dir: sandboxDir })).facts.components as ComponentStatus[];
     const recordedPids = before.flatMap((c) => (c.pid ? [c.pid] : []));
-    expect(recordedPids).toHaveLength(7);
+    expect(recordedPids).toHaveLength(11);
 
     const down = await timed("down", () => runSandbox(sandboxDown, { dir: sandboxDir }));
     expect(down.exitCode, down.failure?.message).toBe(0);

@@ -10,12 +10,13 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { load as parseYaml } from "js-yaml";
 import { afterAll, describe, expect, it } from "vitest";
+import { alertRules, renderAlertRules } from "../../infra/config-files/alert-rules.ts";
 import { renderAlertmanagerYml, type AlertmanagerYmlOptions } from "../../infra/config-files/alertmanager.ts";
 import { renderGrafanaDatasourceYml } from "../../infra/config-files/grafana.ts";
 import { POSTGRES_BACKEND, renderHaproxyCfg, type HaproxyCfgOptions } from "../../infra/config-files/haproxy.ts";
 import { renderPgbackrestConf, type PgbackrestConfOptions } from "../../infra/config-files/pgbackrest.ts";
 import { renderPgHba, renderPostgresqlConf, standardHbaRules } from "../../infra/config-files/postgresql.ts";
-import { alertRules, renderAlertRules, renderPrometheusYml } from "../../infra/config-files/prometheus.ts";
+import { renderPrometheusYml } from "../../infra/config-files/prometheus.ts";
 import { renderRedisConf } from "../../infra/config-files/redis.ts";
 import { freePort } from "../../runbooks/platform/scratch-postgres.ts";
 
@@ -259,47 +260,6 @@ describe("prometheus.yml and alert rules", () => {
     expect(result.code).toBe(0);
     expect(yml).toMatch(/job_name: "ops-api"/);
   });
-
-  it("S5: promtool check rules accepts HighAPILatency, HighQueueSize and LowDatabaseConnections with the seed's thresholds", () => {
-    const result = check("promtool", ["check", "rules", writeTemp("rules.yml", renderAlertRules())]);
-    expect(result.code).toBe(0);
-    const byName = Object.fromEntries(alertRules().map((rule) => [rule.alert, rule]));
-    expect(byName.HighAPILatency).toMatchObject({ for: "5m", severity: "warning" });
-    expect(byName.HighAPILatency!.expr).toMatch(/histogram_quantile\(0\.95,.*http_request_duration_seconds_bucket.*\) > 1$/);
-    expect(byName.HighQueueSize).toMatchObject({ for: "10m", severity: "critical" });
-    expect(byName.HighQueueSize!.expr).toMatch(/tradeops_queue_length\) > 1000$/);
-    expect(byName.LowDatabaseConnections).toMatchObject({ for: "5m", severity: "critical" });
-    expect(byName.LowDatabaseConnections!.expr).toMatch(/< 5$/);
-  });
-
-  it("S5: HighQueueSize fires after 10 minutes above 1000 waiting jobs, not before (promtool test rules)", () => {
-    const rules = writeTemp("rules-under-test.yml", renderAlertRules());
-    const test = writeTemp(
-      "rules.test.yml",
-      [
-        `rule_files: [${JSON.stringify(rules)}]`,
-        "evaluation_interval: 1m",
-        "tests:",
-        "  - interval: 1m",
-        "    input_series:",
-        `      - series: 'tradeops_queue_length{queue="trade-execution"}'`,
-        "        values: '1500x20'",
-        "    alert_rule_test:",
-        "      - eval_time: 5m",
-        "        alertname: HighQueueSize",
-        "        exp_alerts: []",
-        "      - eval_time: 12m",
-        "        alertname: HighQueueSize",
-        "        exp_alerts:",
-        "          - exp_labels: { severity: critical, feature: S5, queue: trade-execution }",
-        "            exp_annotations: { summary: 'Work queue trade-execution holds more than 1000 waiting jobs' }",
-        "",
-      ].join("\n"),
-    );
-    const result = check("promtool", ["test", "rules", test]);
-    expect(result.output).toMatch(/SUCCESS/);
-    expect(result.code).toBe(0);
-  });
 });
 
 describe("alertmanager.yml", () => {
@@ -320,7 +280,7 @@ describe("alertmanager.yml", () => {
   it("I8: amtool check-config accepts alertmanager.yml with the Telegram and Slack receivers", () => {
     const result = amtoolCheck("alertmanager.yml", renderAlertmanagerYml({ receivers: { telegram, slack } }));
     expect(result.output).toMatch(/SUCCESS/);
-    expect(result.output).toMatch(/1 receivers/);
+    expect(result.output).toMatch(/4 receivers/);
     expect(result.code).toBe(0);
     const [receiver] = parsed({ receivers: { telegram, slack } }).receivers;
     expect(receiver!.telegram_configs).toEqual([{ bot_token: telegram.botToken, chat_id: -1001234567890, send_resolved: true }]);
@@ -341,6 +301,46 @@ describe("alertmanager.yml", () => {
     const quoted = renderAlertmanagerYml({ receivers: { telegram } }).replace("chat_id: -1001234567890", 'chat_id: "@tradeops_alerts"');
     expect(amtoolCheck("alertmanager-bad-chat.yml", quoted).code).not.toBe(0);
     expect(parsed({ receivers: { telegram: { ...telegram, chatId: -42 } } }).receivers[0]!.telegram_configs![0]!.chat_id).toBe(-42);
+  });
+
+  function routedTo(yml: string, ...labels: string[]): string[] {
+    const file = writeTemp("alertmanager-routes.yml", yml);
+    return check("amtool", ["config", "routes", "test", `--config.file=${file}`, ...labels]).output.split("\n").filter((line) => line && !line.startsWith("Warning")).join(",").split(",");
+  }
+
+  it("I8, Z3: alerts are routed by severity: critical and warning to Telegram, Slack and Discord, info to the chats only (amtool routes test)", () => {
+    const yml = renderAlertmanagerYml({ receivers: { telegram, slack, discord } });
+    expect(routedTo(yml, "alertname=DrawdownCritical", "severity=critical")).toEqual(["critical"]);
+    expect(routedTo(yml, "alertname=DrawdownHigh", "severity=warning")).toEqual(["warning"]);
+    expect(routedTo(yml, "alertname=APILatencyAboveTarget", "severity=info")).toEqual(["info"]);
+    expect(routedTo(yml, "alertname=Unlabelled")).toEqual(["tradeops"]);
+    const byName = Object.fromEntries(parsed({ receivers: { telegram, slack, discord } }).receivers.map((receiver) => [receiver.name, Object.keys(receiver).sort()]));
+    expect(byName.critical).toEqual(["discord_configs", "name", "slack_configs", "telegram_configs"]);
+    expect(byName.warning).toEqual(["discord_configs", "name", "slack_configs", "telegram_configs"]);
+    expect(byName.info).toEqual(["discord_configs", "name", "slack_configs"]);
+  });
+
+  it("I8: the daily-loss-critical alert also goes to the kill-switch webhook with the ops API's bearer token; nothing else does", () => {
+    const killSwitch = { url: "http://127.0.0.1:15406/api/alerts/kill-switch", bearerToken: "unit-ops-api-token-0123456789" };
+    const yml = renderAlertmanagerYml({ receivers: { telegram, killSwitch } });
+    expect(amtoolCheck("alertmanager-kill-switch.yml", yml).code).toBe(0);
+    expect(routedTo(yml, "alertname=DailyLossCritical", "severity=critical", "family=daily-loss")).toEqual(["kill-switch", "critical"]);
+    expect(routedTo(yml, "alertname=DailyLossWarning", "severity=warning", "family=daily-loss")).toEqual(["warning"]);
+    const webhook = (parseYaml(yml) as { receivers: Array<{ name: string; webhook_configs?: unknown[] }> }).receivers.find((receiver) => receiver.name === "kill-switch");
+    expect(webhook!.webhook_configs).toEqual([{ url: killSwitch.url, send_resolved: false, http_config: { authorization: { type: "Bearer", credentials: killSwitch.bearerToken } } }]);
+    expect(renderAlertmanagerYml({ receivers: { telegram } })).not.toMatch(/kill-switch/);
+  });
+
+  it("I8: a critical alert inhibits the warning of its own family (and only that family)", () => {
+    const rules = (parseYaml(renderAlertmanagerYml({ receivers: {} })) as { inhibit_rules: Array<Record<string, string[]>> }).inhibit_rules;
+    expect(rules[0]).toMatchObject({ source_matchers: ['severity="critical"'], target_matchers: ['severity=~"warning|info"'] });
+    expect(rules.every((rule) => rule.equal!.includes("family"))).toBe(true);
+    const families = new Map<string, Set<string>>();
+    for (const rule of alertRules()) families.set(rule.family, (families.get(rule.family) ?? new Set()).add(rule.severity));
+    // Every warning/critical pair the seeds give (I8) shares a family, so the inhibition reaches it.
+    for (const family of ["drawdown", "api-errors", "decision-latency", "daily-loss", "api-latency", "db-connections"]) {
+      expect(families.get(family)!.size, family).toBe(2);
+    }
   });
 
   it("I8: grouping, intervals and send_resolved are options; with no channel set the file is still valid", () => {

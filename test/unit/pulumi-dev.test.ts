@@ -11,6 +11,7 @@ import { pathToFileURL } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { StackOutputs, secretValues } from "../../contract/outputs.ts";
+import { alertRules } from "../../infra/config-files/alert-rules.ts";
 import { publish, serviceContainerArgs } from "../../infra/components/docker/container-defaults.ts";
 import { noPublicDataPorts } from "../../policy/policies.ts";
 import { defaultS3LockKey } from "../../runbooks/locks/index.ts";
@@ -287,7 +288,7 @@ describe("dev stack: the uploaded config files pass the real programs", () => {
     writeFileSync(join(dir, "rules.yml"), uploadOf(prometheus, "/etc/prometheus/rules.yml"));
     writeFileSync(join(dir, "prometheus.yml"), uploadOf(prometheus, "/etc/prometheus/prometheus.yml").replace("/etc/prometheus/rules.yml", join(dir, "rules.yml")));
     const out = execFileSync("promtool", ["check", "config", join(dir, "prometheus.yml")], { encoding: "utf8", stdio: "pipe" });
-    expect(out).toContain("SUCCESS: 5 rules found");
+    expect(out).toContain(`SUCCESS: ${alertRules().length} rules found`);
   });
 
   test("S7: redis-server starts with the uploaded redis.conf and runs it as rendered (AOF everysec, maxmemory from config)", async () => {
@@ -315,10 +316,24 @@ describe("dev stack: the uploaded config files pass the real programs", () => {
     }
   });
 
-  test("amtool check-config accepts alertmanager.yml with the Telegram and Slack receivers (I8)", () => {
-    writeFileSync(join(dir, "alertmanager.yml"), uploadOf(container("observability-alertmanager"), "/etc/alertmanager/alertmanager.yml"));
+  test("I8, S4: Grafana is provisioned with the four dashboards as code, their provider, and the datasource uid their panels name", () => {
+    const grafana = container("observability-grafana");
+    expect(uploadOf(grafana, "/etc/grafana/provisioning/datasources/prometheus.yml")).toContain('uid: "prometheus"');
+    expect(uploadOf(grafana, "/etc/grafana/provisioning/dashboards/tradeops.yml")).toContain("path: /etc/grafana/dashboards");
+    for (const uid of ["tradeops-trading", "tradeops-system-health", "tradeops-model-performance", "tradeops-postgres-redis"]) {
+      const dashboard = JSON.parse(uploadOf(grafana, `/etc/grafana/dashboards/${uid}.json`)) as { uid: string; panels: Array<{ datasource: { uid: string } }> };
+      expect(dashboard.uid).toBe(uid);
+      expect(dashboard.panels.every((panel) => panel.datasource.uid === "prometheus")).toBe(true);
+    }
+  });
+
+  test("amtool check-config accepts alertmanager.yml with the Telegram and Slack receivers (I8) and the API's kill-switch webhook", () => {
+    const yml = uploadOf(container("observability-alertmanager"), "/etc/alertmanager/alertmanager.yml");
+    writeFileSync(join(dir, "alertmanager.yml"), yml);
     const out = execFileSync("amtool", ["check-config", join(dir, "alertmanager.yml")], { encoding: "utf8", stdio: "pipe" });
     expect(out).toContain("SUCCESS");
-    expect(out).toMatch(/1 receivers/);
+    expect(out).toMatch(/5 receivers/); // every channel, critical, warning, info, kill-switch
+    expect(yml).toMatch(/url: http:\/\/api:\d+\/api\/alerts\/kill-switch/);
+    expect(yml).toContain(`credentials: ${DEV_SECRETS.opsApiToken}`);
   });
 });

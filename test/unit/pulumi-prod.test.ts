@@ -193,7 +193,7 @@ describe("prod stack: observability (S4, S5)", () => {
     const rules: string = one(K.configMap, "observability-prometheus").inputs.data["rules.yml"];
     expect(rules).toContain("alert: HighAPILatency");
     expect(rules).toMatch(/alert: HighQueueSize[\s\S]*?for: 10m[\s\S]*?severity: critical/);
-    expect(rules).toMatch(/alert: LowDatabaseConnections[\s\S]*?< 5"[\s\S]*?for: 5m/);
+    expect(rules).toMatch(/alert: LowDatabaseConnections[\s\S]*?< 5\n\s*for: 5m/);
   });
 
   test("alertmanager.yml and the Grafana admin password are Secrets; every monitoring Deployment has readiness + history", () => {

@@ -13,7 +13,10 @@ import {
   PROMETHEUS_FILES,
   PROMETHEUS_PORT,
   alertmanagerYml,
+  DASHBOARDS_DIR,
+  grafanaDashboardFiles,
   grafanaDatasourceYml,
+  GRAFANA_DASHBOARD_PROVIDER_DIR,
   prometheusFiles,
   type AlertReceivers,
 } from "../rendered-files.ts";
@@ -125,6 +128,7 @@ export class DockerObservability extends pulumi.ComponentResource {
     }
 
     function startGrafana(): docker.Container {
+      const dashboards = grafanaDashboardFiles();
       const image = pullImage(`${name}-grafana-image`, spec.images.grafana, childOpts);
       const data = new docker.Volume(`${name}-grafana-data`, { name: `${args.site.namePrefix}-grafana-data` }, childOpts);
       return new docker.Container(
@@ -136,6 +140,8 @@ export class DockerObservability extends pulumi.ComponentResource {
           uploads: [
             upload("/run/secrets/tradeops/grafana-admin-password", pulumi.secret(args.grafanaAdminPassword), "0644"),
             upload("/etc/grafana/provisioning/datasources/prometheus.yml", grafanaDatasourceYml(`http://prometheus:${PROMETHEUS_PORT}`)),
+            upload(`${GRAFANA_DASHBOARD_PROVIDER_DIR}/tradeops.yml`, dashboards.providerYml),
+            ...Object.entries(dashboards.dashboards).map(([file, json]) => upload(`${DASHBOARDS_DIR}/${file}`, json)),
           ],
           volumes: [{ volumeName: data.name, containerPath: "/var/lib/grafana" }],
           ports: [publish(args.site, args.hostPorts.grafana, GRAFANA_PORT)],

@@ -13,7 +13,10 @@ import {
   PROMETHEUS_FILES,
   PROMETHEUS_PORT,
   alertmanagerYml,
+  DASHBOARDS_DIR,
+  grafanaDashboardFiles,
   grafanaDatasourceYml,
+  GRAFANA_DASHBOARD_PROVIDER_DIR,
   prometheusFiles,
   type AlertReceivers,
 } from "../rendered-files.ts";
@@ -131,10 +134,15 @@ export class KubernetesObservability extends pulumi.ComponentResource {
         ],
         mounts: [
           { name: "datasources", mountPath: "/etc/grafana/provisioning/datasources", readOnly: true },
+          { name: "dashboard-provider", mountPath: GRAFANA_DASHBOARD_PROVIDER_DIR, readOnly: true },
+          { name: "dashboards", mountPath: DASHBOARDS_DIR, readOnly: true },
           { name: "admin", mountPath: "/run/secrets/grafana", readOnly: true },
         ],
+        // One ConfigMap holds the datasource, the dashboard provider and the dashboards; each mount picks its keys.
         volumes: [
-          { name: "datasources", configMap: { name: files.datasources.metadata.name } },
+          { name: "datasources", configMap: { name: files.datasources.metadata.name, items: [{ key: "prometheus.yml", path: "prometheus.yml" }] } },
+          { name: "dashboard-provider", configMap: { name: files.datasources.metadata.name, items: [{ key: "dashboard-provider.yml", path: "tradeops.yml" }] } },
+          { name: "dashboards", configMap: { name: files.datasources.metadata.name, items: Object.keys(grafanaDashboardFiles().dashboards).map((file) => ({ key: file, path: file })) } },
           { name: "admin", secret: { secretName: files.admin.metadata.name } },
         ],
         fsGroup: 472,
@@ -180,9 +188,17 @@ export class KubernetesObservability extends pulumi.ComponentResource {
 
     function createGrafanaFiles() {
       const labels = appLabels("grafana", "monitoring");
+      const dashboards = grafanaDashboardFiles();
       const datasources = new k8s.core.v1.ConfigMap(
         `${name}-grafana-datasources`,
-        { metadata: { name: "grafana-datasources", namespace: ns, labels }, data: { "prometheus.yml": grafanaDatasourceYml(`http://${clusterHost(PROMETHEUS_NAME, args.site)}:${PROMETHEUS_PORT}`) } },
+        {
+          metadata: { name: "grafana-datasources", namespace: ns, labels },
+          data: {
+            "prometheus.yml": grafanaDatasourceYml(`http://${clusterHost(PROMETHEUS_NAME, args.site)}:${PROMETHEUS_PORT}`),
+            "dashboard-provider.yml": dashboards.providerYml,
+            ...dashboards.dashboards,
+          },
+        },
         childOpts,
       );
       const admin = new k8s.core.v1.Secret(
