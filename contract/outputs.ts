@@ -118,6 +118,12 @@ export const Monitoring = z.object({
   prometheusUrl: z.url({ protocol: /^https?$/ }),
   /** Alertmanager's base URL (probed at `/-/ready`), where one runs. */
   alertmanagerUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /**
+   * A node-exporter textfile-collector dir on the machine that runs tradeops: `backup` records each
+   * success there (`tradeops_backup_last_success_timestamp_seconds`), the input of the BackupTooOld
+   * alert (I6, I7). Without it the alert has no data.
+   */
+  textfileDir: z.string().min(1).optional(),
 });
 
 export const Notifications = z.object({

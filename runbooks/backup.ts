@@ -16,6 +16,7 @@ import { checkBackupRepository, checkPrimaryAnswers, whileRepositoryAnswers } fr
 import type { StackOutputs } from "../contract/outputs.ts";
 import { onPg, onRedis } from "./connect.ts";
 import type { Step } from "./engine/runbook.ts";
+import { BACKUP_METRIC, recordBackupSuccess } from "./backup-metrics.ts";
 import { modelBackupSteps, modelSetReport } from "./model-sets.ts";
 import { redisPlatformOf } from "./platform/redis-node.ts";
 import { replicationOf } from "./role-change.ts";
@@ -116,7 +117,7 @@ export const backup = defineRunbook({
       },
       {
         name: `Take ${BACKUP_TYPE_NAMES[type]} backup${from === "auto" ? "" : ` from the ${from}`}`,
-        plan: `pgbackrest backup --type=${type}${from === "primary" ? "" : ` ${from === "auto" ? "[--backup-standby when the standby streams]" : "--backup-standby"}`} (start-fast checkpoint; expires backups beyond ${outputs.retention.pgFullDays}-day retention)`,
+        plan: `pgbackrest backup --type=${type}${from === "primary" ? "" : ` ${from === "auto" ? "[--backup-standby when the standby streams]" : "--backup-standby"}`} (start-fast checkpoint; expires backups beyond ${outputs.retention.pgFullDays}-day retention)${outputs.monitoring?.textfileDir ? `; its time recorded as ${BACKUP_METRIC} in ${outputs.monitoring.textfileDir}` : ""}`,
         // Nothing of this run can be in place before its action starts (step 1 just listed the
         // repository); after an interruption, the repository says whether pgBackRest finished.
         isDone: async (ctx) => backupStarted && (await newBackup(ctx)) !== undefined,
@@ -124,6 +125,10 @@ export const backup = defineRunbook({
           backupStarted = true;
           const options = [`--type=${type}`, ...(source === "standby" ? ["--backup-standby"] : [])];
           await whileRepositoryAnswers(outputs, ctx.signal, (watched) => pgbackrestOn("backup", options, watched));
+          // I6/I7: the BackupTooOld alert's input, where the stack has a textfile collector.
+          const made = await newBackup(ctx);
+          const file = made ? recordBackupSuccess(outputs, "pgbackrest", new Date(made.timestamp.stop * 1000)) : undefined;
+          if (file) ctx.log(`recorded for monitoring in ${file}`);
         },
         // Read the repository back: the backup counts once pgBackRest lists it.
         verify: async (ctx) => {

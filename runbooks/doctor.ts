@@ -17,7 +17,7 @@ import { table } from "./format.ts";
 import { hostSignals } from "./platform/host.ts";
 import { logSource } from "./platform/logs.ts";
 import { apiDependencies, apiLatency, apiStarts, authFailures, circuitBreaker, cors, exchange, memory, rateLimits, websocket } from "./doctor/api-checks.ts";
-import { type DoctorCheck, type Finding, fail, reachFor } from "./doctor/check.ts";
+import { BACKUPS_CHECK_TIMEOUT_MS, type DoctorCheck, type Finding, fail, reachFor } from "./doctor/check.ts";
 import { backupsFresh, cacheHits, dbConnections, orderRejections, replication, slowStatements, traffic } from "./doctor/db-checks.ts";
 import { disk, resultFiles } from "./doctor/host-checks.ts";
 import { type Metrics, scrapeMetrics } from "./doctor/metrics.ts";
@@ -95,7 +95,7 @@ export const doctor = defineRunbook({
     return [
       {
         name: "Run every check in parallel",
-        plan: `${chosen.map((c) => c.name).join(", ")} (each within ${CHECK_TIMEOUT_MS / 1000} s; read-only)`,
+        plan: `${chosen.map((c) => c.name).join(", ")} (each within ${CHECK_TIMEOUT_MS / 1000} s, backups ${BACKUPS_CHECK_TIMEOUT_MS / 1000} s; read-only)`,
         readOnly: true,
         action: async (ctx) => {
           findings = await runChecks(outputs, chosen, ctx.signal);
@@ -146,13 +146,14 @@ export async function runChecks(outputs: StackOutputs, checks: DoctorCheck[], ru
   return Promise.all(
     checks.map(async (check) => {
       const startedAt = performance.now();
-      const deadline = AbortSignal.timeout(CHECK_TIMEOUT_MS);
+      const timeoutMs = check.timeoutMs ?? CHECK_TIMEOUT_MS;
+      const deadline = AbortSignal.timeout(timeoutMs);
       const signal = AbortSignal.any([runSignal, deadline]);
       let finding: Finding;
       try {
         finding = await Promise.race([
-          check.run(reachFor(outputs, signal, CHECK_TIMEOUT_MS, shared)),
-          new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(new NoAnswer(CHECK_TIMEOUT_MS)), { once: true })),
+          check.run(reachFor(outputs, signal, timeoutMs, shared)),
+          new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(new NoAnswer(timeoutMs)), { once: true })),
         ]);
       } catch (error) {
         finding = fail(`the check did not finish: ${oneLine(error)}`, "a component it reads is hung", "`tradeops health` names the hung component");

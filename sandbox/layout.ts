@@ -110,6 +110,8 @@ export interface SandboxLayout {
   prometheus: ProcessFiles & { dir: string; config: string; rules: string; dataDir: string };
   alertmanager: ProcessFiles & { config: string; dataDir: string };
   exporters: Record<"pg-exporter" | "redis-exporter" | "node-exporter", ProcessFiles>;
+  /** node-exporter's textfile collector: runbooks record backup successes there (the BackupTooOld alert's input). */
+  metricsTextfileDir: string;
 }
 
 /** PostgreSQL refuses to run as root; as any other user the sandbox runs it as that user. */
@@ -178,6 +180,7 @@ export function sandboxLayout(opts: SandboxLayoutOptions): SandboxLayout {
     },
     alertmanager: { ...processFiles("alertmanager"), config: join(dir, "alertmanager", "alertmanager.yml"), dataDir: join(dir, "alertmanager", "data") },
     exporters: { "pg-exporter": processFiles("pg-exporter"), "redis-exporter": processFiles("redis-exporter"), "node-exporter": processFiles("node-exporter") },
+    metricsTextfileDir: join(dir, "node-exporter", "textfile"),
   };
 }
 

@@ -37,7 +37,7 @@ export function sandboxOutputs(layout: SandboxLayout, secrets: SandboxSecrets): 
     },
     redis: { host, port: layout.ports.redis, password: secrets.redisPassword },
     opsApi: { url: `http://${host}:${layout.ports.opsApi}`, token: secrets.opsApiToken, killSwitchAdminKey: secrets.killSwitchAdminKey },
-    monitoring: { prometheusUrl: `http://${host}:${layout.ports.prometheus}`, alertmanagerUrl: `http://${host}:${layout.ports.alertmanager}` },
+    monitoring: { prometheusUrl: `http://${host}:${layout.ports.prometheus}`, alertmanagerUrl: `http://${host}:${layout.ports.alertmanager}`, textfileDir: layout.metricsTextfileDir },
     lock: { kind: "file" },
     app: appOutputs(layout),
     backup: {

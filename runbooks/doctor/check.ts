@@ -41,12 +41,17 @@ export interface Reach {
 
 export const DOCTOR_APPLICATION_NAME = "tradeops-doctor";
 
+/** The backups check reads pgBackRest's repository and the bucket's listings. */
+export const BACKUPS_CHECK_TIMEOUT_MS = 5_000;
+
 export interface DoctorCheck {
   /** `--only` name: "redis", "db-connections". */
   name: string;
   /** Feature IDs of the seed scenario it recognises. */
   features: string[];
   run(reach: Reach): Promise<Finding>;
+  /** A check that reads the backup repository gets longer than the default. */
+  timeoutMs?: number;
 }
 
 export const ok = (saw: string): Finding => ({ status: "ok", saw });

@@ -6,7 +6,7 @@ import { checkBackups } from "../backups-check.ts";
 import { oneLine } from "../engine/errors.ts";
 import { checkPrimary, checkStandby, checkTraffic } from "../probes.ts";
 import type pg from "pg";
-import { DOCTOR_APPLICATION_NAME, type DoctorCheck, type Finding, type Reach, fail, findingOfError, notAvailable, ok, warn } from "./check.ts";
+import { BACKUPS_CHECK_TIMEOUT_MS, DOCTOR_APPLICATION_NAME, type DoctorCheck, type Finding, type Reach, fail, findingOfError, notAvailable, ok, warn } from "./check.ts";
 
 const IDLE_IN_TRANSACTION_S = 60;
 
@@ -190,6 +190,8 @@ export const orderRejections: DoctorCheck = {
 export const backupsFresh: DoctorCheck = {
   name: "backups",
   features: ["S8", "I6", "I7"],
+  // pgbackrest info and the bucket's listings: 0.3–1.5 s on the sandbox, more after many backups.
+  timeoutMs: BACKUPS_CHECK_TIMEOUT_MS,
   async run(reach) {
     try {
       const items = await checkBackups(reach.outputs, reach.signal);

@@ -4,6 +4,7 @@
  * them: `health` and the runbooks work with every exporter down, and the dashboards show it (each
  * opens with its exporter's `up`).
  */
+import { mkdirSync } from "node:fs";
 import type { SandboxComponent } from "../component.ts";
 import type { ComponentName, SandboxLayout, SandboxPorts } from "../layout.ts";
 import type { SandboxSecrets } from "../secrets.ts";
@@ -86,7 +87,10 @@ export const nodeExporter = exporter({
   binary: "prometheus-node-exporter",
   what: "host",
   provingMetric: "node_memory_MemAvailable_bytes",
-  args: (_layout, listen) => [`--web.listen-address=${listen}`],
+  args: (layout, listen) => {
+    mkdirSync(layout.metricsTextfileDir, { recursive: true });
+    return [`--web.listen-address=${listen}`, `--collector.textfile.directory=${layout.metricsTextfileDir}`];
+  },
 });
 
 export const EXPORTERS = [pgExporter, redisExporter, nodeExporter];

@@ -38,8 +38,10 @@ const restartOpsApi = async () => {
 };
 
 beforeAll(async () => {
-  // Earlier files may have left slow statements (pg_sleep in hang tests); this file starts clean.
+  // Earlier files may have left slow statements (pg_sleep in hang tests) and slow requests (the
+  // alert tests slow the API) in the API's latency histogram; this file starts clean.
   await onPg(outputs, outputs.database.primary, (c) => c.query("select pg_stat_statements_reset()"));
+  await restartOpsApi();
 });
 
 describe("doctor on a healthy sandbox (T1)", () => {

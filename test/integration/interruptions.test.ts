@@ -116,7 +116,7 @@ describe("an interrupted backup reports what is true (#15)", () => {
       if (made.length) {
         // pgBackRest finished before it was stopped: the run says so, and names the backup.
         expect(finished.facts.backup?.label).toBe(made[0]);
-        expect(run.stdout).toContain(`backup ${made[0]} (${type})`);
+        expect(run.stdout).toContain(`backup ${made[0]} (${type}`);
         if (interrupted) {
           expect(run.code).toBe(1);
           expect(interrupted.error).toMatch(new RegExp(`^interrupted by ${signal} during the step; it completed anyway`));

@@ -74,7 +74,7 @@ describe("backup (Z6, S8, I7) and the engine's safety rails", () => {
     const run = await onStack("backup", "--dry-run");
     expect(run.code).toBe(0);
     expect(run.stdout).toContain("1. Check the backup repository and WAL archiving");
-    expect(run.stdout).toContain("2. Take a full backup of the primary");
+    expect(run.stdout).toContain("2. Take a full backup\n");
     expect(await backupLabels()).toEqual(before);
   });
 
@@ -93,7 +93,7 @@ describe("backup (Z6, S8, I7) and the engine's safety rails", () => {
     expect(lines.map((l) => [l.step ?? null, l.result])).toEqual([
       [null, "started"],
       ["Check the backup repository and WAL archiving", "ok"],
-      ["Take a full backup of the primary", "ok"],
+      ["Take a full backup", "ok"],
       [null, "finished"],
     ]);
     const secrets = secretValues(outputs);
