@@ -48,7 +48,8 @@ const port = z.number().int().min(1).max(65_535);
 /** What the first `up` chose; later commands on the same dir reuse it. Checked as strictly as a flag. */
 const SandboxSettings = z.object({
   basePort: z.number().int().min(1024).max(65_528),
-  ports: z.record(z.enum(Object.keys(PORT_OFFSETS) as [keyof typeof PORT_OFFSETS]), port),
+  // Partial: a sandbox created before a component was added has no port for it (base port + its offset, then).
+  ports: z.partialRecord(z.enum(Object.keys(PORT_OFFSETS) as [keyof typeof PORT_OFFSETS]), port),
   mode: z.enum(["sync", "async"]),
   pgBinDir: z.string().min(1),
   /** Written by a failover or switchover: which node takes writes. */

@@ -366,6 +366,17 @@ describe("state files, refusals and modes (#15, #17)", () => {
     }
   });
 
+  it("S3: a sandbox.json written before components were added (no ports for them) still opens: the new ones take base port + offset", async () => {
+    const settings = JSON.parse(readFileSync(layout.files.settings, "utf8")) as Record<string, unknown> & { basePort: number; ports: Record<string, number> };
+    const { pgA, pgB, traffic, redis, s3, opsApi, prometheus } = settings.ports;
+    const dir = join(scratch, "older");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "sandbox.json"), JSON.stringify({ ...settings, basePort: 29000, ports: { pgA, pgB, traffic, redis, s3, opsApi, prometheus } }));
+    const status = await tradeops(["sandbox", "status", "--dir", dir]);
+    expect(status.stderr).not.toMatch(/is damaged/);
+    expect(status.stdout).toMatch(/^alertmanager\s+down\s+-\s+29008\s*$/m);
+  });
+
   it("S3: down --purge --yes of a dir that is not a sandbox is refused (exit 3) and deletes nothing", async () => {
     const decoy = join(scratch, "decoy");
     mkdirSync(decoy);
