@@ -10,7 +10,6 @@
  * of another table would follow the old table, so such dependents are refused up front.
  * TimescaleDB: timescaledb_pre_restore() / post_restore() around the load when the extension exists.
  */
-import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { StackOutputs } from "../contract/outputs.ts";
@@ -21,7 +20,7 @@ import type { Step, StepContext } from "./engine/runbook.ts";
 import { bytes, table } from "./format.ts";
 import { pauseTradingStep, resumeTradingStep, RoleChange, tradingLine } from "./role-change.ts";
 import { stateDirFor } from "./state.ts";
-import { displayName, libpqEnv, listTableDumps, pgTool, qualified, timescaleVersion, type DumpedTable, type TableDumpManifest } from "./table-dumps.ts";
+import { displayName, libpqEnv, listTableDumps, pgTool, qualified, runClientTool, timescaleVersion, type DumpedTable, type TableDumpManifest } from "./table-dumps.ts";
 
 /** Long enough for a busy table's transaction to end; beyond it the swap gives up (and rolls back) instead of queueing every writer behind it. */
 const LOCK_TIMEOUT = "10s";
@@ -171,7 +170,7 @@ async function swapScript(outputs: StackOutputs, manifest: TableDumpManifest, fi
   const aside = `tradeops_aside_${manifest.id.replace(/-/g, "_").toLowerCase()}_${Date.now().toString(36)}`;
   const tables = [...files.keys()];
   const sqlFiles: string[] = [];
-  const restore = (args: string[]) => runTool(pgTool(outputs, "pg_restore"), args, process.env, ctx.signal);
+  const restore = (args: string[]) => runClientTool(pgTool(outputs, "pg_restore"), args, process.env, ctx.signal);
   const sqlOf = async (archive: string, suffix: string, args: string[]) => {
     const out = `${archive}.${suffix}.sql`;
     sqlFiles.push(out);
@@ -223,22 +222,7 @@ async function swapScript(outputs: StackOutputs, manifest: TableDumpManifest, fi
 }
 
 function runPsql(outputs: StackOutputs, file: string, signal: AbortSignal): Promise<void> {
-  return runTool(pgTool(outputs, "psql"), ["--no-psqlrc", "--quiet", "--single-transaction", "--file", file], libpqEnv(outputs, outputs.database.primary), signal);
-}
-
-/** Runs a PostgreSQL client tool; rejects with its last error line. */
-function runTool(tool: string, args: string[], env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(tool, args, { env, stdio: ["ignore", "ignore", "pipe"], signal });
-    let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4_000)));
-    child.on("error", (error) => reject(signal.aborted ? signal.reason : error));
-    child.on("close", (code) => {
-      if (code === 0) return resolve();
-      const last = stderr.trim().split("\n").filter((line) => /ERROR|FATAL|error/.test(line)).pop() ?? stderr.trim().split("\n").pop() ?? "";
-      reject(new StepFailure(`${tool.split("/").pop()} exited ${code}: ${oneLine(last)}`));
-    });
-  });
+  return runClientTool(pgTool(outputs, "psql"), ["--no-psqlrc", "--quiet", "--single-transaction", "--file", file], libpqEnv(outputs, outputs.database.primary), signal);
 }
 
 export function tablesReport(facts: Record<string, unknown>) {

@@ -29,6 +29,7 @@ import { releasePlatformOf, type ReleaseChange } from "./platform/release.ts";
 import { shellWord } from "./pulumi.ts";
 import { until } from "./role-change.ts";
 import { stateDirFor } from "./state.ts";
+import { libpqEnv, pgTool } from "./table-dumps.ts";
 
 /** A rolled-back app must answer healthy on its release within this long. */
 const HEALTHY_WITHIN_MS = 60_000;
@@ -191,11 +192,9 @@ export function migrationRollbackSteps(outputs: StackOutputs, target: () => Prom
 
 async function pgDump(outputs: StackOutputs, tables: string[], file: string, signal: AbortSignal): Promise<void> {
   const { $ } = await import("zx");
-  const bin = outputs.platform.kind === "sandbox" ? join(outputs.platform.pgBinDir, "pg_dump") : "pg_dump";
-  const { host, port } = outputs.database.traffic;
-  const args = ["-Fc", "-h", host, "-p", String(port), "-U", outputs.database.user, "-d", outputs.database.name, "-f", file, ...tables.flatMap((t) => ["-t", t])];
-  // The password through the environment, never the argv `ps` shows.
-  const run = await $({ quiet: true, nothrow: true, signal, env: { ...process.env, PGPASSWORD: outputs.database.password }, timeout: "600s" })`${bin} ${args}`;
+  const args = ["-Fc", "-f", file, ...tables.flatMap((t) => ["-t", t])];
+  // Connection and password through libpq's environment, never the argv `ps` shows.
+  const run = await $({ quiet: true, nothrow: true, signal, env: libpqEnv(outputs, outputs.database.traffic), timeout: "600s" })`${pgTool(outputs, "pg_dump")} ${args}`;
   if (run.exitCode !== 0) throw new StepFailure(`pg_dump failed: ${oneLine(run.stderr || `exit ${run.exitCode}`)}`, "nothing was rolled back; fix the cause and re-run");
 }
 

@@ -10,7 +10,8 @@
  * through it (`--snapshot`), so the tables are consistent with each other and the counts exact.
  */
 import { spawn } from "node:child_process";
-import { join } from "node:path";
+import { basename, join } from "node:path";
+import type { Readable } from "node:stream";
 import { z } from "zod";
 import type { StackOutputs } from "../contract/outputs.ts";
 import { listManifests, putManifest, setId, uploadStream } from "./bucket-objects.ts";
@@ -128,22 +129,35 @@ export async function dumpTables(outputs: StackOutputs, tables: { schema: string
 /** `pg_dump --format=custom --table` of one table through the exported snapshot, streamed into the bucket. */
 async function dumpOne(outputs: StackOutputs, table: { schema: string; name: string }, snapshot: string, key: string, signal: AbortSignal) {
   const argv = ["--format=custom", `--snapshot=${snapshot}`, "--no-password", `--table=${qualified(table)}`];
-  const dump = spawn(pgTool(outputs, "pg_dump"), argv, { env: libpqEnv(outputs, outputs.database.primary), stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  dump.stderr.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4_000)));
-  const exited = new Promise<number>((resolve, reject) => {
-    dump.on("error", reject);
-    dump.on("close", (code) => resolve(code ?? 1));
-  });
-  const stop = () => dump.kill("SIGTERM");
-  signal.addEventListener("abort", stop, { once: true });
   try {
-    const [stored, code] = await Promise.all([uploadStream(outputs, dump.stdout, key, signal), exited]);
-    if (code !== 0) throw new StepFailure(`pg_dump of ${displayName(table)} exited ${code}: ${oneLine(stderr.trim().split("\n").pop() ?? "")}`, "a dump is never listed without its manifest; fix the cause and re-run");
-    return stored;
-  } finally {
-    signal.removeEventListener("abort", stop);
+    return await runClientTool(pgTool(outputs, "pg_dump"), argv, libpqEnv(outputs, outputs.database.primary), signal, (stdout) => uploadStream(outputs, stdout, key, signal));
+  } catch (error) {
+    if (!(error instanceof StepFailure)) throw error;
+    throw new StepFailure(`${displayName(table)}: ${error.message}`, "a dump is never listed without its manifest; fix the cause and re-run");
   }
+}
+
+/**
+ * Runs a PostgreSQL client tool (pg_dump, pg_restore, psql); `consume` reads its stdout as it
+ * comes. Rejects with the tool's last error line; the signal stops it.
+ */
+export function runClientTool(tool: string, args: string[], env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<void>;
+export function runClientTool<T>(tool: string, args: string[], env: NodeJS.ProcessEnv, signal: AbortSignal, consume: (stdout: Readable) => Promise<T>): Promise<T>;
+export async function runClientTool<T>(tool: string, args: string[], env: NodeJS.ProcessEnv, signal: AbortSignal, consume?: (stdout: Readable) => Promise<T>): Promise<T | void> {
+  const child = spawn(tool, args, { env, stdio: ["ignore", consume ? "pipe" : "ignore", "pipe"], signal });
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4_000)));
+  const exited = new Promise<number>((resolve, reject) => {
+    child.on("error", (error) => reject(signal.aborted ? signal.reason : error));
+    child.on("close", (code) => resolve(code ?? 1));
+  });
+  const [result, code] = await Promise.all([consume?.(child.stdout!), exited]);
+  if (code !== 0) {
+    const lines = stderr.trim().split("\n");
+    const last = lines.filter((line) => /ERROR|FATAL|error/.test(line)).pop() ?? lines.pop() ?? "";
+    throw new StepFailure(`${basename(tool)} exited ${code}: ${oneLine(last)}`);
+  }
+  return result;
 }
 
 export function writeTableDumpManifest(outputs: StackOutputs, manifest: TableDumpManifest, signal: AbortSignal): Promise<string> {
