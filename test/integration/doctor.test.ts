@@ -119,6 +119,8 @@ describe("dependencies break (T2, S9, C6)", () => {
       expect(findings.get("worker")?.status).toBe("fail");
     } finally {
       await sandbox.start("redis");
+      // The API's Redis client reconnects with a backoff: the next tests need it ready (a trip answered 503 in CI).
+      for (let i = 0; i < 100 && (await opsApiRequest(outputs.opsApi, "/health/ready").catch(() => ({ status: 0 }))).status !== 200; i++) await sleep(100);
     }
   });
 
