@@ -96,21 +96,62 @@ export const BackupRepository = z.object({
 });
 export type BackupRepository = z.infer<typeof BackupRepository>;
 
-/** The DR site (I5, I6): where `dr activate` moves traffic to. */
+/**
+ * How the DR site's app leaves pilot light (`dr activate`) and goes back to it (`dr failback`).
+ */
+export const DrApp = z.discriminatedUnion("kind", [
+  /** The sandbox's DR ops API, started and stopped through the sandbox's interface. */
+  z.object({ kind: z.literal("sandbox") }),
+  /** Deployments of the DR cluster, kept at 0 replicas until activation, then scaled to `replicas`. */
+  z.object({
+    kind: z.literal("kubernetes"),
+    namespace: z.string().min(1),
+    /** kubeconfig context of the DR cluster. @default the kubeconfig's current context */
+    context: z.string().optional(),
+    deployments: z.array(z.object({ name: z.string().min(1), replicas: z.number().int().positive() })).min(1),
+  }),
+]);
+export type DrApp = z.infer<typeof DrApp>;
+
+/** The Route53 failover record pair apps resolve (I5, I6): prod owns the PRIMARY half, dr the SECONDARY. */
+export const DrDns = z.object({
+  zoneId: z.string().min(1),
+  recordName: z.string().min(1),
+  /** The PRIMARY half's health check (the primary site's API). */
+  healthCheckId: z.string().optional(),
+  /** The primary site's load balancer host name: the PRIMARY half's target when all is well. */
+  primaryTarget: z.string().min(1).optional(),
+  /** The DR site's load balancer host name: the SECONDARY half's target, and the PRIMARY half's while the DR site is active. */
+  drTarget: z.string().min(1).optional(),
+  /** @default 60 */
+  ttl: z.number().int().min(1).max(86_400).optional(),
+});
+export type DrDns = z.infer<typeof DrDns>;
+
+/**
+ * The DR site (I5, I6): a standby site fed from the backup repository, where `dr activate` moves
+ * the platform and `dr failback` brings it back from. The sandbox's `--with-dr` and the `dr` stack
+ * fill it whole; the `prod` stack names the `dr` stack in `stack` and exports its half of `dns`.
+ */
 export const DrSite = z.object({
   name: z.string().min(1),
   region: z.string().min(1),
+  /**
+   * The stack that declares the DR site, e.g. `organization/tradeops/dr`: when this block has no
+   * `database`, the runbooks read that stack's `dr` block for the rest.
+   */
+  stack: z.string().regex(/^([\w.-]+\/){0,2}[\w.-]+$/, "a stack name like organization/tradeops/dr").optional(),
   opsApi: OpsApi.optional(),
+  /** The DR node: a standby restored from the repository and replaying its WAL (archive-get), promoted by `dr activate`. */
   database: PgNode.optional(),
-  /** Route53 failover record set apps resolve. */
-  dns: z
-    .object({
-      zoneId: z.string().min(1),
-      recordName: z.string().min(1),
-      healthCheckId: z.string().optional(),
-    })
-    .optional(),
+  /** The endpoint the DR site's app connects to (its read-write Service; the node itself in the sandbox). */
+  traffic: endpoint.optional(),
+  app: DrApp.optional(),
+  /** `dr activate` refuses beyond this replay lag (seconds of data the DR node lacks) unless forced. @default 300 (I5: 5 min) */
+  maxLagSeconds: z.number().int().positive().default(300),
+  dns: DrDns.optional(),
 });
+export type DrSite = z.infer<typeof DrSite>;
 
 /** The monitoring that pages people at 3 a.m. (S4, S5): `health` probes it like any component. */
 export const Monitoring = z.object({
