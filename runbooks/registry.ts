@@ -32,6 +32,9 @@ import { circuitBreakerReset, circuitBreakerStatus, positionsCloseAll, positions
 import { upgradeApp } from "./upgrade.ts";
 import { notifyTest } from "./notify.ts";
 import { alerts } from "./alerts.ts";
+import { drStatus } from "./dr-status.ts";
+import { drActivate } from "./dr-activate.ts";
+import { drFailback } from "./dr-failback.ts";
 
 // Each entry keeps its own args and target types; the CLI only needs their common shape.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -55,6 +58,10 @@ export const COMMANDS: Entry[] = [
   failback,
   unlock,
   drill,
+  // The DR site (issue 9).
+  drStatus,
+  drActivate,
+  drFailback,
   notifyTest,
   // Trading controls, stop/start, rollback and upgrade (issue 10).
   killSwitchOn,
@@ -97,6 +104,7 @@ export const COMMANDS: Entry[] = [
 export const GROUPS: Record<string, string> = {
   backups: "the backup sets in the stack's repository",
   "circuit-breaker": "the trading bot's circuit breaker (I2)",
+  dr: "the DR site (I5, I6): its lag, activating it, and coming back from it",
   cleanup: "old result files and rotated logs",
   "kill-switch": "the emergency stop of all trading (I1)",
   maintenance: "database care: vacuum, retention, indexes, slow queries, stuck sessions (each --dry-run prints its SQL)",

@@ -22,7 +22,7 @@ const dir = flag(z.string().min(1).optional(), {
 export const SandboxUpArgs = z.object({
   dir,
   basePort: flag(z.number().int().min(1024).max(65_528).optional(), {
-    description: "first of the sandbox's ports (pg-a is base+1 … Prometheus base+7)",
+    description: "first of the sandbox's ports (pg-a is base+1 … node-exporter base+11; a DR site base+12 … base+14)",
     placeholder: "port",
     defaultText: `${DEFAULT_BASE_PORT} for a new sandbox; an existing one keeps its own`,
   }),
@@ -33,6 +33,9 @@ export const SandboxUpArgs = z.object({
       async: "asynchronous replication (without a flag an existing sandbox keeps its mode)",
     },
   }),
+  withDr: flag(z.boolean().optional(), {
+    description: "add a DR site (I5, I6): pg-dr restored from the repository and fed by archive-get, its API at pilot light, the site switch (ports base+12 … base+14); a sandbox that has one keeps it",
+  }),
 });
 export type SandboxUpArgs = z.infer<typeof SandboxUpArgs>;
 
@@ -41,12 +44,12 @@ export interface SandboxTarget extends Target {
 }
 
 /** The sandbox these args name; its damaged state files are a usage error naming file and remedy. */
-export async function sandboxTarget(args: { dir?: string; basePort?: number; mode?: "sync" | "async" }): Promise<SandboxTarget> {
+export async function sandboxTarget(args: { dir?: string; basePort?: number; mode?: "sync" | "async"; withDr?: boolean }): Promise<SandboxTarget> {
   const dir = sandboxDir(args.dir);
   const problem = unusableDir(dir);
   if (problem) throw new UsageError(`${problem}: --dir must name the sandbox's directory`);
   try {
-    const sandbox = await openSandbox({ dir, basePort: args.basePort, mode: args.mode });
+    const sandbox = await openSandbox({ dir, basePort: args.basePort, mode: args.mode, withDr: args.withDr });
     return { outputs: sandbox.outputs, sandbox };
   } catch (error) {
     throw new UsageError(oneLine(error));

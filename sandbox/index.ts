@@ -9,9 +9,9 @@
  * `SandboxTask`s in its own words, which the runbooks wrap as engine steps.
  */
 import type { StackOutputs } from "../contract/outputs.ts";
-import type { ComponentName, PgNodeName, ReplicationMode } from "./layout.ts";
+import type { ComponentName, PgNodeName, ReplicationMode, SiteName } from "./layout.ts";
 
-export { COMPONENT_NAMES, DEFAULT_BASE_PORT, PORT_OFFSETS, type ComponentName, type PgNodeName, type ReplicationMode } from "./layout.ts";
+export { COMPONENT_NAMES, DEFAULT_BASE_PORT, DR_NODE, PORT_OFFSETS, type ComponentName, type PgNodeName, type ReplicationMode, type SiteName, type SiteNodeName } from "./layout.ts";
 export type { ComponentStatus } from "./component.ts";
 export { SandboxStateFileError } from "./state-file.ts";
 
@@ -37,6 +37,8 @@ export interface SandboxOptions {
   basePort?: number;
   /** I5: `sync` commits wait for the standby (RPO 0). @default the sandbox's current mode ("sync" for a new one) */
   mode?: ReplicationMode;
+  /** Add a DR site (I5, I6): pg-dr restored from the repository, its API at pilot light, the site switch. A sandbox that has one keeps it. */
+  withDr?: boolean;
 }
 
 /** One step of a sandbox procedure, in the sandbox's own words; the runbooks wrap each as an engine step. */
@@ -98,6 +100,27 @@ export interface Sandbox {
   readonly redis: SandboxRedis;
   /** The reference API's releases, for `rollback` and `upgrade`. */
   readonly app: SandboxApp;
+  /** The DR site, when the sandbox has one (`up --with-dr`). */
+  readonly dr: SandboxDr | undefined;
+}
+
+/**
+ * I5, I6: the DR site — pg-dr (a standby fed from the repository), its API (component
+ * `dr-ops-api`, at pilot light), and the site switch users go through (component `site-traffic`).
+ */
+export interface SandboxDr {
+  /** The site recorded as taking traffic (sandbox.json). */
+  activeSite(): SiteName;
+  /** Records `site` as taking traffic: sandbox.json follows, and so does every later `up` (the DR site's components while it is active). */
+  recordActiveSite(site: SiteName): Promise<void>;
+  /** The site switch sends users to `site` alone; the other site's sessions are cut. */
+  route(site: SiteName): Promise<void>;
+  /** The site the switch sends users to now. */
+  routedTo(): Promise<SiteName | undefined>;
+  /** The stopped or crashed `node` of the pair follows pg-dr: pg_rewind from it, its standby (own slot), started; resolves once it streams. */
+  followDr(node: PgNodeName, log?: (line: string) => void): Promise<"rewound" | "no rewind required">;
+  /** pg-dr, stopped or not, is rewound from `source` if it went past the switch point, made a standby fed from the repository, and started. */
+  backToStandby(source: PgNodeName, log?: (line: string) => void): Promise<"rewound" | "no rewind required">;
 }
 
 /** I4, Z7: the reference API's releases (sandbox/ops-api/releases.json) and which one runs. */

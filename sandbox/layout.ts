@@ -10,12 +10,17 @@
  *   +4 redis                          +8 alertmanager (HTTP)
  *   +9 pg-exporter  +10 redis-exporter  +11 node-exporter (S4, HTTP /metrics)
  *
+ * With a DR site (`up --with-dr`, I5/I6): +12 pg-dr (a standby restored from the repository and
+ * fed by archive-get), +13 dr-ops-api (the DR site's API, at pilot light: not started until
+ * `dr activate`), +14 site-traffic (HAProxy in front of both sites' APIs: the sandbox's stand-in
+ * for the Route53 failover record users resolve).
+ *
  * Files under the dir:
  *
  *   secrets.json  outputs.json  sandbox.json (settings of the first `up`: ports, mode; which node is primary)
  *   ops-api.env (the API's environment, written by its first start)
  *   logs/<component>.log          run/<component>.pid   run/haproxy.sock   run/pg/ (PG sockets)
- *   pg/pg-a  pg/pg-b (data dirs, postgres 0700)
+ *   pg/pg-a  pg/pg-b  pg/pg-dr (data dirs, postgres 0700)   dr-ops-api.env   site/haproxy.cfg   run/site.sock
  *   s3/data  s3/tls/{cert,key}.pem
  *   pgbackrest/{pgbackrest.conf,log,lock,spool}
  *   haproxy/haproxy.cfg   redis/{redis.conf,data}   prometheus/{prometheus.yml,rules.yml,data}
@@ -45,15 +50,28 @@ export const PORT_OFFSETS = {
   pgExporter: 9,
   redisExporter: 10,
   nodeExporter: 11,
+  pgDr: 12,
+  drOpsApi: 13,
+  site: 14,
 } as const;
 
 export type SandboxPorts = { -readonly [K in keyof typeof PORT_OFFSETS]: number };
 export type ReplicationMode = "sync" | "async";
 
 /** The components in start order; `down` walks it backwards. */
-export const COMPONENT_NAMES = ["s3", "pg-a", "stanza", "pg-b", "haproxy", "redis", "ops-api", "pg-exporter", "redis-exporter", "node-exporter", "alertmanager", "prometheus"] as const;
+export const COMPONENT_NAMES = [
+  "s3", "pg-a", "stanza", "pg-b", "haproxy", "redis", "ops-api", "pg-dr", "dr-ops-api", "site-traffic",
+  "pg-exporter", "redis-exporter", "node-exporter", "alertmanager", "prometheus",
+] as const;
 export type ComponentName = (typeof COMPONENT_NAMES)[number];
+/** The primary site's pair. */
 export type PgNodeName = "pg-a" | "pg-b";
+/** The DR site's node. */
+export const DR_NODE = "pg-dr";
+/** Any PostgreSQL node of the sandbox: the pair, or the DR site's. */
+export type SiteNodeName = PgNodeName | typeof DR_NODE;
+/** Which site takes the platform's traffic: the primary site, or the DR site after `dr activate`. */
+export type SiteName = "primary" | "dr";
 
 export interface SandboxLayoutOptions {
   /** The sandbox's directory; the CLI picks it (`--dir`, else the active sandbox, else `$TRADEOPS_HOME/sandbox`). */
@@ -68,10 +86,14 @@ export interface SandboxLayoutOptions {
   pgBinDir?: string;
   /** The node that takes writes: pg-a until a failover promotes pg-b. @default "pg-a" */
   primary?: PgNodeName;
+  /** A DR site beside the primary site (pg-dr, its API at pilot light, the site switch). @default false */
+  withDr?: boolean;
+  /** The site that takes traffic (`dr activate` records "dr", `dr failback` "primary"). @default "primary" */
+  activeSite?: SiteName;
 }
 
 export interface PgNodeLayout {
-  name: PgNodeName;
+  name: SiteNodeName;
   port: number;
   dataDir: string;
   log: string;
@@ -94,6 +116,14 @@ export interface SandboxLayout {
   pgBinDir: string;
   /** The node recorded as primary (sandbox.json): `up` starts it as the primary, the other as its standby. */
   primary: PgNodeName;
+  /** The DR site, when the sandbox has one: its node, its API (pilot light) and the site switch in front of both APIs. */
+  dr?: {
+    node: PgNodeLayout;
+    opsApi: ProcessFiles & { envFile: string };
+    site: ProcessFiles & { dir: string; config: string; socket: string };
+    /** The site that takes traffic now (sandbox.json). */
+    activeSite: SiteName;
+  };
   files: { secrets: string; outputs: string; settings: string };
   logsDir: string;
   runDir: string;
@@ -181,7 +211,22 @@ export function sandboxLayout(opts: SandboxLayoutOptions): SandboxLayout {
     alertmanager: { ...processFiles("alertmanager"), config: join(dir, "alertmanager", "alertmanager.yml"), dataDir: join(dir, "alertmanager", "data") },
     exporters: { "pg-exporter": processFiles("pg-exporter"), "redis-exporter": processFiles("redis-exporter"), "node-exporter": processFiles("node-exporter") },
     metricsTextfileDir: join(dir, "node-exporter", "textfile"),
+    dr: opts.withDr
+      ? {
+          node: { name: DR_NODE, port: ports.pgDr, dataDir: join(dir, "pg", DR_NODE), ...processFiles(DR_NODE) },
+          opsApi: { ...processFiles("dr-ops-api"), envFile: join(dir, "dr-ops-api.env") },
+          site: { ...processFiles("site-traffic"), dir: join(dir, "site"), config: join(dir, "site", "haproxy.cfg"), socket: join(runDir, "site.sock") },
+          activeSite: opts.activeSite ?? "primary",
+        }
+      : undefined,
   };
+}
+
+/** Where a node of the sandbox lives: one of the pair, or the DR site's (which must exist). */
+export function nodeOf(layout: SandboxLayout, name: SiteNodeName): PgNodeLayout {
+  if (name !== DR_NODE) return layout.pg[name];
+  if (!layout.dr) throw new Error(`the sandbox at ${layout.dir} has no DR site (\`tradeops sandbox up --with-dr\`)`);
+  return layout.dr.node;
 }
 
 /** The other node of the pair. */
@@ -195,6 +240,6 @@ export function standbyOf(layout: SandboxLayout): PgNodeName {
 }
 
 /** The physical replication slot a node streams from when it is the standby (slot names allow no hyphen). */
-export function slotOf(name: PgNodeName): string {
+export function slotOf(name: SiteNodeName): string {
   return name.replace("-", "_");
 }

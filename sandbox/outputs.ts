@@ -3,7 +3,7 @@
  * against the sandbox unchanged.
  */
 import { describeIssue, StackOutputs } from "../contract/outputs.ts";
-import { slotOf, standbyOf, type SandboxLayout } from "./layout.ts";
+import { DR_NODE, slotOf, standbyOf, type SandboxLayout } from "./layout.ts";
 import { appOutputs } from "./releases.ts";
 import { S3RVER_CREDENTIALS, type SandboxSecrets } from "./secrets.ts";
 
@@ -40,6 +40,7 @@ export function sandboxOutputs(layout: SandboxLayout, secrets: SandboxSecrets): 
     monitoring: { prometheusUrl: `http://${host}:${layout.ports.prometheus}`, alertmanagerUrl: `http://${host}:${layout.ports.alertmanager}`, textfileDir: layout.metricsTextfileDir },
     lock: { kind: "file" },
     app: appOutputs(layout),
+    ...(layout.dr ? { dr: drOutputs(layout, secrets) } : {}),
     backup: {
       type: "s3",
       // Field notes: pgBackRest 2.45 with verify-tls rejects IP-only certificates.
@@ -58,4 +59,21 @@ export function sandboxOutputs(layout: SandboxLayout, secrets: SandboxSecrets): 
   // Never a raw ZodError (a JSON dump on the terminal): one line naming the key.
   if (!outputs.success) throw new Error(`the sandbox at ${layout.dir} yields outputs that break the contract: ${describeIssue(outputs.error)}`);
   return outputs.data;
+}
+
+/**
+ * The DR site (I5, I6): pg-dr — a standby until `dr activate` promotes it, whatever the live role
+ * (runbooks re-check it) — its API, its database endpoint (the node itself: the site has one), and
+ * an app the sandbox starts and stops. Users reach whichever site is active through the site switch.
+ */
+function drOutputs(layout: SandboxLayout, secrets: SandboxSecrets) {
+  const { host, dr } = layout;
+  return {
+    name: "dr",
+    region: "sandbox-dr",
+    opsApi: { url: `http://${host}:${layout.ports.drOpsApi}`, token: secrets.opsApiToken, killSwitchAdminKey: secrets.killSwitchAdminKey },
+    database: { name: DR_NODE, host, port: dr!.node.port, role: "standby" as const, dataDir: dr!.node.dataDir },
+    traffic: { host, port: dr!.node.port },
+    app: { kind: "sandbox" as const },
+  };
 }

@@ -15,7 +15,9 @@ import { z } from "zod";
 import type { ComponentContext, ComponentStatus, SandboxComponent } from "./component.ts";
 import { backupStanza, writePgbackrestConf } from "./components/backup-stanza.ts";
 import { fenceFromTraffic, haproxy, livePrimary, routeTraffic, trafficRoute } from "./components/haproxy.ts";
-import { opsApi } from "./components/ops-api.ts";
+import { drOpsApi, opsApi, writeDrOpsApiEnv } from "./components/ops-api.ts";
+import { drBackToStandby, followDrNode, pgDr } from "./components/pg-dr.ts";
+import { routeSite, siteRoute, siteTraffic } from "./components/site-traffic.ts";
 import { demoteNode, discardNode, freeBytesFor, pgNode, putBackNode, rewindNode, setAsideNode, startRestoredNode } from "./components/pg-node.ts";
 import { clusterProcesses, isInitialised, startCluster } from "./components/postgres.ts";
 import { prometheus } from "./components/prometheus.ts";
@@ -24,7 +26,7 @@ import { EXPORTERS } from "./components/exporters.ts";
 import { placeRdb, putBackRdb, rdbFileOf, redis, startRedisWithoutAof } from "./components/redis.ts";
 import { s3Store } from "./components/s3-store.ts";
 import type { StackOutputs } from "../contract/outputs.ts";
-import type { Sandbox, SandboxApp, SandboxOptions, SandboxPostgres, SandboxRedis, SandboxStatus, SandboxTask, SandboxTraffic } from "./index.ts";
+import type { Sandbox, SandboxApp, SandboxDr, SandboxOptions, SandboxPostgres, SandboxRedis, SandboxStatus, SandboxTask, SandboxTraffic } from "./index.ts";
 import { PORT_OFFSETS, sandboxLayout, standbyOf, type ComponentName, type SandboxLayout, type SandboxLayoutOptions } from "./layout.ts";
 import { sandboxOutputs } from "./outputs.ts";
 import { recordRelease, releaseCatalogue, releaseNamed, releaseState } from "./releases.ts";
@@ -37,10 +39,23 @@ const PG_NODES = { "pg-a": pgNode("pg-a"), "pg-b": pgNode("pg-b") };
 
 /**
  * Start order; `down` walks it backwards. The recorded primary starts before the stanza (its
- * check archives a WAL segment) and the standby after it, whichever node is which.
+ * check archives a WAL segment) and the standby after it, whichever node is which. A DR site's
+ * node comes after the stanza (it is restored from the repository) and its API stays at pilot
+ * light — until `dr activate` records the DR site as active: then `up` starts the DR site (its
+ * node as the primary, its API) and leaves the primary site's nodes and API to `dr failback`.
  */
 export function componentsOf(layout: SandboxLayout): SandboxComponent[] {
-  return [s3Store, PG_NODES[layout.primary], backupStanza, PG_NODES[standbyOf(layout)], haproxy, redis, opsApi, ...EXPORTERS, alertmanager, prometheus];
+  const monitoring = [...EXPORTERS, alertmanager, prometheus];
+  if (layout.dr?.activeSite === "dr") return [s3Store, redis, pgDr, drOpsApi, siteTraffic, ...monitoring];
+  const drSite = layout.dr ? [pgDr, siteTraffic] : [];
+  return [s3Store, PG_NODES[layout.primary], backupStanza, PG_NODES[standbyOf(layout)], haproxy, redis, opsApi, ...drSite, ...monitoring];
+}
+
+/** `down`'s order: `up`'s backwards, with whatever `up` would not start but may run (the DR site's API, the other site's). */
+function stopOrder(layout: SandboxLayout): SandboxComponent[] {
+  const started = componentsOf(layout);
+  const others = layout.dr ? [drOpsApi, opsApi, haproxy, PG_NODES["pg-b"], PG_NODES["pg-a"], pgDr].filter((component) => !started.includes(component)) : [];
+  return [...others, ...started.reverse()];
 }
 
 const port = z.number().int().min(1).max(65_535);
@@ -54,6 +69,9 @@ const SandboxSettings = z.object({
   pgBinDir: z.string().min(1),
   /** Written by a failover or switchover: which node takes writes. */
   primary: z.enum(["pg-a", "pg-b"]).default("pg-a"),
+  /** The sandbox has a DR site (`up --with-dr`); written by `dr activate` / `dr failback`: which site takes traffic. */
+  dr: z.boolean().default(false),
+  activeSite: z.enum(["primary", "dr"]).default("primary"),
 });
 
 function readSettings(dir: string): z.infer<typeof SandboxSettings> | undefined {
@@ -82,6 +100,9 @@ export function resolveSandboxLayout(opts: SandboxLayoutOptions): SandboxLayout 
     mode: opts.mode ?? settings?.mode,
     pgBinDir: opts.pgBinDir ?? settings?.pgBinDir,
     primary: opts.primary ?? settings?.primary,
+    // Once a sandbox has a DR site it keeps it; `--with-dr` adds one to an existing sandbox.
+    withDr: opts.withDr || settings?.dr,
+    activeSite: opts.activeSite ?? settings?.activeSite,
   });
 }
 
@@ -194,7 +215,7 @@ class LocalSandbox implements Sandbox {
   // ---- down ---------------------------------------------------------------------------------------
 
   downTasks(options: { purge?: boolean } = {}): SandboxTask[] {
-    const stops = componentsOf(this.layout).reverse().flatMap((component) => (component.stop ? [this.stopTask(component)] : []));
+    const stops = stopOrder(this.layout).flatMap((component) => (component.stop ? [this.stopTask(component)] : []));
     return [...stops, this.sweepTask(), ...(options.purge ? [this.purgeTask()] : [])];
   }
 
@@ -348,6 +369,21 @@ class LocalSandbox implements Sandbox {
     },
   };
 
+  get dr(): SandboxDr | undefined {
+    if (!this.layout.dr) return undefined;
+    return {
+      activeSite: () => this.layout.dr!.activeSite,
+      recordActiveSite: async (site) => {
+        this.layout = { ...this.layout, dr: { ...this.layout.dr!, activeSite: site } };
+        writeSandboxFiles(this.layout, this.secrets);
+      },
+      route: (site) => routeSite(this.layout, site),
+      routedTo: () => siteRoute(this.layout),
+      followDr: (node, log = () => {}) => followDrNode(this.context(log), node),
+      backToStandby: (source, log = () => {}) => drBackToStandby(this.context(log), source),
+    };
+  }
+
   readonly traffic: SandboxTraffic = {
     fence: (node) => fenceFromTraffic(this.layout, node),
     route: (node) => routeTraffic(this.layout, node),
@@ -356,7 +392,7 @@ class LocalSandbox implements Sandbox {
 }
 
 function componentNamed(name: ComponentName): SandboxComponent {
-  return [...Object.values(PG_NODES), s3Store, backupStanza, haproxy, redis, opsApi, ...EXPORTERS, alertmanager, prometheus].find((component) => component.name === name)!;
+  return [...Object.values(PG_NODES), s3Store, backupStanza, haproxy, redis, opsApi, pgDr, drOpsApi, siteTraffic, ...EXPORTERS, alertmanager, prometheus].find((component) => component.name === name)!;
 }
 
 async function runTask(task: SandboxTask, log: (line: string) => void): Promise<void> {
@@ -378,12 +414,22 @@ async function prepareSandboxDirs(layout: SandboxLayout): Promise<void> {
 
 /** sandbox.json, outputs.json (0600) and pgbackrest.conf. Idempotent. */
 function writeSandboxFiles(layout: SandboxLayout, secrets: SandboxSecrets): void {
-  const settings = { basePort: layout.basePort, ports: layout.ports, mode: layout.mode, pgBinDir: layout.pgBinDir, primary: layout.primary };
+  const settings = {
+    basePort: layout.basePort,
+    ports: layout.ports,
+    mode: layout.mode,
+    pgBinDir: layout.pgBinDir,
+    primary: layout.primary,
+    dr: layout.dr !== undefined,
+    activeSite: layout.dr?.activeSite ?? "primary",
+  };
   writeFileSync(layout.files.settings, `${JSON.stringify(settings, null, 2)}\n`, { mode: 0o644 });
   writeFileSync(layout.files.outputs, `${JSON.stringify(sandboxOutputs(layout, secrets), null, 2)}\n`, { mode: 0o600 });
   chmodSync(layout.files.outputs, 0o600);
   // pg-a's archive_command names this file: it must exist before pg-a's first WAL switch.
   writePgbackrestConf(layout);
+  // The DR site's API is configured with the site (pilot light): activation only starts it.
+  if (layout.dr) writeDrOpsApiEnv(layout, secrets);
 }
 
 /** Verifies what `prepareSandboxDirs` made: PostgreSQL's socket dir is reachable for its OS user. */
@@ -411,6 +457,7 @@ export function sandboxProcesses(layout: SandboxLayout): number[] {
     ...markedProcesses(layout.dir),
     ...clusterProcesses(layout, layout.pg["pg-a"]),
     ...clusterProcesses(layout, layout.pg["pg-b"]),
+    ...(layout.dr ? clusterProcesses(layout, layout.dr.node) : []),
   ]);
   return [...pids];
 }

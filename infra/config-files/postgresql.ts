@@ -122,7 +122,9 @@ function archiveSettings(archive: PgArchiveOptions | false): Array<[string, Sett
     ["archive_command", [...pgbackrest, ...(archive.pgPath ? [`--pg1-path=${shellWord(archive.pgPath)}`] : []), "archive-push", "%p"].join(" ")],
     // Used only in recovery: a standby that fell behind its primary's WAL, and pg_rewind
     // --restore-target-wal (failback), fetch the segments they miss from the repository.
-    ...(archive.restoreCommand === false ? [] : [["restore_command", [...pgbackrest, "archive-get", "%f", '"%p"'].join(" ")] as [string, Setting]]),
+    ...(archive.restoreCommand === false
+      ? []
+      : [["restore_command", [...pgbackrest, ...(archive.pgPath ? [`--pg1-path=${shellWord(archive.pgPath)}`] : []), "archive-get", "%f", '"%p"'].join(" ")] as [string, Setting]]),
   ];
 }
 

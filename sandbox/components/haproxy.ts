@@ -71,14 +71,14 @@ export const haproxy: SandboxComponent = {
 // ---- the traffic switch (failover, switchover) ------------------------------------------------------
 
 /** One command on HAProxy's admin socket (`stats socket … level admin`); the answer's text. */
-async function adminCommand(layout: SandboxLayout, command: string): Promise<string> {
+export async function adminCommand(socketPath: string, command: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect(layout.haproxy.socket);
+    const socket = connect(socketPath);
     let answer = "";
-    socket.setTimeout(3_000, () => socket.destroy(new Error(`HAProxy's admin socket ${layout.haproxy.socket} did not answer within 3 s`)));
+    socket.setTimeout(3_000, () => socket.destroy(new Error(`HAProxy's admin socket ${socketPath} did not answer within 3 s`)));
     socket.on("data", (chunk) => (answer += chunk));
     socket.on("end", () => resolve(answer.trim()));
-    socket.on("error", (error) => reject(new Error(`HAProxy's admin socket ${layout.haproxy.socket}: ${error.message}`)));
+    socket.on("error", (error) => reject(new Error(`HAProxy's admin socket ${socketPath}: ${error.message}`)));
     socket.end(`${command}\n`);
   });
 }
@@ -89,25 +89,36 @@ async function adminCommand(layout: SandboxLayout, command: string): Promise<str
  * write to it either.
  */
 export async function fenceFromTraffic(layout: SandboxLayout, node: PgNodeName): Promise<void> {
-  await adminCommand(layout, `set server ${POSTGRES_BACKEND}/${node} state maint`);
-  await adminCommand(layout, `shutdown sessions server ${POSTGRES_BACKEND}/${node}`);
+  await adminCommand(layout.haproxy.socket, `set server ${POSTGRES_BACKEND}/${node} state maint`);
+  await adminCommand(layout.haproxy.socket, `shutdown sessions server ${POSTGRES_BACKEND}/${node}`);
 }
 
 /** Routes the traffic endpoint to `node` alone (the other node fenced first). */
 export async function routeTraffic(layout: SandboxLayout, node: PgNodeName): Promise<void> {
   await fenceFromTraffic(layout, peerOf(node));
-  await adminCommand(layout, `set server ${POSTGRES_BACKEND}/${node} state ready`);
+  await adminCommand(layout.haproxy.socket, `set server ${POSTGRES_BACKEND}/${node} state ready`);
 }
 
 /** The node the endpoint routes to now (admin state 0: not in maintenance), as HAProxy reports it. */
 export async function trafficRoute(layout: SandboxLayout): Promise<PgNodeName | undefined> {
-  const state = await adminCommand(layout, `show servers state ${POSTGRES_BACKEND}`);
-  // Columns: be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state …
-  const ready = state
-    .split("\n")
-    .filter((line) => !line.startsWith("#"))
-    .map((line) => line.trim().split(/\s+/))
-    .filter((columns) => columns[6] === "0")
-    .map((columns) => columns[3]);
+  const ready = await readyServers(layout.haproxy.socket, POSTGRES_BACKEND);
   return ready.length === 1 && (ready[0] === "pg-a" || ready[0] === "pg-b") ? ready[0] : undefined;
+}
+
+/**
+ * HAProxy's maintenance flags (SRV_ADMF_MAINT: forced, inherited, resolution). A server `disabled`
+ * in the config keeps the configuration flag (0x04) after `state ready` takes it out of maintenance.
+ */
+const MAINTENANCE_FLAGS = 0x23;
+
+/** The servers of `backend` not in maintenance, as HAProxy reports them. */
+export async function readyServers(socketPath: string, backend: string): Promise<string[]> {
+  const state = await adminCommand(socketPath, `show servers state ${backend}`);
+  // Columns: be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state …
+  return state
+    .split("\n")
+    .filter((line) => line.trim() && !line.startsWith("#"))
+    .map((line) => line.trim().split(/\s+/))
+    .filter((columns) => columns.length > 6 && (Number(columns[6]) & MAINTENANCE_FLAGS) === 0)
+    .map((columns) => columns[3]!);
 }

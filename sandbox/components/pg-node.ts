@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statfsSync } f
 import { dirname, join } from "node:path";
 import { synchronousStandbyNames } from "../../infra/config-files/postgresql.ts";
 import type { ComponentContext, SandboxComponent } from "../component.ts";
-import { slotOf, type PgNodeName, type SandboxLayout } from "../layout.ts";
+import { nodeOf, slotOf, type PgNodeName, type SandboxLayout, type SiteNodeName } from "../layout.ts";
 import { asOsUser, assertPortFree, chownToOsUser, run, runOrThrow, stopAll, waitUntil } from "../processes.ts";
 import {
   clearStaleLock,
@@ -170,8 +170,8 @@ async function cloneFromPrimary({ layout, secrets, log }: ComponentContext, name
 }
 
 /** The physical slot `slot` exists on `on` (idempotent). */
-export async function ensureSlot(layout: SandboxLayout, on: PgNodeName, slot: string): Promise<void> {
-  await psql(layout, layout.pg[on], `SELECT pg_create_physical_replication_slot('${slot}') WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '${slot}')`);
+export async function ensureSlot(layout: SandboxLayout, on: SiteNodeName, slot: string): Promise<void> {
+  await psql(layout, nodeOf(layout, on), `SELECT pg_create_physical_replication_slot('${slot}') WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '${slot}')`);
 }
 
 async function waitForStreaming({ layout }: ComponentContext, name: PgNodeName): Promise<void> {
@@ -217,13 +217,13 @@ async function applyReplicationMode({ layout, log }: ComponentContext, name: PgN
  * primary_conninfo (as `replicator`, application_name = the node) with its slot in
  * postgresql.auto.conf — so a fenced old primary that comes back can never take writes.
  */
-export async function demoteNode({ layout, secrets }: ComponentContext, name: PgNodeName, primary: PgNodeName): Promise<void> {
-  const node = layout.pg[name];
+export async function demoteNode({ layout, secrets }: ComponentContext, name: SiteNodeName, primary: SiteNodeName): Promise<void> {
+  const node = nodeOf(layout, name);
   if (postmasterPid(node, layout) !== undefined) throw new Error(`${name} is running: stop it before making it a standby`);
   if (!isInitialised(node)) throw new Error(`${name} has no data dir to make a standby of`);
   const conninfo = [
     `host=${layout.host}`,
-    `port=${layout.pg[primary].port}`,
+    `port=${nodeOf(layout, primary).port}`,
     `user=${layout.database.replicationUser}`,
     `password=${secrets.replicatorPassword}`,
     `application_name=${name}`,
@@ -242,9 +242,9 @@ export async function demoteNode({ layout, secrets }: ComponentContext, name: Pg
  * --restore-target-wal fetches WAL the target recycled; it copies the source's config files, so
  * the node's own are rendered again), leaving it a standby of `source`.
  */
-export async function rewindNode(context: ComponentContext, name: PgNodeName, source: PgNodeName): Promise<"rewound" | "no rewind required"> {
+export async function rewindNode(context: ComponentContext, name: SiteNodeName, source: SiteNodeName): Promise<"rewound" | "no rewind required"> {
   const { layout, secrets, log } = context;
-  const node = layout.pg[name];
+  const node = nodeOf(layout, name);
   if (postmasterPid(node, layout) !== undefined) throw new Error(`${name} is running: stop it before pg_rewind`);
   // A SIGKILLed postmaster's backends linger a moment (field notes); pg_rewind wants the dir to itself.
   await stopAll(clusterProcesses(layout, node));
@@ -253,8 +253,8 @@ export async function rewindNode(context: ComponentContext, name: PgNodeName, so
   writePgConfig(layout, node, undefined, { restoreCommand: true });
   // pg_rewind finishes a crashed node's recovery in single-user mode, which refuses standby mode.
   for (const signal of ["standby.signal", "recovery.signal"]) rmSync(join(node.dataDir, signal), { force: true });
-  await psql(layout, layout.pg[source], "CHECKPOINT");
-  const sourceServer = `host=${layout.host} port=${layout.pg[source].port} user=${layout.database.user} dbname=postgres`;
+  await psql(layout, nodeOf(layout, source), "CHECKPOINT");
+  const sourceServer = `host=${layout.host} port=${nodeOf(layout, source).port} user=${layout.database.user} dbname=postgres`;
   const argv = asOsUser(layout, pgBin(layout, "pg_rewind"), ["-D", node.dataDir, `--source-server=${sourceServer}`, "--restore-target-wal"]);
   const rewind = await run(layout, argv, { env: { PGPASSWORD: secrets.pgPassword }, timeoutMs: 600_000 });
   if (rewind.exitCode !== 0) {

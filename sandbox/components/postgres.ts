@@ -50,12 +50,12 @@ export function isInitialised(node: PgNodeLayout): boolean {
 export async function startNode(
   sandbox: ComponentContext,
   node: PgNodeLayout,
-  opts: { create: (dataDir: string) => Promise<void>; synchronousStandby?: string },
+  opts: { create: (dataDir: string) => Promise<void>; synchronousStandby?: string; fromRepository?: boolean },
 ): Promise<void> {
   const { layout } = sandbox;
   await assertPortFree(layout.host, node.port, node.name);
   if (!isInitialised(node)) await createDataDir(layout, node, opts.create);
-  writePgConfig(layout, node, opts.synchronousStandby);
+  writePgConfig(layout, node, opts.synchronousStandby, { fromRepository: opts.fromRepository });
   await startCluster(layout, node, sandbox.log);
 }
 
@@ -75,12 +75,20 @@ export function writeOwned(layout: SandboxLayout, file: string, text: string, mo
   chownToOsUser(layout, file);
 }
 
+/** With a DR site, a segment is archived at least this often: the DR node's data is never older (its RPO bound). */
+export const DR_ARCHIVE_TIMEOUT_SECONDS = 10;
+
 /**
  * postgresql.conf + pg_hba.conf of one node, rendered at every start so ports and paths always
  * match the layout (field notes: pg_rewind copies postgresql.conf from its source). Without
  * restore_command unless asked: each node streams on a slot, and the lookup slows every promotion.
+ * `fromRepository`: the DR node, a standby fed by archive-get alone, asking the repository every second.
  */
-export function writePgConfig(layout: SandboxLayout, node: PgNodeLayout, synchronousStandby?: string, opts: { restoreCommand?: boolean } = {}): void {
+export function writePgConfig(layout: SandboxLayout, node: PgNodeLayout, synchronousStandby?: string, opts: { restoreCommand?: boolean; fromRepository?: boolean } = {}): void {
+  const extra = {
+    ...(layout.dr ? { archive_timeout: `${DR_ARCHIVE_TIMEOUT_SECONDS}s` } : {}),
+    ...(opts.fromRepository ? { wal_retrieve_retry_interval: "1s" } : {}),
+  };
   const conf = renderPostgresqlConf({
     listenAddresses: layout.host,
     port: node.port,
@@ -88,7 +96,8 @@ export function writePgConfig(layout: SandboxLayout, node: PgNodeLayout, synchro
     clusterName: node.name,
     synchronousStandby,
     maxConnections: 50,
-    archive: { pgbackrestConfig: layout.pgbackrest.config, stanza: layout.pgbackrest.stanza, pgPath: node.dataDir, restoreCommand: opts.restoreCommand ?? false },
+    archive: { pgbackrestConfig: layout.pgbackrest.config, stanza: layout.pgbackrest.stanza, pgPath: node.dataDir, restoreCommand: (opts.restoreCommand ?? false) || (opts.fromRepository ?? false) },
+    extra,
   });
   writeOwned(layout, join(node.dataDir, "postgresql.conf"), conf);
   const hba = renderPgHba(standardHbaRules({ replicationUser: layout.database.replicationUser, osSuperuser: layout.osUser }));
