@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { tradeopsHome } from "../contract/home.ts";
 import type { StackOutputs } from "../contract/outputs.ts";
-import { openSandbox, type PgNodeName } from "../sandbox/index.ts";
+import { openSandbox, type ComponentName, type PgNodeName } from "../sandbox/index.ts";
 import { onPg } from "./connect.ts";
 import type { RunResult } from "./engine/document.ts";
 import { StepFailure, oneLine } from "./engine/errors.ts";
@@ -22,6 +22,10 @@ import { parseArgs, runRunbook } from "./engine/run.ts";
 import { defineRunbook, type Runbook, type Step, type StepContext } from "./engine/runbook.ts";
 import { failback } from "./failback.ts";
 import { failover } from "./failover.ts";
+import { drActivate } from "./dr-activate.ts";
+import { drFailback } from "./dr-failback.ts";
+import { drSiteOutputs } from "./dr-state.ts";
+import { drSiteOf } from "./platform/dr-site.ts";
 import { flag } from "./flags.ts";
 import { health } from "./health.ts";
 import { lockFor } from "./locks/index.ts";
@@ -35,37 +39,43 @@ const WRITES_AROUND_MS = 1_000;
 
 export const DrillArgs = SandboxUpArgs.extend({
   cycles: flag(z.number().int().min(1).max(100).default(3), { description: "kill-failover-failback cycles", placeholder: "n" }),
+  site: flag(z.boolean().optional(), {
+    description: "the whole-site drill (I5): kill the primary site (primary, standby, app), `dr activate`, count the writes lost at the DR site, `dr failback` (adds the DR site: --with-dr)",
+  }),
   report: flag(z.string().min(1).optional(), { description: "directory for drill.md, drill.json and the timeline plot", placeholder: "dir", defaultText: "$TRADEOPS_HOME/drills/<time>" }),
 });
 
 export const drill = defineRunbook({
   command: ["drill"],
   name: "drill",
-  summary: "drill the failover on the sandbox: SIGKILL the primary under load, fail over, count lost writes, fail back; report and plot",
+  summary: "drill the failover on the sandbox: SIGKILL the primary (--site: the whole primary site) under load, fail over, count lost writes, fail back; report and plot",
   features: ["I5", "I6", "C8"],
   mutates: true,
   args: DrillArgs,
-  target: (args) => sandboxTarget(args),
+  target: (args) => sandboxTarget({ ...args, withDr: args.withDr || args.site }),
   steps(args, target) {
     const { sandbox } = target;
     const drillId = new Date().toISOString();
-    const summary: DrillSummary = { mode: target.outputs.database.replication.mode, cycles: [], startedAt: drillId };
+    const kind = args.site ? "site" : "node";
+    const summary: DrillSummary = { kind, mode: target.outputs.database.replication.mode, cycles: [], startedAt: drillId };
     const reportDir = args.report ?? join(tradeopsHome(), "drills", drillId.replace(/[:.]/g, "-"));
     const fresh = async () => (await openSandbox({ dir: sandbox.dir })).outputs;
     const cycles: Step[] = Array.from({ length: args.cycles }, (_, i) => ({
-      name: `Cycle ${i + 1}: kill the primary under load, fail over, count lost writes, restart the fenced node, fail back`,
+      name: args.site
+        ? `Cycle ${i + 1}: kill the primary site under load, activate the DR site, count lost writes, restart the fenced node, fail back`
+        : `Cycle ${i + 1}: kill the primary under load, fail over, count lost writes, restart the fenced node, fail back`,
       action: async (ctx) => {
-        const cycle = await runCycle(await fresh(), drillId, i + 1, ctx);
+        const cycle = await (args.site ? runSiteCycle : runCycle)(await fresh(), drillId, i + 1, ctx);
         summary.cycles.push(cycle);
         ctx.record(`cycle${i + 1}`, { rtoSeconds: cycle.rtoSeconds, lost: cycle.lost.length, failbackSeconds: cycle.failbackSeconds });
         if (!cycle.fencedRefusedWrite) throw new StepFailure(`cycle ${i + 1}: the fenced old primary ${cycle.from} accepted a write: two writable nodes`, "do not fail over on this stack until the fencing is fixed");
-        if (cycle.lost.length && summary.mode === "sync") {
+        if (cycle.lost.length && summary.mode === "sync" && kind === "node") {
           throw new StepFailure(`cycle ${i + 1}: ${cycle.lost.length} acknowledged writes lost in synchronous mode`, "check synchronous_standby_names on the primary (`tradeops diagnose`)");
         }
       },
     }));
     return [
-      ...sandboxUp.steps(args, target),
+      ...sandboxUp.steps({ ...args, withDr: args.withDr || args.site }, target),
       {
         name: "Check every component is healthy before the first kill",
         readOnly: true,
@@ -139,6 +149,65 @@ async function runCycle(outputs: StackOutputs, drillId: string, cycle: number, c
     failbackWriteGapSeconds: failbackReport.writeGapSeconds ?? null,
     rejoinedBy: failbackReport.rejoinedBy ?? {},
     steps: { failover: stepTimes(failed), failback: stepTimes(backed) },
+    timeline: timelineOf(acks, killAt),
+  };
+}
+
+/**
+ * The whole-site cycle (I5): the writer commits through the primary site's endpoint; the primary
+ * site — both database nodes and the app — is SIGKILLed; `dr activate`; the acknowledged rows are
+ * counted at the DR site (loss bounded by archive_timeout: WAL reaches the DR site through the
+ * repository); the fenced old primary must refuse a write; `dr failback`.
+ */
+async function runSiteCycle(outputs: StackOutputs, drillId: string, cycle: number, ctx: StepContext): Promise<DrillCycle> {
+  const sandbox = await openSandbox({ dir: platformDir(outputs) });
+  const dr = drSiteOf(outputs);
+  const from = outputs.database.primary.name as PgNodeName;
+  const writer = new DrillWriter(outputs, drillId, cycle);
+  writer.start();
+  await sleep(WRITES_AROUND_MS);
+  const killAt = Date.now();
+  const site: ComponentName[] = ["ops-api", from, outputs.database.standby!.name as PgNodeName];
+  for (const component of site) {
+    const pid = sandbox.pid(component);
+    if (pid !== undefined) process.kill(pid, "SIGKILL");
+  }
+  ctx.log(`cycle ${cycle}: SIGKILL to the primary site (${site.join(", ")}) under load`);
+  // Its writes fail from here on: it writes through the dead site's endpoint.
+  await sleep(WRITES_AROUND_MS / 2);
+  await writer.stop();
+  const activated = await nested(drActivate, { reason: `drill cycle ${cycle}` }, outputs, ctx);
+  if (activated.exitCode !== 0) throw new StepFailure(`cycle ${cycle}: dr activate stopped at "${activated.failure?.step}": ${activated.failure?.message}`, activated.failure?.next);
+
+  const lost = await lostWrites(drSiteOutputs(outputs, dr), drillId, cycle, writer.acknowledged);
+  const missing = new Set(lost);
+  const lastKept = writer.acknowledged.filter((write) => !missing.has(write.n)).at(-1)?.at;
+  const lastAck = writer.acknowledged.at(-1)?.at;
+  const lostSeconds = lost.length && lastAck !== undefined ? (lastAck - (lastKept ?? killAt)) / 1000 : 0;
+  ctx.log(`cycle ${cycle}: ${writer.acknowledged.length} writes acknowledged, ${lost.length} lost (${lostSeconds.toFixed(3)} s); activation RTO ${(activated.report as { rtoSeconds?: number }).rtoSeconds ?? "?"} s`);
+  const fencedRefusedWrite = await fencedOldPrimaryRefuses(sandbox, outputs, from, ctx);
+
+  const backed = await nested(drFailback, { reason: `drill cycle ${cycle}` }, outputs, ctx);
+  if (backed.exitCode !== 0) throw new StepFailure(`cycle ${cycle}: dr failback stopped at "${backed.failure?.step}": ${backed.failure?.message}`, backed.failure?.next);
+  const failbackReport = backed.report as { failbackSeconds?: number | null; writeGapSeconds?: number | null; homeRejoinedBy?: string; drRejoinedBy?: string };
+  const acks = writer.acknowledged.map((write) => write.at);
+  const fact = (key: string) => activated.facts[key] as number | undefined;
+  return {
+    cycle,
+    from: "primary site",
+    to: dr.database.name,
+    killAt,
+    marks: { fenced: fact("fencedAt"), promoted: fact("promotedAt"), firstWrite: fact("firstWriteAt") },
+    rtoSeconds: (activated.report as { rtoSeconds?: number | null }).rtoSeconds ?? null,
+    outageSeconds: null,
+    acknowledged: writer.acknowledged.length,
+    lost,
+    lostSeconds,
+    fencedRefusedWrite,
+    failbackSeconds: failbackReport.failbackSeconds ?? null,
+    failbackWriteGapSeconds: failbackReport.writeGapSeconds ?? null,
+    rejoinedBy: { [from]: failbackReport.homeRejoinedBy ?? "-", [dr.database.name]: failbackReport.drRejoinedBy ?? "-" },
+    steps: { failover: stepTimes(activated), failback: stepTimes(backed) },
     timeline: timelineOf(acks, killAt),
   };
 }

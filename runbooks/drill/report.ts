@@ -22,6 +22,8 @@ export interface DrillCycle {
   acknowledged: number;
   /** Acknowledged writes the new primary does not have (RPO, in rows). */
   lost: number[];
+  /** The RPO in time (whole-site drill): from the last acknowledged write the DR site has to the last one acknowledged. */
+  lostSeconds?: number | null;
   /** The fenced old primary, restarted by hand, refused a write (never two writable nodes). */
   fencedRefusedWrite: boolean;
   failbackSeconds: number | null;
@@ -33,6 +35,8 @@ export interface DrillCycle {
 }
 
 export interface DrillSummary {
+  /** `node`: the primary killed, `failover`; `site`: the whole primary site killed, `dr activate` (I5). @default "node" */
+  kind?: "node" | "site";
   mode: "sync" | "async";
   cycles: DrillCycle[];
   startedAt: string;
@@ -40,6 +44,8 @@ export interface DrillSummary {
 
 /** I5, "DB failure": the seed's targets for a failover. */
 export const SEED_TARGETS = { rtoSeconds: 15 * 60, rpoSeconds: 5 * 60 };
+/** I5, "whole site down": the seed's targets for a DR activation. */
+export const SEED_SITE_TARGETS = { rtoSeconds: 60 * 60, rpoSeconds: 15 * 60 };
 
 export interface DrillFiles {
   dir: string;
@@ -77,6 +83,15 @@ export function summaryRows(summary: DrillSummary): string[][] {
     return [label, format(s?.min), format(s?.median), format(s?.max), target];
   };
   const count = (value: number | undefined) => (value === undefined ? "-" : String(value));
+  if (summary.kind === "site") {
+    return [
+      row("RTO: dr activate's first step → first write at the DR site", summary.cycles.map((c) => c.rtoSeconds), `${SEED_SITE_TARGETS.rtoSeconds / 60} min (I5)`),
+      row("RPO: acknowledged writes lost", summary.cycles.map((c) => c.lost.length), "-", count),
+      row("RPO: time of acknowledged writes lost", summary.cycles.map((c) => c.lostSeconds ?? null), `${SEED_SITE_TARGETS.rpoSeconds / 60} min (I5)`),
+      row("dr failback: first step → first write at home", summary.cycles.map((c) => c.failbackSeconds), "-"),
+      row("dr failback's write gap", summary.cycles.map((c) => c.failbackWriteGapSeconds), "-"),
+    ];
+  }
   return [
     row("RTO: failover's first step → first write through the endpoint", summary.cycles.map((c) => c.rtoSeconds), `${SEED_TARGETS.rtoSeconds / 60} min (I5)`),
     row("client outage: longest time between two acknowledged writes", summary.cycles.map((c) => c.outageSeconds), "-"),
@@ -92,20 +107,23 @@ function markdown(summary: DrillSummary, files: DrillFiles): string {
     `${c.from} → ${c.to}`,
     c.rtoSeconds === null ? "-" : `${c.rtoSeconds.toFixed(3)} s`,
     c.outageSeconds === null ? "-" : `${c.outageSeconds.toFixed(3)} s`,
-    `${c.lost.length} of ${c.acknowledged}`,
+    `${c.lost.length} of ${c.acknowledged}${c.lostSeconds ? ` (${c.lostSeconds.toFixed(3)} s)` : ""}`,
     c.fencedRefusedWrite ? "yes" : "**NO**",
     c.failbackSeconds === null ? "-" : `${c.failbackSeconds.toFixed(3)} s`,
     Object.entries(c.rejoinedBy).map(([node, how]) => `${node}: ${how}`).join("; "),
   ]);
+  const site = summary.kind === "site";
   const md = (header: string[], rows: string[][]) => [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
   return [
-    `# Failover drill, ${summary.startedAt}`,
+    site ? `# Whole-site DR drill, ${summary.startedAt}` : `# Failover drill, ${summary.startedAt}`,
     "",
-    `${summary.cycles.length} cycle(s) on the sandbox, ${summary.mode === "sync" ? "synchronous" : "asynchronous"} replication. Each cycle: a writer commits numbered rows through the traffic endpoint; the primary is killed with SIGKILL; \`tradeops failover\`; every acknowledged row is looked for on the new primary; the fenced old primary is restarted by hand and must refuse a write; \`tradeops failback\`.`,
+    site
+      ? `${summary.cycles.length} cycle(s) on the sandbox with its DR site. Each cycle: a writer commits numbered rows through the primary site's traffic endpoint; the primary site (primary, standby, app) is killed with SIGKILL; \`tradeops dr activate\`; every acknowledged row is looked for at the DR site (WAL reaches it through the repository: loss is bounded by archive_timeout); the fenced old primary is restarted by hand and must refuse a write; \`tradeops dr failback\`.`
+      : `${summary.cycles.length} cycle(s) on the sandbox, ${summary.mode === "sync" ? "synchronous" : "asynchronous"} replication. Each cycle: a writer commits numbered rows through the traffic endpoint; the primary is killed with SIGKILL; \`tradeops failover\`; every acknowledged row is looked for on the new primary; the fenced old primary is restarted by hand and must refuse a write; \`tradeops failback\`.`,
     "",
     md(["", "min", "median", "max", "seed target"], summaryRows(summary)),
     "",
-    md(["cycle", "failover", "RTO", "client outage", "acknowledged writes lost", "fenced old primary refused a write", "failback", "rejoined by"], cycles),
+    md(["cycle", site ? "activation" : "failover", "RTO", "client outage", "acknowledged writes lost", "fenced old primary refused a write", "failback", "rejoined by"], cycles),
     "",
     `![timeline](${files.png.split("/").at(-1)})`,
     "",
@@ -118,7 +136,7 @@ function markdown(summary: DrillSummary, files: DrillFiles): string {
 function plotSpec(summary: DrillSummary): object {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: `Failover drill: acknowledged writes per 10 ms (${summary.mode})`,
+    title: summary.kind === "site" ? "Whole-site DR drill: acknowledged writes per 10 ms at the primary site" : `Failover drill: acknowledged writes per 10 ms (${summary.mode})`,
     vconcat: summary.cycles.map((c) => {
       const marks = [
         { label: "kill", t: 0 },
