@@ -43,7 +43,7 @@ export class KubernetesDeployments {
 
   /** What the Deployment asks for and how many of its pods are ready. */
   async replicas(name: string): Promise<DeploymentReplicas> {
-    const { desired, ready } = await this.status(parsed(Scale.shape.name, name, "Deployment"));
+    const { desired, ready } = await this.status(parsed(Scale.pick({ name: true }), { name }, "replicas").name);
     return { desired, ready };
   }
 

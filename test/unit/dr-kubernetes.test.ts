@@ -136,6 +136,7 @@ describe("I5: the DR app's Deployments out of pilot light and back", () => {
     await expect(deployments.scale("api", 1.5)).rejects.toThrow(UsageError);
     await expect(deployments.scale("API/../x", 1)).rejects.toThrow(UsageError);
     await expect(deployments.waitReady("api", 1, 0)).rejects.toThrow(UsageError);
+    await expect(deployments.replicas("")).rejects.toThrow(/^replicas: name: a Kubernetes object name/);
     expect(api.patches).toEqual([]);
   });
 });
