@@ -44,6 +44,8 @@ const ipv4 = z.string().regex(/^(\d{1,3})(\.\d{1,3}){3}$/, "expected an IPv4 add
 const cidr = z.string().regex(/^(\d{1,3})(\.\d{1,3}){3}\/\d{1,2}$/, "expected a CIDR like 172.28.0.0/16");
 const hostname = z.string().regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$/i, "expected a DNS name like api.example.com");
 const dnsLabel = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "expected a DNS label (lowercase letters, digits, -)");
+/** A Pulumi stack name, bare or qualified (`dr`, `organization/tradeops/dr`). */
+const stackName = (example: string) => z.string().regex(/^([\w.-]+\/){0,2}[\w.-]+$/, `expected a stack name like ${example}`);
 const awsRegion = z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, "expected an AWS region like eu-west-1");
 const bucketName = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "expected an S3 bucket name (3-63 lowercase letters, digits, . and -)");
 const stanza = z.string().regex(/^[a-z][a-z0-9_-]*$/, "expected lowercase letters, digits, - and _");
@@ -203,6 +205,13 @@ const Prod = z.strictObject({
   dnsZoneId: z.string().regex(/^Z[A-Z0-9]+$/, "expected a Route53 hosted zone id like Z123ABC"),
   /** The failover record apps resolve, e.g. `api.trading.example.com`. */
   dnsRecordName: hostname,
+  /**
+   * The stack that declares the DR site (exported as `dr.stack`): the runbooks read the rest of the
+   * DR site — its database, app and the DNS pair's SECONDARY target — from that stack's outputs.
+   * @default unset: `dr` commands against this stack know only its half of the DNS pair
+   * @example "organization/tradeops/dr"
+   */
+  drStack: stackName("organization/tradeops/dr").optional(),
 });
 
 const Dr = z.strictObject({
@@ -222,10 +231,17 @@ const Dr = z.strictObject({
   /** The DR cluster's kubeconfig (a secret): required, so a DR deploy never lands on the prod cluster. */
   kubeconfig: secretString,
   /** The prod stack this site follows, e.g. `organization/tradeops/prod`. */
-  prodStack: z.string().regex(/^([\w.-]+\/){0,2}[\w.-]+$/, "expected a stack name like organization/tradeops/prod"),
+  prodStack: stackName("organization/tradeops/prod"),
   /** I5 pilot light: 0 keeps the API scaled down until `dr activate`. */
   drApiReplicas: int(0, 50).default(0),
   workerReplicas: int(0, 50).default(0),
+  /**
+   * I5: the API pods `dr activate` scales up to (exported in `dr.app`); at least 2, as prod's
+   * `apiReplicas`, so a node drain always leaves one serving. @default 2
+   */
+  drActiveApiReplicas: int(2, 50).default(2),
+  /** I5: the worker pods `dr activate` scales up to (exported in `dr.app`). @default 1 */
+  drActiveWorkerReplicas: int(1, 50).default(1),
   /**
    * `repository`: the standby replays WAL from the replicated pgBackRest repository (no network
    * path between sites needed); `streaming`: it also streams from `primaryHost`.

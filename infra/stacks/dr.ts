@@ -87,7 +87,7 @@ export function drStack(config: DrConfig): StackExports {
     },
     { provider: cluster },
   );
-  new FailoverRecord(
+  const secondaryRecord = new FailoverRecord(
     "api-secondary",
     { zoneId: dns.zoneId, recordName: dns.recordName, failover: "SECONDARY", target: api.loadBalancerHostname!, siteHostname: config.apiHostname },
     { provider: awsDr },
@@ -122,7 +122,28 @@ export function drStack(config: DrConfig): StackExports {
       region: config.region,
       opsApi,
       database: drNode,
-      dns: pulumi.all([dns]).apply(([d]) => ({ zoneId: d.zoneId, recordName: d.recordName, ...(d.healthCheckId ? { healthCheckId: d.healthCheckId } : {}) })),
+      // What the DR site's app connects to once activated: its read-write Service.
+      traffic: { host: timescale.readWriteHost, port: PG_PORT },
+      // Out of pilot light: `dr activate` scales these Deployments to `replicas`, `dr failback` back to 0 (the contract's pilot light).
+      app: {
+        kind: "kubernetes" as const,
+        namespace: config.namespace,
+        ...(config.kubeContext ? { context: config.kubeContext } : {}),
+        deployments: [
+          { name: api.appName, replicas: config.drActiveApiReplicas },
+          { name: worker.appName, replicas: config.drActiveWorkerReplicas },
+        ],
+      },
+      // Both targets of the pair: prod's PRIMARY target (from its outputs, when it exports one) and this site's SECONDARY one.
+      dns: pulumi.all([dns, secondaryRecord.target]).apply(([d, drTarget]) => ({
+        zoneId: d.zoneId,
+        recordName: d.recordName,
+        ...(d.healthCheckId ? { healthCheckId: d.healthCheckId } : {}),
+        ...(d.primaryTarget ? { primaryTarget: d.primaryTarget } : {}),
+        ...(drTarget ? { drTarget } : {}),
+        // The PRIMARY half's TTL is prod's to declare; the pair shares it.
+        ttl: d.ttl ?? secondaryRecord.ttl,
+      })),
     },
     notifications: notificationsOf(config),
     retention: config.retention,

@@ -146,10 +146,19 @@ export function prodStack(config: ProdConfig): StackExports {
     lock: stackLockOf(config.stanza),
     // In-cluster URLs: `health` reaches them from inside the cluster (or through a port-forward).
     monitoring: { prometheusUrl: observability.prometheusUrl, alertmanagerUrl: observability.alertmanagerUrl },
+    // The DR site is declared by the dr stack (`stack`); prod knows the PRIMARY half of the DNS pair.
     dr: {
       name: DR_SITE_NAME,
       region: config.drRegion,
-      dns: { zoneId: config.dnsZoneId, recordName: config.dnsRecordName, healthCheckId: primaryRecord.healthCheckId! },
+      ...(config.drStack ? { stack: config.drStack } : {}),
+      dns: pulumi.all([primaryRecord.healthCheckId!, primaryRecord.target]).apply(([healthCheckId, primaryTarget]) => ({
+        zoneId: config.dnsZoneId,
+        recordName: config.dnsRecordName,
+        healthCheckId,
+        // An Ingress without a load balancer yet has no host name: leave the key out rather than break the contract.
+        ...(primaryTarget ? { primaryTarget } : {}),
+        ttl: primaryRecord.ttl,
+      })),
     },
     notifications: notificationsOf(config),
     retention: config.retention,

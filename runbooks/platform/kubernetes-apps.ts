@@ -14,7 +14,8 @@ export interface AppsApi {
   patchAs(contentType: string): object;
 }
 
-export function appsApiOf(platform: KubernetesPlatform): () => Promise<AppsApi> {
+/** `platform`: a stack's, or any site with a kubeconfig context (the DR site's `dr.app`). */
+export function appsApiOf(platform: Pick<KubernetesPlatform, "context">): () => Promise<AppsApi> {
   let loaded: Promise<AppsApi> | undefined;
   return () =>
     (loaded ??= import("@kubernetes/client-node").then(({ AppsV1Api, KubeConfig, setHeaderOptions }) => {

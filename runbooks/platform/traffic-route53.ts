@@ -7,7 +7,7 @@
  */
 import type { Route53Client } from "@aws-sdk/client-route-53";
 import { z } from "zod";
-import { describeIssue } from "../../contract/outputs.ts";
+import { describeIssue, type DrDns } from "../../contract/outputs.ts";
 import { StepFailure, UsageError, oneLine } from "../engine/errors.ts";
 
 /** The TTL the stacks declare for the failover pair: failover is only as fast as resolvers re-ask. */
@@ -37,6 +37,21 @@ export function setIdentifierOf(failover: "PRIMARY" | "SECONDARY"): string {
   return failover.toLowerCase();
 }
 
+/**
+ * The change `dr activate` (site `dr`) and `dr failback` (site `primary`) make: the PRIMARY half
+ * moves to that site's load balancer and keeps its SetIdentifier, health check and TTL. The
+ * SECONDARY half stays where the dr stack put it.
+ */
+export function siteRecordChange(dns: DrDns, site: "primary" | "dr"): FailoverHalfInput {
+  const key = site === "dr" ? "drTarget" : "primaryTarget";
+  const target = dns[key];
+  if (!target) {
+    const exporter = site === "dr" ? "the dr stack exports it (prod reads it through tradeops:drStack)" : "the prod stack exports it";
+    throw new UsageError(`dr.dns.${key} is missing: the PRIMARY half of ${dns.recordName} cannot move to the ${site === "dr" ? "DR" : "primary"} site's load balancer without it; ${exporter}`);
+  }
+  return { failover: "PRIMARY", target, ...(dns.healthCheckId ? { healthCheckId: dns.healthCheckId } : {}), ttl: dns.ttl ?? FAILOVER_TTL_SECONDS };
+}
+
 /** Route53 answers names with a trailing dot; compare without it. */
 const bare = (name: string) => name.replace(/\.$/, "").toLowerCase();
 
@@ -44,7 +59,10 @@ export class Route53FailoverTraffic {
   private readonly record: FailoverRecordSet;
   private readonly client: () => Promise<Route53Client>;
 
-  /** `client`: tests pass one pointed at a local fake; by default the SDK's own credentials chain. */
+  /**
+   * `client`: tests pass one pointed at a local fake; by default the SDK's own credentials chain and
+   * endpoint settings (`AWS_ENDPOINT_URL_ROUTE_53` points it elsewhere, e.g. at the fake).
+   */
   constructor(record: FailoverRecordSet, client?: Route53Client) {
     this.record = parsed(FailoverRecordSet, record);
     let made: Promise<Route53Client> | undefined;

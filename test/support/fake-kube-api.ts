@@ -13,6 +13,8 @@
  *   ConfigMap value that is not a string, or a failed JSON-patch `test`, is 422 Invalid.
  *
  * A missing object is 404 NotFound; every answer has a Date header (the server's clock).
+ * `refuseNextPatch` answers the next PATCH of an object with a Status of its own (RBAC's 403
+ * Forbidden, an admission webhook's denial), as a cluster's policy would.
  *
  * With `deploymentController`, apps/v1 ReplicaSets are listed (by label selector) and a PATCH that
  * changes a Deployment's pod template is rolled out at once, as the controller would: the
@@ -48,6 +50,10 @@ export interface FakeKubeApi {
   get(kind: FakeKind, namespace: string, name: string): KubeObject | undefined;
   /** Every PATCH that reached the server: its path and content type, in order (refused ones too). */
   patches: Array<{ path: string; contentType: string; status: number }>;
+  /** The body of each PATCH in `patches`, same order (empty both together): parsed JSON, or the text when it is not JSON. */
+  patchBodies: unknown[];
+  /** Answers the next PATCH of this object with this Status instead of applying it (a policy's refusal). */
+  refuseNextPatch(kind: FakeKind, namespace: string, name: string, refusal: { code: number; reason: string; message: string }): void;
   /** Runs once before the next PATCH of this object is applied: a concurrent writer, for conflict tests. */
   beforeNextPatch(kind: FakeKind, namespace: string, name: string, change: (object: KubeObject) => void): void;
   close(): Promise<void>;
@@ -71,7 +77,9 @@ export async function startFakeKubeApi(dir: string, options: { deploymentControl
   const leases = new Map<string, StoredLease>();
   const objects = new Map<string, KubeObject>();
   const patches: FakeKubeApi["patches"] = [];
+  const patchBodies: unknown[] = [];
   const pendingChanges = new Map<string, (object: KubeObject) => void>();
+  const pendingRefusals = new Map<string, { code: number; reason: string; message: string }>();
   let version = 1;
   const keyOf = (kind: FakeKind, namespace: string, name: string) => `${kind}/${namespace}/${name}`;
   const put = (kind: FakeKind, namespace: string, object: KubeObject): KubeObject => {
@@ -129,8 +137,12 @@ export async function startFakeKubeApi(dir: string, options: { deploymentControl
     const { kind: kindName, group } = KIND_OF[kind];
     const key = keyOf(kind, namespace, name);
     const text = await readText(req);
+    const recordPatch = (code: number) => {
+      patches.push({ path: req.url ?? "", contentType, status: code });
+      patchBodies.push(parsedOrText(text));
+    };
     const answer = (code: number, reason: string, message: string) => {
-      if (req.method === "PATCH") patches.push({ path: req.url ?? "", contentType, status: code });
+      if (req.method === "PATCH") recordPatch(code);
       return status(res, code, reason, message);
     };
     const contentType = (req.headers["content-type"] ?? "").split(";")[0]!.trim();
@@ -139,6 +151,11 @@ export async function startFakeKubeApi(dir: string, options: { deploymentControl
     if (req.method !== "PATCH") return status(res, 405, "MethodNotAllowed", `${req.method} is not supported here`);
     if (!PATCH_TYPES.includes(contentType)) return answer(415, "UnsupportedMediaType", `the body of the request was in an unknown format - accepted media types include: ${PATCH_TYPES.join(", ")}`);
     if (!current) return answer(404, "NotFound", `${group} "${name}" not found`);
+    const refusal = pendingRefusals.get(key);
+    if (refusal) {
+      pendingRefusals.delete(key);
+      return answer(refusal.code, refusal.reason, refusal.message);
+    }
     const concurrent = pendingChanges.get(key);
     if (concurrent) {
       pendingChanges.delete(key);
@@ -173,7 +190,7 @@ export async function startFakeKubeApi(dir: string, options: { deploymentControl
       patched.status = { ...patched.status, observedGeneration: patched.metadata.generation, replicas, readyReplicas: replicas, availableReplicas: replicas, updatedReplicas: replicas };
     }
     objects.set(key, patched);
-    patches.push({ path: req.url ?? "", contentType, status: 200 });
+    recordPatch(200);
     return object(res, 200, kind, patched);
   }
 
@@ -234,7 +251,9 @@ export async function startFakeKubeApi(dir: string, options: { deploymentControl
     put,
     get: (kind, namespace, name) => structuredClone(objects.get(keyOf(kind, namespace, name))),
     patches,
+    patchBodies,
     beforeNextPatch: (kind, namespace, name, change) => void pendingChanges.set(keyOf(kind, namespace, name), change),
+    refuseNextPatch: (kind, namespace, name, refusal) => void pendingRefusals.set(keyOf(kind, namespace, name), refusal),
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
@@ -310,6 +329,14 @@ function invalidField(object: KubeObject, kind: FakeKind): string | undefined {
 
 function object(res: ServerResponse, code: number, kind: FakeKind, body: KubeObject): void {
   res.writeHead(code, { "content-type": "application/json" }).end(JSON.stringify({ apiVersion: KIND_OF[kind].apiVersion, kind: KIND_OF[kind].kind, ...body }));
+}
+
+function parsedOrText(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
 
 async function readText(req: IncomingMessage): Promise<string> {

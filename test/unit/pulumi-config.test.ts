@@ -137,6 +137,33 @@ describe("dr config", () => {
   });
 });
 
+describe("I5: the DR site's keys", () => {
+  test("prod names the stack that declares the DR site; a name that is no stack name is refused", () => {
+    expect(loadStackConfig(source("prod", PROD_CONFIG, Object.keys(PROD_SECRETS)))).toMatchObject({ drStack: "organization/tradeops/dr" });
+    expect(loadStackConfig(source("prod", { ...PROD_CONFIG, drStack: undefined }, Object.keys(PROD_SECRETS)))).not.toHaveProperty("drStack");
+    expect(prod({ drStack: "organization/tradeops dr" })).toBe("tradeops:drStack: expected a stack name like organization/tradeops/dr");
+    expect(dr({ drStack: "organization/tradeops/dr" })).toBe("tradeops:drStack: unknown key for a dr stack (only prod stacks take it)");
+  });
+
+  test("dr's active replica counts default to 2 API pods and 1 worker; pilot light stays 0", () => {
+    const config = loadStackConfig(source("dr", { ...DR_CONFIG, drActiveApiReplicas: undefined }, Object.keys(DR_SECRETS)));
+    expect(config).toMatchObject({ drActiveApiReplicas: 2, drActiveWorkerReplicas: 1, drApiReplicas: 0, workerReplicas: 0 });
+    expect(loadStackConfig(source("dr", { ...DR_CONFIG, drActiveWorkerReplicas: "4" }, Object.keys(DR_SECRETS)))).toMatchObject({ drActiveApiReplicas: 3, drActiveWorkerReplicas: 4 });
+  });
+
+  test.each([
+    ["a single active API pod (a node drain would take the site down, as in prod)", { drActiveApiReplicas: "1" }, "tradeops:drActiveApiReplicas: expected a number ≥ 2"],
+    ["no active worker", { drActiveWorkerReplicas: "0" }, "tradeops:drActiveWorkerReplicas: expected a number ≥ 1"],
+    ["a count that is not a number", { drActiveApiReplicas: "two" }, "tradeops:drActiveApiReplicas: expected a whole number"],
+  ])("dr refuses %s", (_name, overrides, expected) => {
+    expect(dr(overrides)).toBe(expected);
+  });
+
+  test("the active counts are the dr stack's alone", () => {
+    expect(prod({ drActiveApiReplicas: "2" })).toBe("tradeops:drActiveApiReplicas: unknown key for a prod stack (only dr stacks take it)");
+  });
+});
+
 describe("#8: tradeops:primaryNode", () => {
   test("dev takes its two database nodes; unset is the home primary", () => {
     expect(loadStackConfig(source("dev", { ...DEV, primaryNode: "pg-b" }, Object.keys(DEV_SECRETS))).primaryNode).toBe("pg-b");

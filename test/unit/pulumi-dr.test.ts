@@ -124,7 +124,10 @@ describe("dr stack", () => {
       region: "eu-central-1",
       opsApi: { url: "https://dr-api.trading.example.com", token: PROD_SECRETS.opsApiToken },
       database: outputs.database.primary,
-      dns: PROD_OUTPUTS.dr.dns,
+      traffic: outputs.database.traffic,
+      app: { kind: "kubernetes", namespace: "tradeops-dr", context: "dr-cluster", deployments: [{ name: "api", replicas: 3 }, { name: "worker", replicas: 1 }] },
+      maxLagSeconds: 300,
+      dns: { ...PROD_OUTPUTS.dr.dns, drTarget: "api.elb.mock.amazonaws.com" },
     });
     // #8: its lock is in its own (DR) bucket; it runs no Prometheus, so exports no monitoring.
     expect(outputs.lock).toEqual({ kind: "s3", key: "locks/pgbackrest/trading.json" });
@@ -133,6 +136,32 @@ describe("dr stack", () => {
     for (const secret of [run.exports.database.password, run.exports.redis.password, run.exports.opsApi.token, run.exports.backup.secretAccessKey]) {
       expect(await pulumi.isSecret(secret)).toBe(true);
     }
+  });
+
+  test("I5: exports where `dr activate` takes the site: its read-write endpoint and the Deployments' active replica counts", () => {
+    const outputs = StackOutputs.parse(run.outputs);
+    expect(outputs.dr?.traffic).toEqual({ host: "timescale-rw.tradeops-dr.svc.cluster.local", port: 5432 });
+    // The names are the Deployments the stack declares; the counts come from tradeops:drActiveApiReplicas / drActiveWorkerReplicas.
+    const deployments = run.byType("kubernetes:apps/v1:Deployment").map((d) => d.inputs.metadata.name);
+    expect(outputs.dr?.app).toEqual({ kind: "kubernetes", namespace: "tradeops-dr", context: "dr-cluster", deployments: [{ name: "api", replicas: 3 }, { name: "worker", replicas: 1 }] });
+    if (outputs.dr?.app?.kind !== "kubernetes") throw new Error("expected a kubernetes dr.app");
+    for (const { name } of outputs.dr.app.deployments) expect(deployments).toContain(name);
+    // Pilot light is what the stack declares; the active counts are only exported.
+    for (const name of ["api", "worker"]) expect(one("kubernetes:apps/v1:Deployment", name).inputs.spec.replicas, name).toBe(0);
+  });
+
+  test("I5/I6: exports both targets of the DNS pair: prod's PRIMARY target (through the StackReference) and its own SECONDARY one, with the TTL", () => {
+    const outputs = StackOutputs.parse(run.outputs);
+    const secondary = one("aws:route53/record:Record", "api-secondary").inputs;
+    expect(outputs.dr?.dns).toEqual({
+      zoneId: PROD_OUTPUTS.dr.dns.zoneId,
+      recordName: PROD_OUTPUTS.dr.dns.recordName,
+      healthCheckId: PROD_OUTPUTS.dr.dns.healthCheckId,
+      primaryTarget: PROD_OUTPUTS.dr.dns.primaryTarget,
+      drTarget: secondary.records[0],
+      ttl: 60,
+    });
+    expect(secondary.ttl).toBe(60);
   });
 
   test("I6: exports the replication role its standby streams as (user, and its own configured password as a Pulumi secret)", async () => {
@@ -149,5 +178,29 @@ describe("dr stack", () => {
   test("resource graph snapshot", async () => {
     expect(run.resources).toHaveLength(38);
     await expect(run.graph()).toMatchFileSnapshot("__snapshots__/dr.graph.txt");
+  });
+});
+
+describe("dr stack following a prod that exports no PRIMARY target yet", () => {
+  let older: ProgramRun;
+  beforeAll(async () => {
+    // A prod deployed before it exported `dr.dns.primaryTarget`/`ttl` (dr updated first).
+    const { primaryTarget: _target, ttl: _ttl, ...dns } = PROD_OUTPUTS.dr.dns;
+    older = await runProgram({
+      stack: "dr",
+      config: DR_CONFIG,
+      secretKeys: Object.keys(DR_SECRETS),
+      stackReferences: { "organization/tradeops/prod": { outputs: { ...PROD_OUTPUTS, dr: { name: "dr", region: "eu-central-1", dns } }, secretOutputNames: ["database", "redis", "opsApi", "backup"] } },
+    });
+  }, 60_000);
+
+  test("I5: dr.dns leaves primaryTarget out (the contract allows it) and takes the TTL its own record declares", () => {
+    expect(StackOutputs.parse(older.outputs).dr?.dns).toEqual({
+      zoneId: PROD_OUTPUTS.dr.dns.zoneId,
+      recordName: PROD_OUTPUTS.dr.dns.recordName,
+      healthCheckId: PROD_OUTPUTS.dr.dns.healthCheckId,
+      drTarget: "api.elb.mock.amazonaws.com",
+      ttl: 60,
+    });
   });
 });

@@ -37,6 +37,7 @@ export const PROD_CONFIG = {
   apiHostname: "prod-api.trading.example.com",
   tlsSecretName: "api-tls",
   apiReplicas: "3",
+  drStack: "organization/tradeops/dr",
 };
 
 
@@ -67,7 +68,13 @@ export const PROD_OUTPUTS = {
     secretAccessKey: "prod-writer-Secret-3c4d5e6f",
     stanza: "trading",
   },
-  dr: { name: "dr", region: "eu-central-1", dns: { zoneId: "Z0123456789ABC", recordName: "api.trading.example.com", healthCheckId: "hc-prod-1234" } },
+  dr: {
+    name: "dr",
+    region: "eu-central-1",
+    stack: "organization/tradeops/dr",
+    // The mocks give every site's load balancer the same name; a real prod one, so the dr test can tell the targets apart.
+    dns: { zoneId: "Z0123456789ABC", recordName: "api.trading.example.com", healthCheckId: "hc-prod-1234", primaryTarget: "prod-lb.elb.eu-west-1.amazonaws.com", ttl: 60 },
+  },
 };
 
 export const DR_SECRETS = {
@@ -87,4 +94,5 @@ export const DR_CONFIG = {
   tlsSecretName: "api-tls",
   namespace: "tradeops-dr",
   kubeContext: "dr-cluster",
+  drActiveApiReplicas: "3",
 };

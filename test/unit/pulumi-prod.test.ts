@@ -331,13 +331,29 @@ describe("prod stack: structure and outputs", () => {
     expect(outputs.database.standby?.name).toBe("timescale-1");
     expect(outputs.database.traffic).toEqual({ host: "timescale-rw.tradeops.svc.cluster.local", port: 5432 });
     expect(outputs.backup).toMatchObject({ bucket: "acme-tradeops-backups", region: "eu-west-1", uriStyle: "host", accessKeyId: "AKIAMOCKBACKUPWRITER" });
-    expect(outputs.dr).toEqual({ name: "dr", region: "eu-central-1", dns: { zoneId: PROD_CONFIG.dnsZoneId, recordName: PROD_CONFIG.dnsRecordName, healthCheckId: "api-primary-hc-id" } });
+    expect(outputs.dr).toEqual({
+      name: "dr",
+      region: "eu-central-1",
+      stack: "organization/tradeops/dr",
+      maxLagSeconds: 300,
+      dns: { zoneId: PROD_CONFIG.dnsZoneId, recordName: PROD_CONFIG.dnsRecordName, healthCheckId: "api-primary-hc-id", primaryTarget: "api.elb.mock.amazonaws.com", ttl: 60 },
+    });
     expect(outputs.lock).toEqual({ kind: "s3", key: "locks/pgbackrest/trading.json" });
     expect(outputs.monitoring).toEqual({ prometheusUrl: "http://prometheus.tradeops.svc.cluster.local:9090", alertmanagerUrl: "http://alertmanager.tradeops.svc.cluster.local:9093" });
     expect(outputs.database.homePrimary).toBe("timescale-0");
     for (const secret of [run.exports.database.password, run.exports.redis.password, run.exports.opsApi.token, run.exports.backup.secretAccessKey]) {
       expect(await pulumi.isSecret(secret)).toBe(true);
     }
+  });
+
+  test("I5: exports the stack that declares the DR site (tradeops:drStack) and the PRIMARY half as the record declares it", () => {
+    const outputs = StackOutputs.parse(run.outputs);
+    const record = one("aws:route53/record:Record", "api-primary").inputs;
+    expect(outputs.dr?.stack).toBe(PROD_CONFIG.drStack);
+    // What `dr failback` UPSERTs back: the same target, health check and TTL the stack gave the record.
+    expect(outputs.dr?.dns).toEqual({ zoneId: record.zoneId, recordName: record.name, healthCheckId: record.healthCheckId, primaryTarget: record.records[0], ttl: record.ttl });
+    // Prod has no DR database of its own: the runbooks read it from the dr stack.
+    expect(outputs.dr?.database).toBeUndefined();
   });
 
   test("I5: exports the replication role (user, and password as a Pulumi secret the runbooks mask)", async () => {

@@ -36,10 +36,17 @@ export class FailoverRecord extends pulumi.ComponentResource {
   public readonly siteRecord: aws.route53.Record;
   public readonly healthCheck?: aws.route53.HealthCheck;
   public readonly healthCheckId?: pulumi.Output<string>;
+  /** The failover record's CNAME value: the site's load balancer (the contract's `dr.dns.primaryTarget` / `drTarget`). */
+  public readonly target: pulumi.Output<string>;
+  /** The failover record's TTL in seconds, as declared (`dr.dns.ttl`): a DR activation's UPSERT keeps it. */
+  public readonly ttl: number;
 
   constructor(name: string, args: FailoverRecordArgs, opts?: pulumi.ComponentResourceOptions) {
     super("tradeops:aws:FailoverRecord", name, {}, opts);
     const childOpts = { parent: this };
+    this.target = pulumi.output(args.target);
+    this.ttl = args.ttl ?? 60;
+    const ttl = this.ttl;
 
     this.siteRecord = createSiteRecord();
     if (args.healthCheckPath) {
@@ -79,7 +86,7 @@ export class FailoverRecord extends pulumi.ComponentResource {
           zoneId: args.zoneId,
           name: args.recordName,
           type: "CNAME",
-          ttl: args.ttl ?? 60,
+          ttl,
           records: [args.target],
           setIdentifier: args.failover.toLowerCase(),
           failoverRoutingPolicies: [{ type: args.failover }],
