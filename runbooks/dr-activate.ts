@@ -18,6 +18,7 @@ import { opsApiRequest } from "../clients/ops-api.ts";
 import { onPg } from "./connect.ts";
 import { operator } from "./engine/audit.ts";
 import { Refusal, StepFailure, oneLine } from "./engine/errors.ts";
+import { loadOutputs } from "./outputs.ts";
 import { defineRunbook, type StepContext } from "./engine/runbook.ts";
 import { flag } from "./flags.ts";
 import { bytes, table } from "./format.ts";
@@ -49,6 +50,8 @@ export const drActivate = defineRunbook({
   summary: "move the platform to the DR site: fence the primary site, promote the DR node, switch traffic, start the DR app; RTO and RPO measured",
   features: ["I5", "I6", "I9"],
   mutates: true,
+  // prod names its DR stack (`dr.stack`): the DR site comes from that stack's outputs.
+  target: async (_args, source) => ({ outputs: await loadOutputs(source, undefined, { drSite: true }) }),
   args: DrActivateArgs,
   steps: (args, { outputs }) => {
     const dr = drSiteOf(outputs);

@@ -3,8 +3,9 @@
  * for `--stack sandbox`, or `pulumi stack output` for any other stack. Whatever the source, the
  * result is parsed with the outputs contract; a bad or missing value is a usage error naming the key.
  *
- * A stack whose `dr` block names the stack that declares the DR site (`dr.stack`, prod's) and has no
- * `database` gets the rest of that block from that stack's outputs, read the same way.
+ * For the DR runbooks (`drSite`), a stack whose `dr` block names the stack that declares the DR site
+ * (`dr.stack`, prod's) and has no `database` gets the rest of that block from that stack's outputs,
+ * read the same way. Only for them: a dr stack that cannot be read must not stop a `failover`.
  */
 import { join } from "node:path";
 import { JsonFileError, readJsonFile } from "../clients/json-file.ts";
@@ -15,14 +16,14 @@ import type { OutputsSource } from "./engine/runbook.ts";
 import { pulumiStackOutputs } from "./pulumi.ts";
 import { sandboxDir } from "./state.ts";
 
-export async function loadOutputs(source: OutputsSource, signal?: AbortSignal): Promise<StackOutputs> {
+export async function loadOutputs(source: OutputsSource, signal?: AbortSignal, options: { drSite?: boolean } = {}): Promise<StackOutputs> {
   if (source.outputsFile) return parseOutputs(readOutputsFile(source.outputsFile), source.outputsFile);
   if (source.stack === "sandbox") {
     const file = join(sandboxDir(), "outputs.json");
     return parseOutputs(readOutputsFile(file, "run `tradeops sandbox up` first"), file);
   }
   const outputs = parseOutputs(await pulumiStackOutputs(source.stack, projectRoot, signal), `stack ${source.stack}`);
-  return withDrSite(outputs, source.stack, signal);
+  return options.drSite ? withDrSite(outputs, source.stack, signal) : outputs;
 }
 
 /**

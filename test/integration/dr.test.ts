@@ -225,4 +225,24 @@ describe("the DR site (#9)", () => {
     expect(await inRecovery(outputs.database.primary)).toBe(false);
     expect((await drStatus()).report).toMatchObject({ inRecovery: true, routed: "primary" });
   });
+
+  it("I5, C8: drill --site: the primary site killed under load, dr activate, the writes lost counted at the DR site, dr failback; report and plot", async () => {
+    const reportDir = join(dir, "site-drill");
+    const run = await tradeops(["drill", "--site", "--cycles", "1", "--dir", dir, "--report", reportDir, "--json"]);
+    expect(run.code, run.stderr.slice(-2_000)).toBe(0);
+    const summary = JSON.parse(readFileSync(join(reportDir, "drill.json"), "utf8"));
+    expect(summary).toMatchObject({ kind: "site", cycles: [{ from: "primary site", to: "pg-dr", fencedRefusedWrite: true }] });
+    const [cycle] = summary.cycles;
+    expect(cycle.rtoSeconds).toBeGreaterThan(0);
+    expect(cycle.acknowledged).toBeGreaterThan(0);
+    expect(cycle.lostSeconds).toBeGreaterThanOrEqual(0);
+    expect(cycle.rejoinedBy).toMatchObject({ "pg-a": "pg_rewind" });
+    const markdown = readFileSync(join(reportDir, "drill.md"), "utf8");
+    expect(markdown).toContain("# Whole-site DR drill");
+    expect(markdown).toContain("RTO: dr activate's first step → first write at the DR site");
+    expect(readFileSync(join(reportDir, "timeline.png")).subarray(1, 4).toString()).toBe("PNG");
+    // Home again.
+    expect(await inRecovery(outputs.database.primary)).toBe(false);
+    expect((await drStatus()).report).toMatchObject({ inRecovery: true, routed: "primary" });
+  });
 });

@@ -19,7 +19,7 @@ const BEFORE: Record<string, string[]> = {
 };
 /** What came since, each with the issue that added it. */
 const ADDED: Record<string, string[]> = {
-  drill: ["--async", "--base-port", "--cycles", "--dir", "--report", "--sync"], // #6: `npm run drill -- --dir DIR`; #8: the failover drill
+  drill: ["--async", "--base-port", "--cycles", "--dir", "--report", "--site", "--sync", "--with-dr"], // #6: `npm run drill -- --dir DIR`; #8: the failover drill; #9: --site
   unlock: ["--force"], // #16: the human way out of a stale lock
   failover: ["--force", "--max-lag", "--reason"], // #8
   switchover: ["--reason"], // #8
@@ -54,6 +54,11 @@ const ADDED: Record<string, string[]> = {
   "rollback migration": ["--steps", "--to"], // #10
   "rollback model": ["--to"], // #10
   "upgrade app": ["--skip-backup", "--to", "--watch"], // #10: Z7
+  "sandbox up": ["--async", "--base-port", "--dir", "--sync", "--with-dr"], // #9: the DR site
+  dr: [], // #9
+  "dr status": [], // #9: I5, I6
+  "dr activate": ["--force", "--max-lag-seconds", "--reason"], // #9
+  "dr failback": ["--reason"], // #9
 };
 
 function help(command: string): { commands: string[]; flags: string[] } {

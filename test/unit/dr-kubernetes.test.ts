@@ -12,6 +12,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest"
 import { DrApp } from "../../contract/outputs.ts";
 import { StepFailure, UsageError } from "../../runbooks/engine/errors.ts";
 import { KubernetesDeployments } from "../../runbooks/platform/dr-kubernetes.ts";
+import { drPlatformOf } from "../../runbooks/platform/dr-site.ts";
+import { parseOutputs } from "../../runbooks/outputs.ts";
+import { sampleOutputs } from "../support/sample-outputs.ts";
 import { startFakeKubeApi, type FakeKubeApi } from "../support/fake-kube-api.ts";
 
 const NS = "tradeops-dr";
@@ -138,5 +141,38 @@ describe("I5: the DR app's Deployments out of pilot light and back", () => {
     await expect(deployments.waitReady("api", 1, 0)).rejects.toThrow(UsageError);
     await expect(deployments.replicas("")).rejects.toThrow(/^replicas: name: a Kubernetes object name/);
     expect(api.patches).toEqual([]);
+  });
+});
+
+describe("I5, I6: the DR runbooks' platform on Kubernetes (drPlatformOf)", () => {
+  const PROD_NS = "tradeops";
+  const outputs = parseOutputs(
+    sampleOutputs({
+      stack: "prod",
+      platform: { kind: "kubernetes", namespace: PROD_NS, context: "fake", deployments: { api: "api", worker: "worker" }, statefulSets: { database: "timescale", redis: "redis" } },
+      dr: {
+        name: "dr",
+        region: "eu-central-1",
+        database: { name: "timescale-0", host: "timescale-0.timescale.tradeops-dr.svc.cluster.local", port: 5432, role: "standby", dataDir: "/var/lib/postgresql/data" },
+        app,
+      },
+    }),
+    "the test",
+  );
+
+  test("I5: the DR app leaves pilot light at its configured replicas and goes back to 0; the primary site's app is scaled to 0; re-seeding refuses, naming the procedure", async () => {
+    for (const name of ["api", "worker"]) api.put("deployments", PROD_NS, { ...pilotLight(name), spec: { ...pilotLight(name).spec, replicas: 3 }, status: { replicas: 3, readyReplicas: 3, availableReplicas: 3 } });
+    const platform = await drPlatformOf(outputs);
+    const lines: string[] = [];
+    await platform.startDrApp((line) => lines.push(line));
+    expect(app.deployments.map(({ name }) => api.get("deployments", NS, name)?.spec.replicas)).toEqual([2, 1]);
+    expect(lines).toEqual(["api: 2 replica(s) ready", "worker: 1 replica(s) ready"]);
+    expect(await platform.stopPrimaryApp(() => {})).toBe("scaled api, worker to 0");
+    expect(["api", "worker"].map((name) => api.get("deployments", PROD_NS, name)?.spec.replicas)).toEqual([0, 0]);
+    await platform.stopDrApp(() => {});
+    expect(app.deployments.map(({ name }) => api.get("deployments", NS, name)?.spec.replicas)).toEqual([0, 0]);
+    await expect(platform.followDr(outputs.database.primary, () => {})).rejects.toThrow(/re-seeding the primary site's database from the DR site is not automated on Kubernetes/);
+    // Without a Route53 pair nothing would move users: refused, not pretended.
+    await expect(platform.routeSite("dr")).rejects.toThrow(/no Route53 failover pair/);
   });
 });

@@ -86,7 +86,7 @@ case "$6" in prod) cat ${prodFile} ;; ${DR_STACK}) ${dr} ;; *) echo "error: no s
     const drFile = join(dir, "dr-declared.json");
     writeFileSync(drFile, JSON.stringify(drDoc));
     const { calls } = twoStacks(`cat ${drFile}`);
-    const outputs = await loadOutputs({ stack: "prod" });
+    const outputs = await loadOutputs({ stack: "prod" }, undefined, { drSite: true });
     expect(calls()).toEqual(["prod", DR_STACK]);
     expect(outputs.stack).toBe("prod");
     expect(outputs.database.primary.name).toBe("pg-a");
@@ -106,20 +106,27 @@ case "$6" in prod) cat ${prodFile} ;; ${DR_STACK}) ${dr} ;; *) echo "error: no s
 
   it("I5: a dr stack that cannot be read is a usage error naming it and the cause", async () => {
     twoStacks(`echo "error: could not reach the backend" >&2; exit 255`);
-    const error = await loadOutputs({ stack: "prod" }).catch((caught: unknown) => caught);
+    const error = await loadOutputs({ stack: "prod" }, undefined, { drSite: true }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(UsageError);
     expect((error as Error).message).toBe(
       `cannot read the DR site from stack ${DR_STACK} (dr.stack of stack prod): pulumi stack output --stack ${DR_STACK} failed: error: could not reach the backend`,
     );
   });
 
+  it("I5: other runbooks read prod alone: a dr stack that cannot be read does not stop them (a failover must not depend on the DR stack)", async () => {
+    const { calls } = twoStacks(`echo "error: could not reach the backend" >&2; exit 255`);
+    const outputs = await loadOutputs({ stack: "prod" });
+    expect(calls()).toEqual(["prod"]);
+    expect(outputs.dr?.database).toBeUndefined();
+  });
+
   it("I5: a dr stack whose outputs break the contract, or that declares no DR site, is a usage error naming it", async () => {
     twoStacks(`echo '{"contractVersion": 1}'`);
-    await expect(loadOutputs({ stack: "prod" })).rejects.toThrow(new RegExp(`^cannot read the DR site from stack ${DR_STACK} \\(dr\\.stack of stack prod\\): outputs of stack ${DR_STACK} break the contract: `));
+    await expect(loadOutputs({ stack: "prod" }, undefined, { drSite: true })).rejects.toThrow(new RegExp(`^cannot read the DR site from stack ${DR_STACK} \\(dr\\.stack of stack prod\\): outputs of stack ${DR_STACK} break the contract: `));
     const noSite = join(dir, "dr-no-site.json");
     writeFileSync(noSite, JSON.stringify({ ...drDoc, dr: undefined }));
     twoStacks(`cat ${noSite}`);
-    await expect(loadOutputs({ stack: "prod" })).rejects.toThrow(new UsageError(`stack ${DR_STACK} (dr.stack of stack prod) exports no dr block: is it the stack that declares the DR site?`));
+    await expect(loadOutputs({ stack: "prod" }, undefined, { drSite: true })).rejects.toThrow(new UsageError(`stack ${DR_STACK} (dr.stack of stack prod) exports no dr block: is it the stack that declares the DR site?`));
   });
 
   it("I5: a dr block that already has its database (the dr stack's own, the sandbox's) is taken as it is, with no second call", async () => {
@@ -127,7 +134,7 @@ case "$6" in prod) cat ${prodFile} ;; ${DR_STACK}) ${dr} ;; *) echo "error: no s
     writeFileSync(drFile, JSON.stringify({ ...drDoc, stack: "dr", dr: { ...drDoc.dr, stack: DR_STACK } }));
     const log = join(dir, "calls-self");
     process.env.PULUMI_BIN = standIn(`echo "$6" >> ${log}; cat ${drFile}`);
-    const outputs = await loadOutputs({ stack: "dr" });
+    const outputs = await loadOutputs({ stack: "dr" }, undefined, { drSite: true });
     expect(readFileSync(log, "utf8").trim()).toBe("dr");
     expect(outputs.dr?.name).toBe("dr-as-dr-sees-it");
   });
