@@ -24,7 +24,8 @@ import { failback } from "./failback.ts";
 import { failover } from "./failover.ts";
 import { drActivate } from "./dr-activate.ts";
 import { drFailback } from "./dr-failback.ts";
-import { drSiteOutputs } from "./dr-state.ts";
+import { drNodeState, drSiteOutputs } from "./dr-state.ts";
+import { lsnDiff, until } from "./role-change.ts";
 import { drSiteOf } from "./platform/dr-site.ts";
 import { flag } from "./flags.ts";
 import { health } from "./health.ts";
@@ -36,6 +37,8 @@ import { stateDirFor } from "./state.ts";
 
 /** The writer runs this long before the kill (the baseline of the plot) and after the failover. */
 const WRITES_AROUND_MS = 1_000;
+/** Before a whole-site kill, the DR node gets this long to replay the primary's WAL (archive_timeout 10 s, archive-get every second). */
+const DR_CURRENT_MS = 30_000;
 
 export const DrillArgs = SandboxUpArgs.extend({
   cycles: flag(z.number().int().min(1).max(100).default(3), { description: "kill-failover-failback cycles", placeholder: "n" }),
@@ -163,6 +166,7 @@ async function runSiteCycle(outputs: StackOutputs, drillId: string, cycle: numbe
   const sandbox = await openSandbox({ dir: platformDir(outputs) });
   const dr = drSiteOf(outputs);
   const from = outputs.database.primary.name as PgNodeName;
+  await drCurrent(outputs, dr, ctx);
   const writer = new DrillWriter(outputs, drillId, cycle);
   writer.start();
   await sleep(WRITES_AROUND_MS);
@@ -210,6 +214,16 @@ async function runSiteCycle(outputs: StackOutputs, drillId: string, cycle: numbe
     steps: { failover: stepTimes(activated), failback: stepTimes(backed) },
     timeline: timelineOf(acks, killAt),
   };
+}
+
+/** Before a kill the DR site has everything (the drill's table too): a WAL switch, replayed there. */
+async function drCurrent(outputs: StackOutputs, dr: ReturnType<typeof drSiteOf>, ctx: StepContext): Promise<void> {
+  const switched = await onPg(outputs, outputs.database.primary, async (client) => (await client.query<{ end: string }>("select pg_switch_wal()::text as end")).rows[0]!.end, { signal: ctx.signal, timeoutMs: 3_000 });
+  const current = await until(async () => {
+    const state = await drNodeState(outputs, dr.database, ctx.signal);
+    return state.lsn !== undefined && lsnDiff(state.lsn, switched) >= 0;
+  }, DR_CURRENT_MS, ctx.signal, 100);
+  if (!current) throw new StepFailure(`${dr.database.name} did not replay the primary's WAL up to ${switched} within ${DR_CURRENT_MS / 1000} s: the DR site is not current`, "`tradeops dr status`");
 }
 
 /**
