@@ -79,8 +79,8 @@ export const drFailback = defineRunbook({
           ctx.record("startedAt", Date.now());
           const [drState, homeState] = await Promise.all([drNodeState(outputs, drNode, ctx.signal), inRecovery(outputs, home, ctx)]);
           if (homeState === false && drState.inRecovery !== false) {
-            const recorded = await (await site()).recordedSite();
-            if (recorded !== "dr") {
+            const [recorded, routed] = await Promise.all([(await site()).recordedSite(), (await site()).routedSite().catch(() => undefined)]);
+            if (recorded !== "dr" && routed !== "dr") {
               alreadyHome = true;
               ctx.record("alreadyHome", true);
               ctx.log(`${home.name} takes writes and the primary site is active: nothing to fail back`);
@@ -146,6 +146,7 @@ export const drFailback = defineRunbook({
       {
         name: "Start the primary site's app",
         plan: "its ops API, ready when it reaches the database and Redis",
+        isDone: async (ctx) => (await opsApiRequest(outputs.opsApi, "/health/ready", { signal: ctx.signal, timeoutMs: 2_000 }).catch(() => undefined))?.status === 200,
         action: async (ctx) => (await site()).startPrimaryApp((line) => ctx.log(line)),
       },
       {
