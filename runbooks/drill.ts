@@ -169,7 +169,9 @@ async function runSiteCycle(outputs: StackOutputs, drillId: string, cycle: numbe
   await drCurrent(outputs, dr, ctx);
   const writer = new DrillWriter(outputs, drillId, cycle);
   writer.start();
-  await sleep(WRITES_AROUND_MS);
+  // The kill lands anywhere in an archive_timeout cycle: between one and two of them after the last WAL switch.
+  const archiveTimeout = await archiveTimeoutMs(outputs, ctx);
+  await sleep(archiveTimeout + Math.random() * archiveTimeout);
   const killAt = Date.now();
   const site: ComponentName[] = ["ops-api", from, outputs.database.standby!.name as PgNodeName];
   for (const component of site) {
@@ -184,10 +186,10 @@ async function runSiteCycle(outputs: StackOutputs, drillId: string, cycle: numbe
   if (activated.exitCode !== 0) throw new StepFailure(`cycle ${cycle}: dr activate stopped at "${activated.failure?.step}": ${activated.failure?.message}`, activated.failure?.next);
 
   const lost = await lostWrites(drSiteOutputs(outputs, dr), drillId, cycle, writer.acknowledged);
-  const missing = new Set(lost);
-  const lastKept = writer.acknowledged.filter((write) => !missing.has(write.n)).at(-1)?.at;
+  // The RPO in time: from the last commit the DR site has (the activation's report) to the last acknowledged write.
+  const dataUpTo = Date.parse((activated.report as { rpo?: { dataUpTo?: string | null } }).rpo?.dataUpTo ?? "");
   const lastAck = writer.acknowledged.at(-1)?.at;
-  const lostSeconds = lost.length && lastAck !== undefined ? (lastAck - (lastKept ?? killAt)) / 1000 : 0;
+  const lostSeconds = lost.length && lastAck !== undefined && Number.isFinite(dataUpTo) ? Math.max(0, lastAck - dataUpTo) / 1000 : 0;
   ctx.log(`cycle ${cycle}: ${writer.acknowledged.length} writes acknowledged, ${lost.length} lost (${lostSeconds.toFixed(3)} s); activation RTO ${(activated.report as { rtoSeconds?: number }).rtoSeconds ?? "?"} s`);
   const fencedRefusedWrite = await fencedOldPrimaryRefuses(sandbox, outputs, from, ctx);
 
@@ -214,6 +216,12 @@ async function runSiteCycle(outputs: StackOutputs, drillId: string, cycle: numbe
     steps: { failover: stepTimes(activated), failback: stepTimes(backed) },
     timeline: timelineOf(acks, killAt),
   };
+}
+
+/** The primary's archive_timeout (WAL reaches the DR site at least this often), 10 s when it has none. */
+async function archiveTimeoutMs(outputs: StackOutputs, ctx: StepContext): Promise<number> {
+  const seconds = await onPg(outputs, outputs.database.primary, async (client) => Number((await client.query<{ s: string }>("select setting as s from pg_settings where name = 'archive_timeout'")).rows[0]!.s), { signal: ctx.signal, timeoutMs: 3_000 });
+  return (seconds > 0 ? seconds : 10) * 1000;
 }
 
 /** Before a kill the DR site has everything (the drill's table too): a WAL switch, replayed there. */
