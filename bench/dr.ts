@@ -6,8 +6,8 @@
  * rows are counted at the DR site, `tradeops dr failback` — and its drill.json becomes this table:
  *
  *   activation RTO   dr activate's first step → first write accepted at the DR site
- *   RPO              acknowledged writes lost, in rows and in time (last acknowledged write the
- *                    DR site has → last acknowledged write), bounded by the primary's archive_timeout
+ *   RPO              acknowledged writes lost, in rows and in time (the last commit the DR site
+ *                    has → the last acknowledged write), bounded by the primary's archive_timeout
  *   failback         dr failback: first step → first write at home, and its write gap
  *
  *   npm run bench:dr
@@ -45,7 +45,7 @@ const seconds = (pick: (cycle: DrillSummary["cycles"][number]) => number | null 
   summary.cycles.map(pick).filter((value): value is number => typeof value === "number");
 const rows: Array<[string, number[]]> = [
   ["dr activate RTO: first step → first write at the DR site", seconds((c) => c.rtoSeconds)],
-  ["RPO in time: acknowledged writes lost (last kept → last acknowledged)", seconds((c) => c.lostSeconds)],
+  ["RPO in time: last commit the DR site has → last acknowledged write", seconds((c) => c.lostSeconds)],
   ["dr failback: first step → first write at home", seconds((c) => c.failbackSeconds)],
   ["dr failback write gap", seconds((c) => c.failbackWriteGapSeconds)],
 ];

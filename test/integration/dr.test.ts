@@ -1,13 +1,12 @@
 /**
- * The DR site (issue #9) on a sandbox of its own (`sandbox up --with-dr`, base port +100): pg-dr
- * restored from the S3 repository and fed by archive-get, its API at pilot light, the site switch.
- * The whole primary site is killed here, so this file does not use the run's shared sandbox; its
- * tests run in order and leave the home topology behind (the last one proves it).
+ * The DR site (issue #9) on a sandbox of its own (dr-setup.ts: `sandbox up --with-dr`, base port
+ * +100): pg-dr restored from the S3 repository and fed by archive-get, its API at pilot light, the
+ * site switch. The whole primary site is killed here, so this file does not use the run's shared
+ * sandbox (it runs beside those files); its tests run in order and each leaves the home topology.
  */
-import { mkdtempSync, readFileSync, rmSync, chmodSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { beforeAll, describe, expect, inject, it } from "vitest";
 import type { StackOutputs } from "../../contract/outputs.ts";
 import { onPg } from "../../runbooks/connect.ts";
 import { DrillWriter, lostWrites } from "../../runbooks/drill/writer.ts";
@@ -16,30 +15,23 @@ import { RunDocument } from "../../runbooks/engine/document.ts";
 import { loadOutputs } from "../../runbooks/outputs.ts";
 import { stateDirFor } from "../../runbooks/state.ts";
 import { openSandbox } from "../../sandbox/index.ts";
-import { INTEGRATION_BASE_PORT } from "./global-setup.ts";
 import { startFakeRoute53, type FakeRoute53 } from "../support/fake-route53.ts";
 import { tradeops } from "../support/tradeops.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "tradeops-it-dr-"));
-chmodSync(dir, 0o755);
+// This file's CLI runs and runbooks keep their audit lines in the DR sandbox's own home.
+process.env.TRADEOPS_HOME = inject("drHome");
+const dir = inject("drSandboxDir");
+const basePort = inject("drBasePort");
 const outputsFile = join(dir, "outputs.json");
-const sharedOutputsFile = inject("outputsFile");
 const cli = (...args: string[]) => tradeops(["--outputs", outputsFile, ...args]);
 const sandbox = () => openSandbox({ dir });
 let outputs: StackOutputs;
 let dr: NonNullable<StackOutputs["dr"]> & { database: NonNullable<NonNullable<StackOutputs["dr"]>["database"]> };
 
 beforeAll(async () => {
-  const up = await tradeops(["sandbox", "up", "--dir", dir, "--base-port", String(INTEGRATION_BASE_PORT + 100), "--with-dr"]);
-  if (up.code !== 0) throw new Error(`sandbox up --with-dr failed: ${up.stderr.slice(-2_000)}`);
   outputs = await loadOutputs({ stack: "sandbox", outputsFile });
   dr = outputs.dr as typeof dr;
-}, 240_000);
-
-afterAll(async () => {
-  await (await sandbox()).down({}).catch(() => {});
-  rmSync(dir, { recursive: true, force: true });
-}, 120_000);
+});
 
 const sql = <T = Record<string, unknown>>(node: { host: string; port: number }, text: string, values: unknown[] = []) =>
   onPg(outputs, node, async (client) => (await client.query(text, values)).rows as T[], { timeoutMs: 10_000 });
@@ -129,8 +121,11 @@ describe("the DR site (#9)", () => {
   });
 
   it("I5: dr activate, dr status and dr failback refuse (exit 3) on a stack without a DR site", async () => {
+    // The same sandbox's outputs without their dr block: a sandbox started without --with-dr.
+    const withoutDr = join(dir, "outputs-without-dr.json");
+    writeFileSync(withoutDr, JSON.stringify({ ...JSON.parse(readFileSync(outputsFile, "utf8")), dr: undefined }), { mode: 0o600 });
     for (const command of [["dr", "activate", "--yes"], ["dr", "status"], ["dr", "failback", "--yes"]]) {
-      const run = await tradeops(["--outputs", sharedOutputsFile, ...command]);
+      const run = await tradeops(["--outputs", withoutDr, ...command]);
       expect(run.code, run.stderr).toBe(3);
       expect(run.stderr).toMatch(/stack sandbox has no DR site/);
       expect(run.stderr).toContain("sandbox up --with-dr");
@@ -173,7 +168,8 @@ describe("the DR site (#9)", () => {
     await sql(dr.database, "insert into dr_rows (n) values (1001)");
     const status = await drStatus();
     expect(status.report).toMatchObject({ inRecovery: false, appUp: true, routed: "dr" });
-    const answer = await fetch(`http://127.0.0.1:${INTEGRATION_BASE_PORT + 100 + 14}/health/ready`);
+    // Users reach the DR site's API through the site switch.
+    const answer = await fetch(`http://127.0.0.1:${basePort + 14}/health/ready`);
     expect(answer.status).toBe(200);
     // Audit: every step of the run is on the record.
     const audit = readFileSync(join(stateDirFor(outputs), "audit.jsonl"), "utf8").trim().split("\n").map((line) => JSON.parse(line)).filter((line) => line.runId === doc.runId);
