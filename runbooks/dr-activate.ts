@@ -201,12 +201,16 @@ export const drActivate = defineRunbook({
     const firstWrite = facts.firstWriteAt as number | undefined;
     const rtoSeconds = started && firstWrite ? (firstWrite - started) / 1000 : null;
     const rpo = rpoOf(facts);
+    const fenced = facts.fencedAt !== undefined;
     const rows = [
       ["RTO (first step → first write at the DR site)", rtoSeconds === null ? "-" : `${rtoSeconds.toFixed(3)} s`],
-      ["RPO", rpo.measured ? `${bytes(rpo.lostBytes)} of WAL lost${rpo.lostBytes === 0 ? " (nothing)" : ""}` : `unknown: the primary did not answer; the DR site has every commit up to ${rpo.dataUpTo ?? "?"}`],
+      [
+        "RPO",
+        !fenced ? "- (the primary site was not fenced)" : rpo.measured ? `${bytes(rpo.lostBytes)} of WAL lost${rpo.lostBytes === 0 ? " (nothing)" : ""}` : `unknown: the primary did not answer; the DR site has every commit up to ${rpo.dataUpTo ?? "?"}`,
+      ],
       ["DR node replayed to", String(facts.drEndLsn ?? "-")],
       ["traffic", String(facts.trafficTo ?? "-")],
-      ["trading", tradingLine(facts)],
+      ["trading", "tradingPaused" in facts ? tradingLine(facts) : "untouched"],
     ];
     if (facts.forced) rows.push(["forced", JSON.stringify(facts.forced)]);
     return {

@@ -141,7 +141,8 @@ export const drFailback = defineRunbook({
         plan: "HAProxy in front of the pair, when a whole-site loss took it too",
         action: async (ctx) => (await site()).startPrimaryEndpoint((line) => ctx.log(line)),
       },
-      routeTrafficStep(coming),
+      // Always run: it proves a write at home (the report's figures) even where starting the endpoint already routed it.
+      { ...routeTrafficStep(coming), isDone: async () => false },
       recordPrimaryStep(coming),
       {
         name: "Start the primary site's app",

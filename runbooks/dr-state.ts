@@ -34,6 +34,10 @@ export interface PrimaryWalState {
   lastArchivedAt?: Date;
   /** The archiver's last failure, when it is newer than its last success. */
   archiveFailing?: string;
+  /** Completed segments still waiting for archive-push. */
+  readySegments?: number;
+  /** The primary's archive_timeout (0: none). */
+  archiveTimeoutSeconds?: number;
 }
 
 export interface DrLag {
@@ -47,7 +51,9 @@ export interface DrLag {
   caughtUpWithArchive: boolean | null;
   /**
    * Seconds of commits the DR site lacks — the RPO of an activation now: 0 when it has everything
-   * there is to have, else the age of the last transaction it replayed. Null when it does not answer.
+   * there is to have; else how long ago the oldest commit it lacks can have happened: after the last
+   * one it replayed, and — when it replayed the last archived segment — after that segment was
+   * archived. Null when it does not answer, or nothing bounds it (no commit replayed since a restart).
    */
   lagSeconds: number | null;
 }
@@ -81,10 +87,12 @@ export async function primaryWalState(outputs: StackOutputs, primary: PgNode, si
       primary,
       async (client) =>
         (
-          await client.query<{ in_recovery: boolean; lsn: string | null; wal: string | null; archived_at: Date | null; failed: string | null; failed_at: Date | null }>(
+          await client.query<{ in_recovery: boolean; lsn: string | null; wal: string | null; archived_at: Date | null; failed: string | null; failed_at: Date | null; ready: string; timeout: string }>(
             `select pg_is_in_recovery() as in_recovery,
                     case when pg_is_in_recovery() then null else pg_current_wal_lsn()::text end as lsn,
-                    last_archived_wal as wal, last_archived_time as archived_at, last_failed_wal as failed, last_failed_time as failed_at
+                    last_archived_wal as wal, last_archived_time as archived_at, last_failed_wal as failed, last_failed_time as failed_at,
+                    (select count(*) from pg_ls_archive_statusdir() where name like '%.ready') as ready,
+                    current_setting('archive_timeout') as timeout
                from pg_stat_archiver`,
           )
         ).rows[0]!,
@@ -93,7 +101,15 @@ export async function primaryWalState(outputs: StackOutputs, primary: PgNode, si
     // A node in recovery is not the primary any more (a fenced one): it has nothing to give the DR site.
     if (row.in_recovery || !row.lsn) return { answers: false };
     const failing = row.failed_at && (!row.archived_at || row.failed_at > row.archived_at) ? `${row.failed} failed at ${row.failed_at.toISOString()}` : undefined;
-    return { answers: true, currentLsn: row.lsn, lastArchivedWal: row.wal ?? undefined, lastArchivedAt: row.archived_at ?? undefined, archiveFailing: failing };
+    return {
+      answers: true,
+      currentLsn: row.lsn,
+      lastArchivedWal: row.wal ?? undefined,
+      lastArchivedAt: row.archived_at ?? undefined,
+      archiveFailing: failing,
+      readySegments: Number(row.ready),
+      archiveTimeoutSeconds: durationSeconds(row.timeout),
+    };
   } catch {
     return { answers: false };
   }
@@ -111,11 +127,36 @@ export async function measureDrLag(outputs: StackOutputs, dr: DrSite & { databas
   const repositoryWal = primary.answers ? primary.lastArchivedWal : await repositoryLastWal(outputs, signal).catch(() => undefined);
   const behindBytes = primary.answers && node.lsn ? Math.max(0, lsnDiff(primary.currentLsn!, node.lsn)) : null;
   const caughtUpWithArchive = node.lsn && repositoryWal ? replayedPast(node.lsn, repositoryWal) : null;
-  const staleFor = node.lastReplayAt ? Math.max(0, (now.getTime() - node.lastReplayAt.getTime()) / 1000) : null;
-  let lagSeconds: number | null = null;
-  if (node.answers && node.inRecovery === false) lagSeconds = 0;
-  else if (node.answers) lagSeconds = (behindBytes ?? (caughtUpWithArchive ? 0 : null)) === 0 ? 0 : staleFor;
-  return { node, primary, repositoryLastWal: repositoryWal, behindBytes, caughtUpWithArchive, lagSeconds };
+  return { node, primary, repositoryLastWal: repositoryWal, behindBytes, caughtUpWithArchive, lagSeconds: lagOf(node, primary, behindBytes, caughtUpWithArchive, now) };
+}
+
+function lagOf(node: DrNodeState, primary: PrimaryWalState, behindBytes: number | null, caughtUpWithArchive: boolean | null, now: Date): number | null {
+  if (!node.answers) return null;
+  if (node.inRecovery === false || behindBytes === 0) return 0;
+  // The primary is gone: what the repository has is all there is to have.
+  if (!primary.answers && caughtUpWithArchive) return 0;
+  // An idle primary: archive_timeout has passed since the last switch, nothing waits to be archived,
+  // and no switch came — so it wrote nothing that counts (a commit would have forced one), only
+  // records PostgreSQL never switches for (running-transaction snapshots), which the DR node lacks harmlessly.
+  if (caughtUpWithArchive && idleSinceArchive(primary, now)) return 0;
+  const bounds = [node.lastReplayAt, caughtUpWithArchive ? primary.lastArchivedAt : undefined].filter((at): at is Date => at !== undefined);
+  if (!bounds.length) return null;
+  const since = Math.max(...bounds.map((at) => at.getTime()));
+  return Math.max(0, (now.getTime() - since) / 1000);
+}
+
+function idleSinceArchive(primary: PrimaryWalState, now: Date): boolean {
+  const timeout = primary.archiveTimeoutSeconds ?? 0;
+  if (!timeout || !primary.lastArchivedAt || primary.archiveFailing || primary.readySegments !== 0) return false;
+  return now.getTime() - primary.lastArchivedAt.getTime() > timeout * 1000;
+}
+
+/** `current_setting('archive_timeout')`: "10s", "1min", "0". */
+function durationSeconds(setting: string): number {
+  const match = /^(\d+)\s*(ms|s|min|h|d)?$/.exec(setting.trim());
+  if (!match) return 0;
+  const unit = { ms: 0.001, s: 1, min: 60, h: 3600, d: 86_400 }[(match[2] ?? "s") as "ms" | "s" | "min" | "h" | "d"];
+  return Number(match[1]) * unit;
 }
 
 /**

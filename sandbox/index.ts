@@ -33,7 +33,7 @@ export async function sandboxExistsAt(dir: string): Promise<boolean> {
 export interface SandboxOptions {
   /** The sandbox's directory (the CLI resolves `--dir`, the active sandbox, or `$TRADEOPS_HOME/sandbox`). */
   dir: string;
-  /** Ports are base+1 … base+7. @default 15400 for a new sandbox; an existing one keeps its own */
+  /** Ports are base+1 … base+11 (a DR site: +12 … +14). @default 15400 for a new sandbox; an existing one keeps its own */
   basePort?: number;
   /** I5: `sync` commits wait for the standby (RPO 0). @default the sandbox's current mode ("sync" for a new one) */
   mode?: ReplicationMode;

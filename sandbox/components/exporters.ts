@@ -66,8 +66,9 @@ export const pgExporter = exporter({
   what: "PostgreSQL",
   provingMetric: "pg_settings_max_connections",
   args: (_layout, listen) => [`--web.listen-address=${listen}`],
+  // The active site's database: while the DR site takes traffic, the primary site's endpoint is down.
   env: (layout, secrets) => ({
-    DATA_SOURCE_NAME: `postgresql://${layout.database.user}:${encodeURIComponent(secrets.pgPassword)}@${layout.host}:${layout.ports.traffic}/${layout.database.name}?sslmode=disable`,
+    DATA_SOURCE_NAME: `postgresql://${layout.database.user}:${encodeURIComponent(secrets.pgPassword)}@${layout.host}:${layout.dr?.activeSite === "dr" ? layout.dr.node.port : layout.ports.traffic}/${layout.database.name}?sslmode=disable`,
   }),
 });
 
