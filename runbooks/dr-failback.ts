@@ -44,6 +44,8 @@ const CATCH_UP_MS = 60_000;
 /** The DR node gets this long to replay the home node's new timeline from the repository. */
 const DR_CURRENT_MS = 60_000;
 
+const reseededBy = (how: string) => (how === "rewound" ? "pg_rewind" : how === "no rewind required" ? "nothing to rewind" : how);
+
 export const drFailback = defineRunbook({
   command: ["dr", "failback"],
   name: "dr-failback",
@@ -79,8 +81,13 @@ export const drFailback = defineRunbook({
           ctx.record("startedAt", Date.now());
           const [drState, homeState] = await Promise.all([drNodeState(outputs, drNode, ctx.signal), inRecovery(outputs, home, ctx)]);
           if (homeState === false && drState.inRecovery !== false) {
-            const [recorded, routed] = await Promise.all([(await site()).recordedSite(), (await site()).routedSite().catch(() => undefined)]);
-            if (recorded !== "dr" && routed !== "dr") {
+            const [recorded, routed, standbyStreams] = await Promise.all([
+              (await site()).recordedSite(),
+              (await site()).routedSite().catch(() => undefined),
+              other ? replicationOf(outputs, home, other, ctx).then(Boolean) : Promise.resolve(true),
+            ]);
+            // Home means the whole home topology: the DR node a standby again, and the home standby streaming.
+            if (recorded !== "dr" && routed !== "dr" && drState.inRecovery === true && standbyStreams) {
               alreadyHome = true;
               ctx.record("alreadyHome", true);
               ctx.log(`${home.name} takes writes and the primary site is active: nothing to fail back`);
@@ -98,11 +105,11 @@ export const drFailback = defineRunbook({
       },
       {
         name: `Re-seed ${home.name} from ${drNode.name} and let it catch up`,
-        plan: `pg_rewind of ${home.name} from ${drNode.name}; it starts as ${drNode.name}'s standby; up to ${CATCH_UP_MS / 1000} s to catch up`,
+        plan: `pg_rewind of ${home.name} from ${drNode.name} (when it cannot work: a fresh backup of ${drNode.name} restored with --delta); it starts as ${drNode.name}'s standby; up to ${CATCH_UP_MS / 1000} s to catch up`,
         isDone: async (ctx) => (await homeIsPrimary(ctx)) || (await replicationOf(atDr, drNode, home, ctx))?.lagBytes === 0,
         action: async (ctx) => {
           const streaming = await replicationOf(atDr, drNode, home, ctx);
-          if (!streaming) ctx.record("homeRejoinedBy", (await (await site()).followDr(home, (line) => ctx.log(line))) === "rewound" ? "pg_rewind" : "nothing to rewind");
+          if (!streaming) ctx.record("homeRejoinedBy", reseededBy(await (await site()).followDr(home, (line) => ctx.log(line))));
           if (!(await until(async () => (await replicationOf(atDr, drNode, home, ctx))?.lagBytes === 0, CATCH_UP_MS, ctx.signal, 100))) {
             throw new StepFailure(`${home.name} streams from ${drNode.name} but has not caught up within ${CATCH_UP_MS / 1000} s`, "re-run once `tradeops dr status` shows the load at the DR site dropped");
           }

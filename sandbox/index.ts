@@ -117,8 +117,8 @@ export interface SandboxDr {
   route(site: SiteName): Promise<void>;
   /** The site the switch sends users to now. */
   routedTo(): Promise<SiteName | undefined>;
-  /** The stopped or crashed `node` of the pair follows pg-dr: pg_rewind from it, its standby (own slot), started; resolves once it streams. */
-  followDr(node: PgNodeName, log?: (line: string) => void): Promise<"rewound" | "no rewind required">;
+  /** The stopped or crashed `node` of the pair follows pg-dr: pg_rewind from it (else a fresh backup of pg-dr restored with --delta), its standby (own slot), started; resolves once it streams. */
+  followDr(node: PgNodeName, log?: (line: string) => void): Promise<"rewound" | "no rewind required" | "restored from a fresh backup of pg-dr">;
   /** pg-dr, stopped or not, is rewound from `source` if it went past the switch point, made a standby fed from the repository, and started. */
   backToStandby(source: PgNodeName, log?: (line: string) => void): Promise<"rewound" | "no rewind required">;
 }

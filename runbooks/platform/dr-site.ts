@@ -32,7 +32,7 @@ export interface DrPlatform {
   /** `pg_ctl stop -m fast` of the DR node (its shutdown checkpoint streams to its standbys). */
   stopDrNode(log: (line: string) => void): Promise<void>;
   /** The stopped or crashed `node` of the primary site follows the DR node: pg_rewind, its standby, streaming. */
-  followDr(node: PgNode, log: (line: string) => void): Promise<"rewound" | "no rewind required">;
+  followDr(node: PgNode, log: (line: string) => void): Promise<"rewound" | "no rewind required" | "restored from a fresh backup of pg-dr">;
   /** The DR node goes back to a standby fed from the repository, following `source`'s timeline. */
   drBackToStandby(source: PgNode, log: (line: string) => void): Promise<"rewound" | "no rewind required">;
   /** Records which site is active where the stack keeps it; says where. */

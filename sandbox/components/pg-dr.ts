@@ -7,13 +7,13 @@
  * `dr activate` promotes it; from then on it starts as the site's primary (its data dir decides,
  * not the layout). `dr failback` makes it a standby fed from the repository again.
  */
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { ComponentContext, SandboxComponent } from "../component.ts";
 import { DR_NODE, slotOf, type PgNodeLayout, type PgNodeName, type SandboxLayout } from "../layout.ts";
-import { runOrThrow, stopAll, waitUntil } from "../processes.ts";
+import { chownToOsUser, runOrThrow, stopAll, waitUntil } from "../processes.ts";
 import { pgbackrestArgv, stanzaInfo } from "./backup-stanza.ts";
-import { ensureSlot, rewindNode } from "./pg-node.ts";
+import { demoteNode, ensureSlot, rewindNode } from "./pg-node.ts";
 import {
   clusterProcesses,
   inRecovery,
@@ -122,20 +122,56 @@ export async function drToStandby({ layout }: ComponentContext): Promise<void> {
   writePgConfig(layout, node, undefined, { fromRepository: true });
 }
 
+/** How a node of the pair was re-seeded from the DR site. */
+export type Reseeded = "rewound" | "no rewind required" | "restored from a fresh backup of pg-dr";
+
 /**
- * `dr failback`: the stopped (or crashed) `name` of the pair follows pg-dr — pg_rewind from it,
- * made its standby on a slot of its own there — and is started; resolves once it streams.
+ * `dr failback`: the stopped (or crashed) `name` of the pair follows pg-dr — pg_rewind from it, or,
+ * when that cannot work (its data dir is gone, its WAL history too), `pgbackrest restore
+ * --type=standby --delta` of a fresh backup taken from pg-dr — made its standby on a slot of its own
+ * there, and started; resolves once it streams.
  */
-export async function followDrNode(context: ComponentContext, name: PgNodeName): Promise<"rewound" | "no rewind required"> {
+export async function followDrNode(context: ComponentContext, name: PgNodeName): Promise<Reseeded> {
   const { layout, log } = context;
   const node = layout.pg[name];
   if (postmasterPid(node, layout) !== undefined) await stopCluster(layout, node, log);
-  const rewound = await rewindNode(context, name, DR_NODE);
+  let reseeded: Reseeded;
+  try {
+    if (!isInitialised(node)) throw new Error(`${name} has no data dir (${node.dataDir})`);
+    reseeded = await rewindNode(context, name, DR_NODE);
+  } catch (error) {
+    log(`pg_rewind of ${name} from pg-dr cannot work (${error instanceof Error ? error.message : String(error)}): restoring it from a fresh backup of pg-dr`);
+    await restoreFromDrBackup(context, name);
+    reseeded = "restored from a fresh backup of pg-dr";
+  }
   await ensureSlot(layout, DR_NODE, slotOf(name));
   await startCluster(layout, node, log);
   const streaming = await waitUntil(async () => (await replicationState(layout, drNode(layout), node))?.state === "streaming", STREAMING_TIMEOUT_MS, 50);
   if (!streaming) throw new Error(`${name} does not stream from pg-dr within ${STREAMING_TIMEOUT_MS / 1000} s; see ${node.log}`);
-  return rewound;
+  return reseeded;
+}
+
+/**
+ * A backup of pg-dr (the repository's pg1 pointed at it, the pair's pg2 left out: both are down),
+ * restored over `name`'s data dir with `--delta` (files that match stay), as a standby of pg-dr.
+ */
+async function restoreFromDrBackup(context: ComponentContext, name: PgNodeName): Promise<void> {
+  const { layout, log } = context;
+  const node = layout.pg[name];
+  const dr = drNode(layout);
+  await stopAll(clusterProcesses(layout, node));
+  log("pgbackrest backup of pg-dr (incremental when the repository allows)");
+  const fromDr = [`--pg1-path=${dr.dataDir}`, `--pg1-port=${dr.port}`, "--reset-pg2-path", "--reset-pg2-port", "--reset-pg2-socket-path"];
+  await runOrThrow(layout, pgbackrestArgv(layout, "--log-level-console=warn", ...fromDr, "backup", "--type=incr"), { what: "pgbackrest backup of pg-dr", timeoutMs: 1_800_000 });
+  if (!existsSync(node.dataDir)) {
+    mkdirSync(node.dataDir, { recursive: true, mode: 0o700 });
+    chownToOsUser(layout, node.dataDir);
+  }
+  // A crashed postmaster's lock file would stop the restore ("postmaster.pid exists").
+  rmSync(join(node.dataDir, "postmaster.pid"), { force: true });
+  log(`pgbackrest restore --type=standby --delta into ${node.dataDir}`);
+  await runOrThrow(layout, pgbackrestArgv(layout, "--log-level-console=warn", `--pg1-path=${node.dataDir}`, "restore", "--type=standby", "--delta"), { what: `pgbackrest restore of ${name}`, timeoutMs: 1_800_000 });
+  await demoteNode(context, name, DR_NODE);
 }
 
 /**

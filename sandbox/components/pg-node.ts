@@ -229,7 +229,8 @@ export async function demoteNode({ layout, secrets }: ComponentContext, name: Si
     `application_name=${name}`,
   ].join(" ");
   const autoConf = join(node.dataDir, "postgresql.auto.conf");
-  const kept = existsSync(autoConf) ? readFileSync(autoConf, "utf8").split("\n").filter((line) => line.trim() && !/^\s*primary_(conninfo|slot_name)\s*=/.test(line)) : [];
+  // restore_command goes too: pg_rewind copies the source's auto.conf, and one pgBackRest wrote there names the source's pg1-path.
+  const kept = existsSync(autoConf) ? readFileSync(autoConf, "utf8").split("\n").filter((line) => line.trim() && !/^\s*(primary_conninfo|primary_slot_name|restore_command)\s*=/.test(line)) : [];
   writeOwned(layout, autoConf, `${[...kept, `primary_conninfo = '${conninfo.replaceAll("'", "''")}'`, `primary_slot_name = '${slotOf(name)}'`].join("\n")}\n`);
   writeOwned(layout, join(node.dataDir, "standby.signal"), "");
   writePgConfig(layout, node, undefined);

@@ -222,6 +222,22 @@ describe("the DR site (#9)", () => {
     expect((await drStatus()).report).toMatchObject({ inRecovery: true, routed: "primary" });
   });
 
+  it("I6: dr failback re-seeds a home node whose data is gone from a fresh backup of the DR node (pgbackrest restore --type=standby --delta)", async () => {
+    const activate = await cli("dr", "activate", "--yes");
+    expect(activate.code, activate.stderr).toBe(0);
+    await sql(dr.database, "insert into dr_rows (n) values (2001)");
+    // The primary site's disks are lost: pg_rewind has nothing to rewind.
+    await (await sandbox()).postgres.discard("pg-a");
+    const run = await cli("dr", "failback", "--yes", "--json");
+    expect(run.code, run.stderr).toBe(0);
+    expect(document(run.stdout).report).toMatchObject({ homeRejoinedBy: "restored from a fresh backup of pg-dr" });
+    expect(await inRecovery(outputs.database.primary)).toBe(false);
+    expect((await sql<{ c: string }>(outputs.database.traffic, "select count(*) as c from dr_rows where n in (1001, 2001)"))[0]!.c).toBe("2");
+    const replication = await sql<{ application_name: string; sync_state: string }>(outputs.database.primary, "select application_name, sync_state from pg_stat_replication");
+    expect(replication).toEqual([{ application_name: "pg-b", sync_state: "sync" }]);
+    expect((await drStatus()).report).toMatchObject({ inRecovery: true, routed: "primary" });
+  });
+
   it("I5, C8: drill --site: the primary site killed under load, dr activate, the writes lost counted at the DR site, dr failback; report and plot", async () => {
     const reportDir = join(dir, "site-drill");
     const run = await tradeops(["drill", "--site", "--cycles", "1", "--dir", dir, "--report", reportDir, "--json"]);
