@@ -6,6 +6,8 @@ export default defineConfig({
     // (the integration files share one sandbox); the projects run side by side — the DR file has a
     // sandbox of its own, and the unit files start none.
     pool: "forks",
+    // One worker per project (each keeps its files one at a time): the default would be one in all on two cores.
+    maxWorkers: 3,
     projects: [
       {
         extends: true,

@@ -66,6 +66,8 @@ export const drActivate = defineRunbook({
     const drIsPrimary = async (ctx: StepContext) => (await drNodeState(outputs, drNode, ctx.signal)).inRecovery === false;
     /** Where the primary's WAL ended when it answered the fence: what the DR node must replay. */
     let primaryEnd: string | undefined;
+    /** The primary answered but its last segment did not reach the repository: the DR site gets what the repository has, and the report counts the rest as lost. */
+    let primaryAnswered = false;
     return [
       {
         name: `Check that ${drNode.name} can take over`,
@@ -103,19 +105,21 @@ export const drActivate = defineRunbook({
           const topology = await change.platform();
           ctx.log(`the primary site's app: ${await (await site()).stopPrimaryApp((line) => ctx.log(line))}`);
           await topology.fenceTraffic(primary).catch((error: unknown) => ctx.log(`its traffic endpoint does not answer (${oneLine(error)}): nothing reaches ${primary.name} through it`));
-          primaryEnd = await switchAndArchive(outputs, primary, ctx);
+          const end = await switchAndArchive(outputs, primary, ctx);
+          primaryAnswered = end !== undefined;
+          primaryEnd = end?.archived ? end.lsn : undefined;
+          if (end) ctx.record("primaryEndLsn", end.lsn);
           for (const node of [primary, standby].filter((n): n is PgNode => n !== undefined)) {
             try {
               ctx.log(`${node.name}: ${await topology.stop(node, (line) => ctx.log(line))}`);
               if (node === primary && standby) await topology.demote(primary, standby);
             } catch (error) {
               // A node that answered must be stopped: it could take writes beside the DR site.
-              if (node === primary && primaryEnd) throw new StepFailure(`${primary.name} answers but could not be stopped (${oneLine(error)}): activating now would make two primaries`, `stop ${primary.name} by hand, then re-run`);
+              if (node === primary && primaryAnswered) throw new StepFailure(`${primary.name} answers but could not be stopped (${oneLine(error)}): activating now would make two primaries`, `stop ${primary.name} by hand, then re-run`);
               ctx.log(`${node.name} is not reachable (${oneLine(error)}): fence it before its site comes back (docs/deploy.md)`);
             }
           }
           ctx.record("fencedAt", Date.now());
-          if (primaryEnd) ctx.record("primaryEndLsn", primaryEnd);
         },
       },
       {
@@ -233,9 +237,9 @@ function rpoOf(facts: Record<string, unknown>): Rpo {
 /**
  * With the primary fenced from its endpoint but answering: switch to a new WAL segment and wait
  * until the archiver has put the old one in the repository, so the DR node can replay every commit.
- * Returns the primary's WAL position after the switch; undefined when it does not answer.
+ * Returns where the primary's WAL ended and whether the repository has it; undefined when it does not answer.
  */
-async function switchAndArchive(outputs: StackOutputs, primary: PgNode, ctx: StepContext): Promise<string | undefined> {
+async function switchAndArchive(outputs: StackOutputs, primary: PgNode, ctx: StepContext): Promise<{ lsn: string; archived: boolean } | undefined> {
   const before = await primaryWalState(outputs, primary, ctx.signal);
   if (!before.answers) {
     ctx.log(`${primary.name} does not answer: the DR site gets what the repository has`);
@@ -253,9 +257,9 @@ async function switchAndArchive(outputs: StackOutputs, primary: PgNode, ctx: Ste
     return state.lastArchivedWal !== undefined && state.lastArchivedWal >= switched;
   }, ARCHIVE_SWITCH_MS, ctx.signal, 100);
   if (!archived) {
-    ctx.log(`${switched} did not reach the repository within ${ARCHIVE_SWITCH_MS / 1000} s: the DR site gets what the repository has`);
-    return undefined;
+    ctx.log(`${switched} did not reach the repository within ${ARCHIVE_SWITCH_MS / 1000} s: the DR site gets what the repository has (the report counts the rest as lost)`);
+    return { lsn: end, archived: false };
   }
   ctx.log(`${primary.name}: WAL switched at ${end}; ${switched} is in the repository`);
-  return end;
+  return { lsn: end, archived: true };
 }
