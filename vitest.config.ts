@@ -3,11 +3,10 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     // Pulumi mocks are process-global: a fresh fork per file. Each project runs one file at a time
-    // (the integration files share one sandbox); the projects run side by side — the DR file has a
-    // sandbox of its own, and the unit files start none.
+    // (the integration files share one sandbox). vitest runs such projects one after another, so
+    // `npm test` (test/run.ts) runs the integration project in one process and the unit and DR
+    // projects (the DR file has a sandbox of its own) in a second one beside it.
     pool: "forks",
-    // One worker per project (each keeps its files one at a time): the default would be one in all on two cores.
-    maxWorkers: 3,
     projects: [
       {
         extends: true,
