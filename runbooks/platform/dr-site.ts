@@ -66,7 +66,7 @@ export async function drPlatformOf(outputs: StackOutputs): Promise<DrPlatform> {
   };
   switch (outputs.platform.kind) {
     case "sandbox":
-      return sandboxDrPlatform(await openSandbox({ dir: outputs.platform.dir }), upsert);
+      return sandboxDrPlatform(await openSandbox({ dir: outputs.platform.dir }), upsert, route53 && dr.dns ? () => routedRecord(route53, dr.dns!) : undefined);
     case "kubernetes":
       return kubernetesDrPlatform(outputs, dr, upsert, route53, (await import("./dr-kubernetes.ts")).KubernetesDeployments);
     case "docker":
@@ -76,7 +76,16 @@ export async function drPlatformOf(outputs: StackOutputs): Promise<DrPlatform> {
 
 // ---- the sandbox ----------------------------------------------------------------------------------
 
-function sandboxDrPlatform(sandbox: Sandbox, upsert: (site: SiteName) => Promise<string | undefined>): DrPlatform {
+/** The site the Route53 pair's PRIMARY half points at, by its target. */
+async function routedRecord(route53: Route53FailoverTraffic, dns: NonNullable<DrSite["dns"]>): Promise<SiteName | undefined> {
+  const target = await route53.primaryTarget();
+  if (!target) return undefined;
+  if (target === dns.drTarget) return "dr";
+  return target === dns.primaryTarget ? "primary" : undefined;
+}
+
+/** `record`: where a Route53 pair in the outputs sends users too (both must agree for a site to count as routed). */
+function sandboxDrPlatform(sandbox: Sandbox, upsert: (site: SiteName) => Promise<string | undefined>, record?: () => Promise<SiteName | undefined>): DrPlatform {
   const dr = () => {
     if (!sandbox.dr) throw new Refusal(`the sandbox at ${sandbox.dir} has no DR site`, "`tradeops sandbox up --with-dr`");
     return sandbox.dr;
@@ -91,7 +100,11 @@ function sandboxDrPlatform(sandbox: Sandbox, upsert: (site: SiteName) => Promise
       const record = await upsert(site);
       return [`the site switch → ${site} site`, record].filter(Boolean).join("; ");
     },
-    routedSite: () => dr().routedTo(),
+    async routedSite() {
+      const routed = await dr().routedTo();
+      if (!record) return routed;
+      return routed === (await record()) ? routed : undefined;
+    },
     async stopPrimaryApp(log) {
       if (sandbox.pid("ops-api") === undefined) return "was not running";
       await sandbox.stop("ops-api", log);
@@ -137,12 +150,7 @@ function kubernetesDrPlatform(
       if (!record) throw new Refusal("the DR site has no Route53 failover pair in the outputs (dr.dns): nothing would move users", "deploy prod with dnsZoneId/dnsRecordName");
       return record;
     },
-    async routedSite() {
-      const target = await route53?.primaryTarget();
-      if (!target || !dr.dns) return undefined;
-      if (target === dr.dns.drTarget) return "dr";
-      return target === dr.dns.primaryTarget ? "primary" : undefined;
-    },
+    routedSite: async () => (route53 && dr.dns ? routedRecord(route53, dr.dns) : undefined),
     async stopPrimaryApp(log) {
       try {
         for (const name of primaryDeployments) await primaryApp.scale(name, 0);

@@ -75,7 +75,12 @@ export function writeOwned(layout: SandboxLayout, file: string, text: string, mo
   chownToOsUser(layout, file);
 }
 
-/** With a DR site, a segment is archived at least this often: the DR node's data is never older (its RPO bound). */
+/**
+ * A segment with a commit in it is archived at least this often (the stacks render 60 s too): point-
+ * in-time restore and `backups check` see recent WAL on a quiet database. With a DR site, 10 s: the
+ * DR node, fed from the repository alone, never lacks more (its RPO bound).
+ */
+export const ARCHIVE_TIMEOUT_SECONDS = 60;
 export const DR_ARCHIVE_TIMEOUT_SECONDS = 10;
 
 /**
@@ -86,7 +91,7 @@ export const DR_ARCHIVE_TIMEOUT_SECONDS = 10;
  */
 export function writePgConfig(layout: SandboxLayout, node: PgNodeLayout, synchronousStandby?: string, opts: { restoreCommand?: boolean; fromRepository?: boolean } = {}): void {
   const extra = {
-    ...(layout.dr ? { archive_timeout: `${DR_ARCHIVE_TIMEOUT_SECONDS}s` } : {}),
+    archive_timeout: `${layout.dr ? DR_ARCHIVE_TIMEOUT_SECONDS : ARCHIVE_TIMEOUT_SECONDS}s`,
     ...(opts.fromRepository ? { wal_retrieve_retry_interval: "1s" } : {}),
   };
   const conf = renderPostgresqlConf({
