@@ -24,7 +24,7 @@ import { flag } from "./flags.ts";
 import { bytes, table } from "./format.ts";
 import { drNodeState, drSiteOutputs, measureDrLag, primaryWalState, replayedPast, repositoryLastWal } from "./dr-state.ts";
 import { drPlatformOf, drSiteOf, type DrPlatform } from "./platform/dr-site.ts";
-import { lsnDiff, pauseTradingStep, promoteStep, RoleChange, tradingLine, until } from "./role-change.ts";
+import { lsnDiff, pauseTradingStep, promoteStep, resumeTradingStep, RoleChange, tradingLine, until } from "./role-change.ts";
 import { writeThroughTraffic } from "./probes.ts";
 
 /** After a WAL switch, the primary's archiver gets this long to put the segment in the repository. */
@@ -180,16 +180,7 @@ export const drActivate = defineRunbook({
           if (!ready) throw new StepFailure("the DR site's API is not ready", "read the DR app's log; the database has moved: trading stays paused until it is ready");
         },
       },
-      {
-        name: "Resume trading at the DR site",
-        plan: "POST /api/trading/resume on the DR site's API — only if this run paused trading",
-        action: async (ctx) => {
-          if (!(await change.pausing)) return;
-          const answer = await opsApiRequest(atDr.opsApi, "/api/trading/resume", { method: "POST", body: {}, signal: ctx.signal, timeoutMs: 3_000 }).catch(() => undefined);
-          ctx.record("tradingResumed", answer?.status === 200);
-          if (answer?.status !== 200) ctx.log("the DR site's API did not resume trading: resume it with `tradeops trading resume` once it answers");
-        },
-      },
+      resumeTradingStep(change, { outputs: atDr, site: "DR site" }),
       {
         name: "Record the DR site as the active site",
         plan: "so `sandbox up` brings up the DR site, and `dr failback` knows where to come back from",

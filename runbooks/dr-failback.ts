@@ -30,10 +30,11 @@ import {
   lsnDiff,
   pauseTradingStep,
   promoteStep,
-  receivedLsn,
+  receivedAll,
   recordPrimaryStep,
   rejoinStep,
   replicationOf,
+  resumeTradingStep,
   RoleChange,
   routeTrafficStep,
   until,
@@ -134,12 +135,7 @@ export const drFailback = defineRunbook({
           await (await site()).stopDrNode((line) => ctx.log(line));
         },
         verify: async (ctx) => {
-          if (!drLsn) return;
-          const caughtUp = await until(async () => {
-            const received = await receivedLsn(outputs, home, ctx);
-            return received !== undefined && lsnDiff(received, drLsn!) >= 0;
-          }, 5_000, ctx.signal);
-          if (!caughtUp) throw new StepFailure(`${home.name} did not receive all of ${drNode.name}'s WAL (up to ${drLsn}): promoting it would lose writes`, `start ${drNode.name} again (\`tradeops sandbox up\`) and re-run`);
+          if (drLsn) await receivedAll(outputs, drNode, home, drLsn, ctx, `start ${drNode.name} again (\`tradeops sandbox up\`) and re-run`);
         },
       },
       promoteStep(coming),
@@ -163,16 +159,7 @@ export const drFailback = defineRunbook({
         isDone: async () => (await (await site()).routedSite()) === "primary",
         action: async (ctx) => ctx.record("trafficTo", await (await site()).routeSite("primary")),
       },
-      {
-        name: "Resume trading",
-        plan: "POST /api/trading/resume on the primary site's API — only if this run paused trading",
-        action: async (ctx) => {
-          if (!(await leaving.pausing)) return;
-          const answer = await opsApiRequest(outputs.opsApi, "/api/trading/resume", { method: "POST", body: {}, signal: ctx.signal, timeoutMs: 3_000 }).catch(() => undefined);
-          ctx.record("tradingResumed", answer?.status === 200);
-          if (answer?.status !== 200) ctx.log("the API did not resume trading: `tradeops trading resume` once it answers");
-        },
-      },
+      resumeTradingStep(leaving, { outputs, site: "primary site" }),
       {
         name: "Record the primary site as the active site",
         isDone: async () => alreadyHome || (await (await site()).recordedSite()) === "primary",

@@ -125,12 +125,13 @@ export function appReconnectedStep(change: RoleChange): Step {
   };
 }
 
-export function resumeTradingStep(change: RoleChange): Step {
+/** `at`: the site whose API resumes (a DR move pauses at one site and resumes at the other). @default the change's own */
+export function resumeTradingStep(change: RoleChange, at?: { outputs: StackOutputs; site: string }): Step {
   return {
-    name: "Resume trading",
-    plan: "POST /api/trading/resume — only after the verification above (I9), and only if this run paused it",
+    name: at ? `Resume trading at the ${at.site}` : "Resume trading",
+    plan: `POST /api/trading/resume${at ? ` on the ${at.site}'s API` : ""} — only after the verification above (I9), and only if this run paused it`,
     action: async (ctx) => {
-      if (await change.pausing) await resumeTrading(change.outputs, ctx);
+      if (await change.pausing) await resumeTrading(at?.outputs ?? change.outputs, ctx);
     },
   };
 }
@@ -172,6 +173,18 @@ export async function replicationOf(outputs: StackOutputs, primary: PgNode, stan
     { signal: ctx.signal, timeoutMs: 3_000 },
   ).catch(() => undefined);
   return row?.state === "streaming" ? { syncState: row.sync_state, lagBytes: Number(row.lag ?? 0) } : undefined;
+}
+
+/**
+ * After `from` stopped cleanly, `to` must have received its WAL up to `lsn` (within 5 s: its
+ * shutdown checkpoint streams); otherwise promoting `to` would lose writes — a step failure.
+ */
+export async function receivedAll(outputs: StackOutputs, from: PgNode, to: PgNode, lsn: string, ctx: StepContext, next: string): Promise<void> {
+  const caughtUp = await until(async () => {
+    const received = await receivedLsn(outputs, to, ctx);
+    return received !== undefined && lsnDiff(received, lsn) >= 0;
+  }, 5_000, ctx.signal);
+  if (!caughtUp) throw new StepFailure(`${to.name} did not receive all of ${from.name}'s WAL (up to ${lsn}): promoting it would lose writes`, next);
 }
 
 /** Bytes between two LSNs ("0/3000060"). */
@@ -312,14 +325,7 @@ export function switchSteps(change: RoleChange): Step[] {
         await t.demote(from, to);
       },
       verify: async (ctx) => {
-        if (!fromLsn) return;
-        const caughtUp = await until(async () => {
-          const received = await receivedLsn(outputs, to, ctx);
-          return received !== undefined && lsnDiff(received, fromLsn!) >= 0;
-        }, 5_000, ctx.signal);
-        if (!caughtUp) {
-          throw new StepFailure(`${to.name} did not receive all of ${from.name}'s WAL (up to ${fromLsn}): promoting it would lose writes`, `start ${from.name} again (it was made a standby: remove standby.signal first) and find out why ${to.name} lags`);
-        }
+        if (fromLsn) await receivedAll(outputs, from, to, fromLsn, ctx, `start ${from.name} again (it was made a standby: remove standby.signal first) and find out why ${to.name} lags`);
       },
     },
     promoteStep(change),
