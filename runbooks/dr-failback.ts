@@ -76,7 +76,7 @@ export const drFailback = defineRunbook({
     let drLsn: string | undefined;
     const steps: Step[] = [
       {
-        name: `Find where writes go (home: ${home.name}, DR: ${drNode.name})`,
+        name: `Find where writes go (home: ${home.name}, DR: ${drNode.name}) and check the primary site is back`,
         readOnly: true,
         action: async (ctx) => {
           ctx.record("startedAt", Date.now());
@@ -102,6 +102,9 @@ export const drFailback = defineRunbook({
           }
           if (!drState.answers) throw new Refusal(`${drNode.name} does not answer (${drState.error}) and ${home.name} is not a primary: there is nothing to fail back from`, "bring the DR site's node back first");
           if (drState.inRecovery) throw new Refusal(`${drNode.name} is a standby: the DR site is not active`, "`tradeops dr status`; failback follows `tradeops dr activate`");
+          // I6 "verify primary": the primary site must be back before anything moves.
+          const problems = await (await site()).primarySiteProblems();
+          if (problems.length) throw new Refusal(`the primary site is not back: ${problems.join("; ")}`, "bring it back first (`tradeops sandbox up` starts what the sandbox can), then re-run");
         },
       },
       {

@@ -21,6 +21,8 @@ export interface DrPlatform {
   routeSite(site: SiteName): Promise<string>;
   /** The site users reach now; undefined when no switch can say (Route53 answers by health too). */
   routedSite(): Promise<SiteName | undefined>;
+  /** What keeps the primary site from taking the platform back (its machines, its repository), one phrase each; none: it is back. */
+  primarySiteProblems(): Promise<string[]>;
   /** The primary site's app stops taking orders; "not reachable" when its platform does not answer. */
   stopPrimaryApp(log: (line: string) => void): Promise<string>;
   /** The primary site's database traffic endpoint runs (a whole-site loss may have taken it too). */
@@ -105,6 +107,11 @@ function sandboxDrPlatform(sandbox: Sandbox, upsert: (site: SiteName) => Promise
       if (!record) return routed;
       return routed === (await record()) ? routed : undefined;
     },
+    async primarySiteProblems() {
+      // What failback cannot start itself: the repository (re-seeding, archiving) and Redis (the app).
+      const { components } = await sandbox.status();
+      return components.filter((c) => (c.name === "s3" || c.name === "redis") && c.state !== "up").map((c) => `${c.name} is down`);
+    },
     async stopPrimaryApp(log) {
       if (sandbox.pid("ops-api") === undefined) return "was not running";
       await sandbox.stop("ops-api", log);
@@ -151,6 +158,12 @@ function kubernetesDrPlatform(
       return record;
     },
     routedSite: async () => (route53 && dr.dns ? routedRecord(route53, dr.dns) : undefined),
+    async primarySiteProblems() {
+      return primaryApp.replicas(primaryDeployments[0]!).then(
+        () => [],
+        (error: unknown) => [`its API server does not answer (${error instanceof Error ? error.message : String(error)})`],
+      );
+    },
     async stopPrimaryApp(log) {
       try {
         for (const name of primaryDeployments) await primaryApp.scale(name, 0);
