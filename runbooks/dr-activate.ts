@@ -4,9 +4,9 @@
  *   verify DB sync (refuse beyond the lag limit unless forced) → pause trading → fence the primary
  *   site (its API stopped, its nodes out of the traffic endpoint and stopped when they answer —
  *   after a WAL switch the repository receives, so a planned move loses nothing — and made to come
- *   back as standbys) → replay the repository's last WAL on the DR node → promote it → send users
- *   to the DR site (the site switch; the Route53 pair) → start the DR app from pilot light → prove a
- *   write and the API's readiness at the DR site → resume trading there → record the DR site active
+ *   back as standbys) → replay the repository's last WAL on the DR node → promote it → start the DR
+ *   app from pilot light → prove a write and the API's readiness at the DR site → send users there
+ *   (the site switch; the Route53 pair) → resume trading there → record the DR site active
  *
  * The report: RTO (first step → first write accepted at the DR site) and the RPO — measured exactly
  * when the primary answered at the fence (its last WAL position against the DR node's end of
@@ -153,14 +153,6 @@ export const drActivate = defineRunbook({
       },
       promoteStep(change),
       {
-        name: "Send users to the DR site",
-        plan: dr.dns ? `the site switch, and the PRIMARY half of ${dr.dns.recordName} → the DR load balancer (Route53 UPSERT)` : "the site switch routes users to the DR site's API",
-        isDone: async () => (await (await site()).routedSite()) === "dr",
-        action: async (ctx) => {
-          ctx.record("trafficTo", await (await site()).routeSite("dr"));
-        },
-      },
-      {
         name: "Start the DR site's app from pilot light",
         plan: dr.app?.kind === "kubernetes" ? `scale ${dr.app.deployments.map((d) => `${d.name} to ${d.replicas}`).join(", ")}` : "start the DR site's ops API",
         action: async (ctx) => {
@@ -178,6 +170,14 @@ export const drActivate = defineRunbook({
           ctx.record("firstWriteAt", Date.now());
           const ready = await until(async () => (await opsApiRequest(atDr.opsApi, "/health/ready", { signal: ctx.signal, timeoutMs: 1_000 })).status === 200, APP_READY_MS, ctx.signal, 100);
           if (!ready) throw new StepFailure("the DR site's API is not ready", "read the DR app's log; the database has moved: trading stays paused until it is ready");
+        },
+      },
+      {
+        name: "Send users to the DR site",
+        plan: dr.dns ? `the site switch, and the PRIMARY half of ${dr.dns.recordName} → the DR load balancer (Route53 UPSERT)` : "the site switch routes users to the DR site's API",
+        isDone: async () => (await (await site()).routedSite()) === "dr",
+        action: async (ctx) => {
+          ctx.record("trafficTo", await (await site()).routeSite("dr"));
         },
       },
       resumeTradingStep(change, { outputs: atDr, site: "DR site" }),

@@ -74,6 +74,7 @@ export const drFailback = defineRunbook({
     let alreadyHome = false;
     const homeIsPrimary = async (ctx: StepContext) => alreadyHome || (await inRecovery(outputs, home, ctx)) === false;
     let drLsn: string | undefined;
+    let restoredHome = false;
     const steps: Step[] = [
       {
         name: `Find where writes go (home: ${home.name}, DR: ${drNode.name}) and check the primary site is back`,
@@ -113,7 +114,11 @@ export const drFailback = defineRunbook({
         isDone: async (ctx) => (await homeIsPrimary(ctx)) || (await replicationOf(atDr, drNode, home, ctx))?.lagBytes === 0,
         action: async (ctx) => {
           const streaming = await replicationOf(atDr, drNode, home, ctx);
-          if (!streaming) ctx.record("homeRejoinedBy", reseededBy(await (await site()).followDr(home, (line) => ctx.log(line))));
+          if (!streaming) {
+            const how = await (await site()).followDr(home, (line) => ctx.log(line));
+            restoredHome = how === "restored from a fresh backup of pg-dr";
+            ctx.record("homeRejoinedBy", reseededBy(how));
+          }
           if (!(await until(async () => (await replicationOf(atDr, drNode, home, ctx))?.lagBytes === 0, CATCH_UP_MS, ctx.signal, 100))) {
             throw new StepFailure(`${home.name} streams from ${drNode.name} but has not caught up within ${CATCH_UP_MS / 1000} s`, "re-run once `tradeops dr status` shows the load at the DR site dropped");
           }
@@ -168,7 +173,8 @@ export const drFailback = defineRunbook({
         isDone: async () => alreadyHome || (await (await site()).recordedSite()) === "primary",
         action: async (ctx) => ctx.record("recordedIn", await (await site()).recordActiveSite("primary")),
       },
-      ...(other ? [rejoinStep(outputs, other, home, () => coming.platform())] : []),
+      // A home node restored from a backup has no WAL from before it: the other node is cloned, not rewound.
+      ...(other ? [rejoinStep(outputs, other, home, () => coming.platform(), () => (restoredHome ? `${home.name} was restored from a backup: a rewind from it lacks older WAL` : undefined))] : []),
       {
         name: `Make ${drNode.name} a standby fed from the repository again, and current`,
         plan: `pg_rewind from ${home.name} if it went past the switch; standby.signal and archive-get; a WAL switch on ${home.name} it must replay within ${DR_CURRENT_MS / 1000} s`,

@@ -337,10 +337,11 @@ export function switchSteps(change: RoleChange): Step[] {
 
 /**
  * `node` streams from `primary` as its standby: stopped when it runs without streaming, rewound
- * (pg_rewind; "no rewind required" after a clean stop) — or cloned fresh when it cannot be —
- * started, and caught up.
+ * (pg_rewind; "no rewind required" after a clean stop) — or cloned fresh when it cannot be, or when
+ * the rewound node cannot start (it needs WAL its source no longer has: a source restored from a
+ * backup has none from before it) — started, and caught up. `fresh`: clone it without trying.
  */
-export function rejoinStep(outputs: StackOutputs, node: PgNode, primary: PgNode, platform: () => Promise<Topology>): Step {
+export function rejoinStep(outputs: StackOutputs, node: PgNode, primary: PgNode, platform: () => Promise<Topology>, fresh?: () => string | undefined): Step {
   const streams = async (ctx: StepContext) => (await replicationOf(outputs, primary, node, ctx)) !== undefined;
   return {
     name: `Rejoin ${node.name} as a standby of ${primary.name}`,
@@ -349,15 +350,27 @@ export function rejoinStep(outputs: StackOutputs, node: PgNode, primary: PgNode,
     action: async (ctx) => {
       const t = await platform();
       if (await t.running(node)) ctx.log(`${node.name}: ${await t.stop(node, (line) => ctx.log(line))}`);
-      try {
-        const rewound = await t.rewind(node, primary, (line) => ctx.log(line));
-        ctx.record(`${node.name}.rejoinedBy`, rewound === "rewound" ? "pg_rewind" : "nothing to rewind (its WAL had not diverged)");
-      } catch (error) {
-        ctx.log(`pg_rewind of ${node.name} failed (${oneLine(error)}): cloning it fresh from ${primary.name}`);
-        ctx.record(`${node.name}.rejoinedBy`, `fresh clone (pg_rewind failed: ${oneLine(error)})`);
+      const clone = async (why: string) => {
+        ctx.log(`${why}: cloning ${node.name} fresh from ${primary.name}`);
+        ctx.record(`${node.name}.rejoinedBy`, `fresh clone (${why})`);
+        if (await t.running(node)) await t.stop(node, (line) => ctx.log(line));
         await t.discard(node);
+        await t.start(node, (line) => ctx.log(line));
+      };
+      const cloneWhy = fresh?.();
+      if (cloneWhy) {
+        await clone(cloneWhy);
+      } else {
+        let rewound = false;
+        try {
+          const result = await t.rewind(node, primary, (line) => ctx.log(line));
+          ctx.record(`${node.name}.rejoinedBy`, result === "rewound" ? "pg_rewind" : "nothing to rewind (its WAL had not diverged)");
+          rewound = true;
+        } catch (error) {
+          await clone(`pg_rewind failed: ${oneLine(error)}`);
+        }
+        if (rewound) await t.start(node, (line) => ctx.log(line)).catch((error: unknown) => clone(`it did not start after pg_rewind: ${oneLine(error)}`));
       }
-      await t.start(node, (line) => ctx.log(line));
       const caughtUp = await until(async () => (await replicationOf(outputs, primary, node, ctx))?.lagBytes === 0, 60_000, ctx.signal);
       if (!caughtUp) ctx.log(`${node.name} streams but has not caught up yet`);
     },

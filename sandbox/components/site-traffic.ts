@@ -58,13 +58,15 @@ export const siteTraffic: SandboxComponent = {
   describe: async (layout) => `traffic → ${(await siteRoute(layout)) ?? "no site"}`,
 };
 
-/** Users reach `site` alone: the other site's API is put in maintenance and its sessions are cut. */
+/** Users reach `site` alone (its API must answer): the other site's API is put in maintenance and its sessions are cut. */
 export async function routeSite(layout: SandboxLayout, site: SiteName): Promise<void> {
   const { socket } = siteOf(layout).site;
   const other = site === "primary" ? "dr" : "primary";
   await adminCommand(socket, `set server ${SITE_BACKEND}/${other} state maint`);
   await adminCommand(socket, `shutdown sessions server ${SITE_BACKEND}/${other}`);
   await adminCommand(socket, `set server ${SITE_BACKEND}/${site} state ready`);
+  // Out of maintenance a server counts as down until `rise` checks pass (~4 s); its API answers already.
+  await adminCommand(socket, `set server ${SITE_BACKEND}/${site} health up`);
 }
 
 /** The site users reach now, as the switch reports it; undefined when it routes to none (or both). */
