@@ -1,8 +1,8 @@
 /**
  * `npm test` after the type-check: two vitest processes side by side. The shared-sandbox
  * integration files must run one at a time, and vitest runs every project whose files run one at a
- * time in a single sequence; the unit files and the DR file (a sandbox of its own) need not wait
- * for them, so they run in a second process. Each line is prefixed with its process; the exit code
+ * time in a single sequence; the unit files and the integration files with a sandbox of their own
+ * (interruptions, the DR site) need not wait for them, so they run in a second process. Each line is prefixed with its process; the exit code
  * is the worse of the two. With arguments (`npm test -- test/unit/cli.test.ts`), one vitest gets them.
  */
 import { spawn } from "node:child_process";
@@ -16,7 +16,7 @@ if (process.argv.length > 2) {
 } else {
   const runs = [
     { label: "integration", projects: ["integration"] },
-    { label: "unit+dr", projects: ["unit", "integration-dr"] },
+    { label: "unit+own", projects: ["unit", "integration-solo", "integration-dr"] },
   ].map(({ label, projects }) => run(label, projects.flatMap((project) => ["--project", project])));
   const codes = await Promise.all(runs);
   process.exit(Math.max(...codes));

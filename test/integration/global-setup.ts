@@ -26,7 +26,12 @@ declare module "vitest" {
 
 export const INTEGRATION_BASE_PORT = Number(process.env.TRADEOPS_IT_BASE_PORT ?? 25400);
 
-export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+export default function setup(project: TestProject): Promise<() => Promise<void>> {
+  return setupSandbox(project, INTEGRATION_BASE_PORT);
+}
+
+/** A fresh sandbox on `basePort` for one project of the run, provided to its files; returns its teardown. */
+export async function setupSandbox(project: TestProject, basePort: number): Promise<() => Promise<void>> {
   const dir = mkdtempSync(join(tmpdir(), "tradeops-it-"));
   // mkdtemp makes it 0700; the postgres OS user must enter it.
   chmodSync(dir, 0o755);
@@ -36,7 +41,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const teardown = () => stopAndDelete(dir, home);
   try {
     const startedAt = performance.now();
-    const args = parseArgs(sandboxUp, { dir, basePort: INTEGRATION_BASE_PORT, mode: "sync" });
+    const args = parseArgs(sandboxUp, { dir, basePort, mode: "sync" });
     const target = await sandboxUp.target!(args, { stack: "sandbox" });
     const result = await runRunbook(sandboxUp, args, { target, stateDir: stateDirFor(target.outputs), yes: true, quiet: true });
     if (result.exitCode !== 0) {
