@@ -47,7 +47,7 @@ export const DrActivateArgs = z.object({
 export const drActivate = defineRunbook({
   command: ["dr", "activate"],
   name: "dr-activate",
-  summary: "move the platform to the DR site: fence the primary site, promote the DR node, switch traffic, start the DR app; RTO and RPO measured",
+  summary: "move the platform to the DR site: fence the primary site, promote the DR node, start the DR app, switch users; RTO and RPO measured",
   features: ["I5", "I6", "I9"],
   mutates: true,
   // prod names its DR stack (`dr.stack`): the DR site comes from that stack's outputs.
