@@ -24,6 +24,8 @@ beforeAll(async () => {
     { stdio: "ignore" },
   );
   for (let i = 0; i < 100; i++) {
+    // Ready, and ours: another process on the port (a leftover of a killed run) would answer for it.
+    if (alertmanager.exitCode !== null) throw new Error(`alertmanager exited (${alertmanager.exitCode}) before it was ready: is port ${port} taken?`);
     if (await checkAlertmanager(url, { timeoutMs: 500 }).then(() => true, () => false)) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -38,7 +40,7 @@ describe("health probes Alertmanager (#17)", () => {
   it("S5: a ready Alertmanager is healthy; hung, it is named within the deadline; killed, it is refused", async () => {
     expect(await checkAlertmanager(url)).toBe("ready");
 
-    alertmanager.kill("SIGSTOP");
+    expect(alertmanager.kill("SIGSTOP"), "the Alertmanager this test started is gone").toBe(true);
     try {
       const started = performance.now();
       await expect(checkAlertmanager(url, { timeoutMs: 1_000 })).rejects.toThrow(/no answer within 1 s/);
