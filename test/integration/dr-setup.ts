@@ -1,6 +1,6 @@
 /**
  * The DR site's own sandbox for test/integration/dr.test.ts (`sandbox up --with-dr`, base port
- * +100), started by the same runbook an operator runs: the whole primary site is killed there, so
+ * +400; the other files use +20 … +300), started by the same runbook an operator runs: the whole primary site is killed there, so
  * it cannot be the run's shared sandbox — and with its own sandbox and TRADEOPS_HOME the file runs
  * beside the shared-sandbox files (its stack lock is its cluster's). Always stopped and deleted.
  */
@@ -20,7 +20,7 @@ declare module "vitest" {
   }
 }
 
-export const DR_BASE_PORT = INTEGRATION_BASE_PORT + 100;
+export const DR_BASE_PORT = INTEGRATION_BASE_PORT + 400;
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const dir = mkdtempSync(join(tmpdir(), "tradeops-it-dr-"));

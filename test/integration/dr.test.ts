@@ -1,6 +1,6 @@
 /**
  * The DR site (issue #9) on a sandbox of its own (dr-setup.ts: `sandbox up --with-dr`, base port
- * +100): pg-dr restored from the S3 repository and fed by archive-get, its API at pilot light, the
+ * +400): pg-dr restored from the S3 repository and fed by archive-get, its API at pilot light, the
  * site switch. The whole primary site is killed here, so this file does not use the run's shared
  * sandbox (it runs beside those files); its tests run in order and each leaves the home topology.
  */

@@ -24,6 +24,10 @@ declare module "vitest" {
   }
 }
 
+/**
+ * The shared sandbox's base port. Files and projects take their own from it: +20 ops-api, +60
+ * alertmanager, +100 and +200 sandbox, +300 deadlines, +400 the DR project, +500 the solo project.
+ */
 export const INTEGRATION_BASE_PORT = Number(process.env.TRADEOPS_IT_BASE_PORT ?? 25400);
 
 export default function setup(project: TestProject): Promise<() => Promise<void>> {
