@@ -1,8 +1,8 @@
 /**
  * The DR site's own sandbox for test/integration/dr.test.ts (`sandbox up --with-dr`, base port
- * +400; the other files use +20 … +300), started by the same runbook an operator runs: the whole primary site is killed there, so
- * it cannot be the run's shared sandbox — and with its own sandbox and TRADEOPS_HOME the file runs
- * beside the shared-sandbox files (its stack lock is its cluster's). Always stopped and deleted.
+ * +400), started through the CLI as an operator starts it: the whole primary site is killed there,
+ * so it cannot be the run's shared sandbox — and with its own sandbox and TRADEOPS_HOME the file
+ * runs beside the shared-sandbox files (its stack lock is its cluster's). Always stopped and deleted.
  */
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
