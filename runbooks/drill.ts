@@ -203,7 +203,7 @@ async function runSiteCycle(outputs: StackOutputs, drillId: string, cycle: numbe
     from: "primary site",
     to: dr.database.name,
     killAt,
-    marks: { fenced: fact("fencedAt"), promoted: fact("promotedAt"), firstWrite: fact("firstWriteAt") },
+    marks: { fenced: fact("fencedAt"), promoted: fact("promotedAt"), firstWrite: fact("firstWriteAt"), ...(Number.isFinite(dataUpTo) ? { dataUpTo } : {}) },
     rtoSeconds: (activated.report as { rtoSeconds?: number | null }).rtoSeconds ?? null,
     outageSeconds: null,
     acknowledged: writer.acknowledged.length,

@@ -13,8 +13,8 @@ export interface DrillCycle {
   to: string;
   /** Epoch ms. */
   killAt: number;
-  /** Epoch ms of the failover's marks. */
-  marks: { fenced?: number; promoted?: number; firstWrite?: number };
+  /** Epoch ms of the failover's marks; `dataUpTo` (whole-site drill): the last commit the DR site has. */
+  marks: { fenced?: number; promoted?: number; firstWrite?: number; dataUpTo?: number };
   /** The failover runbook's RTO: its first step → first write accepted through the endpoint. */
   rtoSeconds: number | null;
   /** What a client saw: the longest time between two of its acknowledged writes. */
@@ -127,10 +127,14 @@ function markdown(summary: DrillSummary, files: DrillFiles): string {
     "",
     `![timeline](${files.png.split("/").at(-1)})`,
     "",
-    "Timeline: acknowledged writes per 10 ms; t = 0 is the kill; marks: fence, promote, first write through the endpoint.",
+    site
+      ? "Timeline: acknowledged writes per 10 ms at the primary site; t = 0 is the kill; marks: the last commit the DR site has (what is right of it and left of the kill was lost), fence, promote, first write at the DR site."
+      : "Timeline: acknowledged writes per 10 ms; t = 0 is the kill; marks: fence, promote, first write through the endpoint.",
     "",
   ].join("\n");
 }
+
+const MARK_LABELS = { dataUpTo: "DR site has up to here", fenced: "fenced", promoted: "promoted", firstWrite: "first write" } as const;
 
 /** The Vega-Lite spec of the timeline: one row per cycle. */
 function plotSpec(summary: DrillSummary): object {
@@ -140,7 +144,7 @@ function plotSpec(summary: DrillSummary): object {
     vconcat: summary.cycles.map((c) => {
       const marks = [
         { label: "kill", t: 0 },
-        ...(["fenced", "promoted", "firstWrite"] as const).flatMap((key) => (c.marks[key] ? [{ label: key === "firstWrite" ? "first write" : key, t: c.marks[key]! - c.killAt }] : [])),
+        ...(["dataUpTo", "fenced", "promoted", "firstWrite"] as const).flatMap((key) => (c.marks[key] ? [{ label: MARK_LABELS[key], t: c.marks[key]! - c.killAt }] : [])),
       ].map((mark, i) => ({ ...mark, y: 10 + 12 * i })); // staggered: marks a few ms apart would print over each other
       return {
         title: `cycle ${c.cycle}: ${c.from} → ${c.to}, RTO ${c.rtoSeconds?.toFixed(3) ?? "-"} s, lost ${c.lost.length}`,
