@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { opsApiRequest } from "../../clients/ops-api.ts";
 import { s3Client } from "../../clients/s3.ts";
 import { secretValues } from "../../contract/outputs.ts";
 import { onPg, onRedis } from "../../runbooks/connect.ts";
@@ -284,6 +285,8 @@ describe("Redis snapshots (#7)", () => {
     await sandbox.start("redis");
     expect(await itKeys()).toBe(KEYS);
     expect(await redis((r) => r.config("GET", "appendonly"))).toEqual(["appendonly", "yes"]);
+    // The API's Redis client reconnects with a backoff after the restart (CI saw a 503 right after it).
+    for (let i = 0; i < 100 && (await opsApiRequest(outputs.opsApi, "/health/ready").catch(() => ({ status: 0 }))).status !== 200; i++) await sleep(100);
     const health = await cli("health");
     expect(health.code, health.stdout + health.stderr).toBe(0);
 

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, inject, it } from "vitest";
+import { opsApiRequest } from "../../clients/ops-api.ts";
 import { secretValues } from "../../contract/outputs.ts";
 import { PgbackrestInfo } from "../../runbooks/backup.ts";
 import { HealthDocument } from "../../runbooks/health.ts";
@@ -241,6 +242,8 @@ describe("health when a component dies", () => {
       expect(redis?.detail).not.toContain("Connection is closed.");
     } finally {
       await sandbox.start("redis");
+      // The API's Redis client reconnects with a backoff: the files after this one need it ready.
+      for (let i = 0; i < 100 && (await opsApiRequest(outputs.opsApi, "/health/ready").catch(() => ({ status: 0 }))).status !== 200; i++) await sleep(100);
     }
   });
 });
