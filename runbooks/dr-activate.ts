@@ -18,11 +18,10 @@ import { opsApiRequest } from "../clients/ops-api.ts";
 import { onPg } from "./connect.ts";
 import { operator } from "./engine/audit.ts";
 import { Refusal, StepFailure, oneLine } from "./engine/errors.ts";
-import { loadOutputs } from "./outputs.ts";
 import { defineRunbook, type StepContext } from "./engine/runbook.ts";
 import { flag } from "./flags.ts";
 import { bytes, table } from "./format.ts";
-import { drNodeState, drSiteOutputs, measureDrLag, primaryWalState, replayedPast, repositoryLastWal } from "./dr-state.ts";
+import { drNodeState, drSiteOutputs, drTarget, measureDrLag, primaryWalState, replayedPast, repositoryLastWal } from "./dr-state.ts";
 import { drPlatformOf, drSiteOf, type DrPlatform } from "./platform/dr-site.ts";
 import { lsnDiff, pauseTradingStep, promoteStep, resumeTradingStep, RoleChange, tradingLine, until } from "./role-change.ts";
 import { writeThroughTraffic } from "./probes.ts";
@@ -50,8 +49,7 @@ export const drActivate = defineRunbook({
   summary: "move the platform to the DR site: fence the primary site, promote the DR node, start the DR app, switch users; RTO and RPO measured",
   features: ["I5", "I6", "I9"],
   mutates: true,
-  // prod names its DR stack (`dr.stack`): the DR site comes from that stack's outputs.
-  target: async (_args, source) => ({ outputs: await loadOutputs(source, undefined, { drSite: true }) }),
+  target: drTarget,
   args: DrActivateArgs,
   steps: (args, { outputs }) => {
     const dr = drSiteOf(outputs);

@@ -18,11 +18,10 @@ import type { PgNode } from "../contract/outputs.ts";
 import { opsApiRequest } from "../clients/ops-api.ts";
 import { onPg } from "./connect.ts";
 import { Refusal, StepFailure } from "./engine/errors.ts";
-import { loadOutputs } from "./outputs.ts";
 import { defineRunbook, type Step, type StepContext } from "./engine/runbook.ts";
 import { flag } from "./flags.ts";
 import { table } from "./format.ts";
-import { drNodeState, drSiteOutputs } from "./dr-state.ts";
+import { drNodeState, drSiteOutputs, drTarget } from "./dr-state.ts";
 import { drPlatformOf, drSiteOf, type DrPlatform } from "./platform/dr-site.ts";
 import {
   currentLsn,
@@ -53,8 +52,7 @@ export const drFailback = defineRunbook({
   summary: "after `dr activate`: re-seed the primary site from the DR site (pg_rewind), switch back, DR node back to a standby fed from the repository",
   features: ["I5", "I6", "I9"],
   mutates: true,
-  // prod names its DR stack (`dr.stack`): the DR site comes from that stack's outputs.
-  target: async (_args, source) => ({ outputs: await loadOutputs(source, undefined, { drSite: true }) }),
+  target: drTarget,
   args: z.object({
     reason: flag(z.string().trim().min(1).max(500).optional(), { description: "why: goes to the audit log and to the ops API's pause", placeholder: "text" }),
   }),

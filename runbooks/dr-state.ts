@@ -5,6 +5,8 @@
  * the repository — all the DR site could ever replay once the primary site is gone.
  */
 import type { DrSite, PgNode, StackOutputs } from "../contract/outputs.ts";
+import type { OutputsSource, Target } from "./engine/runbook.ts";
+import { loadOutputs } from "./outputs.ts";
 import { opsApiRequest } from "../clients/ops-api.ts";
 import { PgbackrestStanzaInfo, walPosition } from "./backup-sets.ts";
 import { onPg } from "./connect.ts";
@@ -189,4 +191,9 @@ export function drSiteOutputs(outputs: StackOutputs, dr: DrSite & { database: Pg
     database: { ...outputs.database, primary: { ...dr.database, role: "primary" }, standby: undefined, traffic: dr.traffic ?? dr.database },
     opsApi: dr.opsApi ?? outputs.opsApi,
   };
+}
+
+/** The `dr` runbooks' target: the stack's outputs, with the DR site read from the stack prod names (`dr.stack`). */
+export async function drTarget<Args>(_args: Args, source: OutputsSource): Promise<Target> {
+  return { outputs: await loadOutputs(source, undefined, { drSite: true }) };
 }

@@ -5,10 +5,9 @@
  */
 import { z } from "zod";
 import { StepFailure } from "./engine/errors.ts";
-import { loadOutputs } from "./outputs.ts";
 import { defineRunbook } from "./engine/runbook.ts";
 import { bytes, table } from "./format.ts";
-import { drAppUp, measureDrLag, type DrLag } from "./dr-state.ts";
+import { drAppUp, drTarget, measureDrLag, type DrLag } from "./dr-state.ts";
 import { drPlatformOf, drSiteOf } from "./platform/dr-site.ts";
 
 export const drStatus = defineRunbook({
@@ -17,8 +16,7 @@ export const drStatus = defineRunbook({
   summary: "the DR site's lag behind the primary (bytes, seconds: the RPO of an activation now), its app, where traffic goes",
   features: ["I5", "I6"],
   mutates: false,
-  // prod names its DR stack (`dr.stack`): the DR site comes from that stack's outputs.
-  target: async (_args, source) => ({ outputs: await loadOutputs(source, undefined, { drSite: true }) }),
+  target: drTarget,
   args: z.object({}),
   steps: (_args, { outputs }) => {
     const dr = drSiteOf(outputs);
