@@ -19,7 +19,7 @@ import { onPg } from "./connect.ts";
 import { operator } from "./engine/audit.ts";
 import { Refusal, StepFailure, oneLine } from "./engine/errors.ts";
 import { defineRunbook, type StepContext } from "./engine/runbook.ts";
-import { flag } from "./flags.ts";
+import { flag, pauseReasonFlag } from "./flags.ts";
 import { bytes, table } from "./format.ts";
 import { drNodeState, drSiteOutputs, drTarget, measureDrLag, primaryWalState, replayedPast, repositoryLastWal } from "./dr-state.ts";
 import { drPlatformOf, drSiteOf, type DrPlatform } from "./platform/dr-site.ts";
@@ -40,7 +40,7 @@ export const DrActivateArgs = z.object({
     defaultText: "dr.maxLagSeconds of the outputs (300)",
   }),
   force: flag(z.boolean().optional(), { description: "activate even beyond --max-lag-seconds (recorded with who and --reason)" }),
-  reason: flag(z.string().trim().min(1).max(500).optional(), { description: "why: goes to the audit log and to the ops API's pause", placeholder: "text" }),
+  reason: pauseReasonFlag,
 });
 
 export const drActivate = defineRunbook({

@@ -19,7 +19,7 @@ import { opsApiRequest } from "../clients/ops-api.ts";
 import { onPg } from "./connect.ts";
 import { Refusal, StepFailure } from "./engine/errors.ts";
 import { defineRunbook, type Step, type StepContext } from "./engine/runbook.ts";
-import { flag } from "./flags.ts";
+import { pauseReasonFlag } from "./flags.ts";
 import { table } from "./format.ts";
 import { drNodeState, drSiteOutputs, drTarget } from "./dr-state.ts";
 import { drPlatformOf, drSiteOf, type DrPlatform } from "./platform/dr-site.ts";
@@ -54,7 +54,7 @@ export const drFailback = defineRunbook({
   mutates: true,
   target: drTarget,
   args: z.object({
-    reason: flag(z.string().trim().min(1).max(500).optional(), { description: "why: goes to the audit log and to the ops API's pause", placeholder: "text" }),
+    reason: pauseReasonFlag,
   }),
   steps: (args, { outputs }) => {
     const dr = drSiteOf(outputs);

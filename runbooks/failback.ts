@@ -10,7 +10,7 @@
 import { z } from "zod";
 import { Refusal } from "./engine/errors.ts";
 import { defineRunbook, type Step } from "./engine/runbook.ts";
-import { flag } from "./flags.ts";
+import { pauseReasonFlag } from "./flags.ts";
 import { table } from "./format.ts";
 import { appReconnectedStep, livePrimary, pauseTradingStep, rejoinStep, replicationOf, resumeTradingStep, RoleChange, switchSteps, tradingLine } from "./role-change.ts";
 
@@ -21,7 +21,7 @@ export const failback = defineRunbook({
   features: ["I5", "I6", "I9"],
   mutates: true,
   args: z.object({
-    reason: flag(z.string().trim().min(1).max(500).optional(), { description: "why: goes to the audit log and to the ops API's pause", placeholder: "text" }),
+    reason: pauseReasonFlag,
   }),
   steps: (args, { outputs }) => {
     const { primary: recorded, standby } = outputs.database;

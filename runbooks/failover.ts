@@ -17,7 +17,7 @@ import { onPg } from "./connect.ts";
 import { operator } from "./engine/audit.ts";
 import { Refusal, oneLine } from "./engine/errors.ts";
 import { defineRunbook, type StepContext } from "./engine/runbook.ts";
-import { flag } from "./flags.ts";
+import { flag, pauseReasonFlag } from "./flags.ts";
 import { bytes, table } from "./format.ts";
 import {
   appReconnectedStep,
@@ -44,7 +44,7 @@ export const FailoverArgs = z.object({
     defaultText: "database.replication.maxLagBytes of the outputs (16 MiB)",
   }),
   force: flag(z.boolean().optional(), { description: "take over even beyond --max-lag (recorded with who and --reason)" }),
-  reason: flag(z.string().trim().min(1).max(500).optional(), { description: "why: goes to the audit log and to the ops API's pause", placeholder: "text" }),
+  reason: pauseReasonFlag,
 });
 
 export const failover = defineRunbook({

@@ -34,6 +34,9 @@ export function flag<S extends z.ZodType>(schema: S, meta: FlagMeta): S {
   return schema;
 }
 
+/** `--reason TEXT` of the runbooks that pause trading around a change (failover, restore, the DR moves…). */
+export const pauseReasonFlag = flag(z.string().trim().min(1).max(500).optional(), { description: "why: goes to the audit log and to the ops API's pause", placeholder: "text" });
+
 const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 type Def = { type: string; innerType?: z.ZodType; defaultValue?: unknown; entries?: Record<string, string> };

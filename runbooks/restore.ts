@@ -19,7 +19,7 @@ import { chainOf, readRepository, utc, verifyRepository, type PgBackupSet, type 
 import { onPg, onRedis } from "./connect.ts";
 import { Refusal, StepFailure, oneLine } from "./engine/errors.ts";
 import { defineRunbook, type Step, type StepContext } from "./engine/runbook.ts";
-import { flag } from "./flags.ts";
+import { flag, pauseReasonFlag } from "./flags.ts";
 import { bytes, table } from "./format.ts";
 import { pgbackrest } from "./platform/db-node.ts";
 import { restorePlatformOf, type RestorePlatform } from "./platform/restore.ts";
@@ -87,7 +87,7 @@ export const RestoreArgs = z
     skipVerify: flag(z.boolean().optional(), {
       description: "skip `pgbackrest verify` in the preflight (it reads the whole repository: 30 s of a 55 s RTO for 1 GB here); pgBackRest still checks each file as it restores, and a failure backs out",
     }),
-    reason: flag(z.string().trim().min(1).max(500).optional(), { description: "why: goes to the audit log and to the ops API's pause", placeholder: "text" }),
+    reason: pauseReasonFlag,
     models: flag(ModelVersion.optional(), { description: "restore this model set from models/ in the bucket: checksums verified, put in place, reloaded through the API (I4)", placeholder: "version" }),
   })
   .superRefine((args, issues) => {

@@ -11,7 +11,7 @@
 import { z } from "zod";
 import { Refusal } from "./engine/errors.ts";
 import { defineRunbook } from "./engine/runbook.ts";
-import { flag } from "./flags.ts";
+import { pauseReasonFlag } from "./flags.ts";
 import { table } from "./format.ts";
 import {
   appReconnectedStep,
@@ -32,7 +32,7 @@ export const switchover = defineRunbook({
   features: ["I5", "I9"],
   mutates: true,
   args: z.object({
-    reason: flag(z.string().trim().min(1).max(500).optional(), { description: "why: goes to the audit log and to the ops API's pause", placeholder: "text" }),
+    reason: pauseReasonFlag,
   }),
   steps: (args, { outputs }) => {
     const { primary, standby } = outputs.database;
