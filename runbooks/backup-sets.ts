@@ -66,11 +66,22 @@ export interface Repository {
   window: RestorableWindow;
 }
 
+type StanzaInfo = z.infer<typeof PgbackrestStanzaInfo>[number];
+
+/** The stack's stanza as `pgbackrest info` reports it; undefined when the repository has none. */
+export async function readStanzaInfo(outputs: StackOutputs, signal?: AbortSignal): Promise<StanzaInfo | undefined> {
+  const raw = await pgbackrest(outputs)("info", ["--output=json"], signal);
+  return PgbackrestStanzaInfo.parse(JSON.parse(raw)).find((s) => s.name === outputs.backup.stanza);
+}
+
+/** The archive of the cluster as it is now: the last one pgBackRest lists with a segment in it. */
+export function currentArchive(info: StanzaInfo | undefined) {
+  return info?.archive.filter((a) => a.max).at(-1);
+}
+
 /** The stanza's backup sets (oldest first) and its restorable window. */
 export async function readRepository(outputs: StackOutputs, signal?: AbortSignal): Promise<Repository> {
-  const stanza = outputs.backup.stanza;
-  const raw = await pgbackrest(outputs)("info", ["--output=json"], signal);
-  const info = PgbackrestStanzaInfo.parse(JSON.parse(raw)).find((s) => s.name === stanza);
+  const info = await readStanzaInfo(outputs, signal);
   const sets: PgBackupSet[] = (info?.backup ?? [])
     .filter((set) => !set.error)
     .map((set) => ({
@@ -84,8 +95,7 @@ export async function readRepository(outputs: StackOutputs, signal?: AbortSignal
       walStart: set.archive.start,
       walStop: set.archive.stop,
     }));
-  // The archive of the cluster as it is now is the last one pgBackRest lists.
-  const archive = info?.archive.filter((a) => a.max).at(-1);
+  const archive = currentArchive(info);
   const lastArchivedWal = archive?.max ?? undefined;
   const to = archive?.max ? await archivedAt(outputs, archive.id, archive.max, signal) : undefined;
   if (!archive?.max) return { sets, window: { from: sets[0]?.stoppedAt, to, lastArchivedWal } };

@@ -8,10 +8,9 @@ import type { DrSite, PgNode, StackOutputs } from "../contract/outputs.ts";
 import type { OutputsSource, Target } from "./engine/runbook.ts";
 import { loadOutputs } from "./outputs.ts";
 import { opsApiRequest } from "../clients/ops-api.ts";
-import { PgbackrestStanzaInfo, walPosition } from "./backup-sets.ts";
+import { currentArchive, readStanzaInfo, walPosition } from "./backup-sets.ts";
 import { onPg } from "./connect.ts";
 import { oneLine } from "./engine/errors.ts";
-import { pgbackrest } from "./platform/db-node.ts";
 import { lsnDiff } from "./role-change.ts";
 
 /** A silent primary gets this long: a site that is down must not slow the measure down. */
@@ -119,9 +118,7 @@ export async function primaryWalState(outputs: StackOutputs, primary: PgNode, si
 
 /** The last WAL segment of the stanza's current archive, as pgBackRest lists it. */
 export async function repositoryLastWal(outputs: StackOutputs, signal?: AbortSignal): Promise<string | undefined> {
-  const raw = await pgbackrest(outputs)("info", ["--output=json"], signal);
-  const info = PgbackrestStanzaInfo.parse(JSON.parse(raw)).find((stanza) => stanza.name === outputs.backup.stanza);
-  return info?.archive.filter((archive) => archive.max).at(-1)?.max ?? undefined;
+  return currentArchive(await readStanzaInfo(outputs, signal))?.max ?? undefined;
 }
 
 export async function measureDrLag(outputs: StackOutputs, dr: DrSite & { database: PgNode }, signal?: AbortSignal, now = new Date()): Promise<DrLag> {
